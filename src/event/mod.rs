@@ -1,0 +1,104 @@
+//! The event contract: the one JSON shape every bot, overlay and output relies on.
+//!
+//! This module depends on nothing else in the crate on purpose. Sources translate upstream
+//! payloads *into* these types, outputs only ever see them (or the raw JSON a bot published),
+//! and `ongwatch schema` generates the published JSON Schema and AsyncAPI document from them.
+//! Changing a field here changes the public contract (`../shared/CONTRACT.md` §3–4), and the
+//! schema snapshot test fails until the committed documents are regenerated.
+
+mod kinds;
+pub mod schema;
+mod time;
+mod topic;
+
+pub use kinds::*;
+pub use time::{format_time, now};
+pub use topic::{Kind, TopicError, TopicRoot, filter_matches, validate_filter, validate_topic};
+
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Version of the payload shape. Bumped only for incompatible changes.
+pub const CONTRACT_VERSION: u8 = 1;
+
+/// One normalized event: the common fields, then the kind's own fields, all flat.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Event {
+    /// Payload shape version, always 1.
+    pub v: u8,
+    /// Stable unique id. Derived from the upstream message id where there is one, so a
+    /// redelivered upstream event keeps its id and is published once.
+    pub id: String,
+    /// Where it came from: `twitch`, `streamelements`, `streamlabs`, `demo`, `ongwatch`, ...
+    pub provider: String,
+    /// The channel (login) the event belongs to.
+    pub channel: String,
+    /// When it happened upstream (or when ongwatch saw it), RFC 3339 UTC with milliseconds.
+    #[serde(with = "time::millis")]
+    #[schemars(with = "String")]
+    pub time: DateTime<Utc>,
+    /// True for simulated, triggered, replayed and provider test events.
+    pub test: bool,
+    /// The kind-specific fields, flattened next to the common ones; `type` names the kind.
+    #[serde(flatten)]
+    pub kind: EventKind,
+    /// The upstream payload, present only with `[bus] include_raw = true`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw: Option<serde_json::Value>,
+}
+
+impl Event {
+    pub fn new(
+        id: impl Into<String>,
+        provider: impl Into<String>,
+        channel: impl Into<String>,
+        kind: EventKind,
+    ) -> Self {
+        Self {
+            v: CONTRACT_VERSION,
+            id: id.into(),
+            provider: provider.into(),
+            channel: channel.into(),
+            time: now(),
+            test: false,
+            kind,
+            raw: None,
+        }
+    }
+
+    pub fn at(mut self, time: DateTime<Utc>) -> Self {
+        self.time = time;
+        self
+    }
+
+    pub fn test(mut self, test: bool) -> Self {
+        self.test = test;
+        self
+    }
+
+    /// The topic below the root, e.g. `support/cheers` or `raw/twitch/channel.goal.begin`.
+    pub fn topic_suffix(&self) -> String {
+        match &self.kind {
+            EventKind::Raw(raw) => format!(
+                "raw/{}/{}",
+                topic::sanitize_level(&self.provider),
+                topic::sanitize_level(&raw.upstream_type)
+            ),
+            EventKind::ProviderState(_) => {
+                format!("system/providers/{}", topic::sanitize_level(&self.provider))
+            }
+            kind => kind.kind().topic_suffix().to_owned(),
+        }
+    }
+
+    /// Whether this is retained state (`R/status`, `R/synthetic/*`, `R/system/*`) rather than an event.
+    pub fn is_state(&self) -> bool {
+        self.kind.kind().is_state()
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        // Serializing these plain data types cannot fail: every map key is a string.
+        serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
+    }
+}
