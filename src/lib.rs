@@ -1,8 +1,17 @@
 //! ongwatch: one daemon between a streamer's platforms and their bots.
 //!
-//! Data flows one way through the modules: `sources` (one folder per provider) turn upstream
+//! Data flows one way through the modules: [`sources`] (one folder per provider) turn upstream
 //! payloads into the [`event`] contract, the [`hub`] deduplicates and numbers them and hands
-//! them to `sinks` (MQTT, the event log, ...). See docs/ARCHITECTURE.md.
+//! them to the outputs: [`sinks`] (the event log), the [`mqtt`] bridge, and the [`commands`]
+//! processor. See docs/ARCHITECTURE.md.
 
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod daemon;
 pub mod event;
+pub mod hub;
+pub mod mqtt;
+pub mod sinks;
 pub mod sources;
+pub mod state;

@@ -1,5 +1,6 @@
 //! Sources: everything that turns the outside world into contract events, one folder per provider.
 
+pub mod demo;
 pub mod socketio;
 pub mod streamelements;
 pub mod streamlabs;

@@ -1,0 +1,48 @@
+//! The command processor: a hub output that acts on `R/command/...` messages, whoever
+//! published them (the CLI, a bot over MQTT, the HTTP API).
+//!
+//! A bad command gets one clear log line and is otherwise ignored; the daemon keeps running.
+
+use std::sync::Arc;
+
+use crate::event::{TopicRoot, filter_matches};
+use crate::hub::{BoundedQueue, Delivery, Publisher};
+use crate::sources::trigger::{self, TriggerRequest};
+
+pub async fn run(
+    queue: Arc<BoundedQueue<Delivery>>,
+    publisher: Publisher,
+    root: TopicRoot,
+    context: trigger::Context,
+) {
+    let trigger_filter = root.filter_suffix("command/trigger");
+    while let Some(record) = queue.pop().await {
+        queue.mark_delivered(1);
+        let topic = &record.message.topic;
+        if !filter_matches(&trigger_filter, topic) {
+            continue;
+        }
+        let request: TriggerRequest = match serde_json::from_slice(&record.message.payload) {
+            Ok(request) => request,
+            Err(e) => {
+                tracing::warn!(%topic, error = %e, "ignored a trigger command that is not a trigger request (expected {{\"type\": \"cheer\", \"user\": ..., \"amount\": ...}})");
+                continue;
+            }
+        };
+        // With a per-channel root, the channel in the topic names where it happens.
+        let mut context = context.clone();
+        if let Some((Some(channel), _)) = root.strip(topic) {
+            context.channel = channel.to_owned();
+        }
+        match trigger::normalize(&request, &context) {
+            Ok(events) => {
+                for event in events {
+                    if publisher.event(event).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(%topic, error = %e, "ignored a trigger command"),
+        }
+    }
+}

@@ -1,0 +1,751 @@
+//! `ongwatch.toml` and `credentials.toml`.
+//!
+//! Every key is optional: the defaults start the embedded broker and the HTTP server on
+//! loopback. Loading collects every problem it can find (unknown keys, bad values) instead of
+//! stopping at the first, so `ongwatch check` can list them all; each problem names the file,
+//! the key, the value and the fix.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+use crate::event::TopicRoot;
+
+/// One thing wrong with a config or credentials file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub file: String,
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.key.is_empty() {
+            write!(f, "{}: {}", self.file, self.message)
+        } else {
+            write!(f, "{}: {}: {}", self.file, self.key, self.message)
+        }
+    }
+}
+
+/// All problems found while loading; never empty.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problems(pub Vec<Problem>);
+
+impl fmt::Display for Problems {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, problem) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{problem}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Problems {}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MqttMode {
+    Embedded,
+    External,
+    Off,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BusConfig {
+    pub topic_root: String,
+    pub include_raw: bool,
+    /// How long an event id is remembered to drop redeliveries.
+    pub dedup_window_seconds: u64,
+    /// How many events may wait for the MQTT output before the oldest are dropped.
+    pub mqtt_queue: usize,
+}
+
+impl Default for BusConfig {
+    fn default() -> Self {
+        Self {
+            topic_root: "stream".into(),
+            include_raw: false,
+            dedup_window_seconds: 600,
+            mqtt_queue: 100_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MqttConfig {
+    pub mode: MqttMode,
+    pub listen: String,
+    pub ws_listen: String,
+    pub url: String,
+    pub client_id: String,
+}
+
+impl Default for MqttConfig {
+    fn default() -> Self {
+        Self {
+            mode: MqttMode::Embedded,
+            listen: "127.0.0.1:1883".into(),
+            ws_listen: "127.0.0.1:9001".into(),
+            url: "mqtt://127.0.0.1:1883".into(),
+            client_id: "ongwatch".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    pub listen: String,
+    pub token: String,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            token: String::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    pub path: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            path: "events.jsonl".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DemoConfig {
+    /// Events per second the demo source emits; the default is human pace.
+    pub rate: f64,
+    pub channel: String,
+}
+
+impl Default for DemoConfig {
+    fn default() -> Self {
+        Self {
+            rate: 0.5,
+            channel: "ongwatch_demo".into(),
+        }
+    }
+}
+
+/// `[twitch]` endpoint overrides, so the daemon can be pointed at a mock.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TwitchConfig {
+    pub auth_url: String,
+    pub api_url: String,
+    pub eventsub_url: String,
+    pub eventsub_subscriptions_url: String,
+    /// The broadcaster login that events without a channel (e.g. triggers) belong to.
+    pub channel: String,
+}
+
+impl Default for TwitchConfig {
+    fn default() -> Self {
+        Self {
+            auth_url: "https://id.twitch.tv/oauth2".into(),
+            api_url: "https://api.twitch.tv/helix".into(),
+            eventsub_url: "wss://eventsub.wss.twitch.tv/ws".into(),
+            eventsub_subscriptions_url: String::new(),
+            channel: String::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ChatConfig {
+    pub server: String,
+    pub tls: bool,
+    pub channels: Vec<String>,
+}
+
+impl Default for ChatConfig {
+    fn default() -> Self {
+        Self {
+            server: "irc.chat.twitch.tv:6697".into(),
+            tls: true,
+            channels: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StreamElementsConfig {
+    pub astro_url: String,
+    pub realtime_url: String,
+    pub transport: String,
+}
+
+impl Default for StreamElementsConfig {
+    fn default() -> Self {
+        Self {
+            astro_url: "wss://astro.streamelements.com".into(),
+            realtime_url: "https://realtime.streamelements.com".into(),
+            transport: "astro".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StreamlabsConfig {
+    pub url: String,
+}
+
+impl Default for StreamlabsConfig {
+    fn default() -> Self {
+        Self {
+            url: "https://sockets.streamlabs.com".into(),
+        }
+    }
+}
+
+/// The whole `ongwatch.toml`, with addresses and URLs already checked.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where it was read from, for error messages; `None` when running on defaults.
+    pub path: Option<PathBuf>,
+    pub environment: String,
+    pub bus: BusConfig,
+    pub mqtt: MqttConfig,
+    pub http: HttpConfig,
+    pub log: LogConfig,
+    pub demo: DemoConfig,
+    pub twitch: TwitchConfig,
+    pub chat: ChatConfig,
+    pub streamelements: StreamElementsConfig,
+    pub streamlabs: StreamlabsConfig,
+    pub topic_root: TopicRoot,
+    pub mqtt_listen: SocketAddr,
+    pub mqtt_ws_listen: SocketAddr,
+    pub http_listen: SocketAddr,
+    pub mqtt_url: url::Url,
+}
+
+const SECTIONS: &[&str] = &[
+    "environment",
+    "bus",
+    "mqtt",
+    "http",
+    "log",
+    "demo",
+    "twitch",
+    "chat",
+    "streamelements",
+    "streamlabs",
+];
+
+impl Config {
+    /// The defaults, as if an empty file had been given.
+    pub fn defaults() -> Self {
+        match Self::from_table(None, "ongwatch.toml", toml::Table::new()) {
+            Ok(config) => config,
+            Err(problems) => unreachable!("the defaults are valid: {problems}"),
+        }
+    }
+
+    /// Reads `path`. A missing file is an error only when the user named it.
+    pub fn load(path: Option<&Path>) -> Result<Self, Problems> {
+        let Some(path) = path else {
+            return Ok(Self::defaults());
+        };
+        let name = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Problems(vec![Problem {
+                file: name.clone(),
+                key: String::new(),
+                message: format!("cannot read it ({e}); pass an existing file to --config"),
+            }])
+        })?;
+        Self::parse(Some(path), &text)
+    }
+
+    pub fn parse(path: Option<&Path>, text: &str) -> Result<Self, Problems> {
+        let name = path
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "ongwatch.toml".into());
+        let table: toml::Table = toml::from_str(text).map_err(|e| {
+            Problems(vec![Problem {
+                file: name.clone(),
+                key: String::new(),
+                message: format!("not valid TOML: {}", one_line(&e.to_string())),
+            }])
+        })?;
+        Self::from_table(path.map(Path::to_path_buf), &name, table)
+    }
+
+    fn from_table(path: Option<PathBuf>, name: &str, table: toml::Table) -> Result<Self, Problems> {
+        let mut problems = Vec::new();
+        let mut problem = |key: &str, message: String| {
+            problems.push(Problem {
+                file: name.to_owned(),
+                key: key.to_owned(),
+                message,
+            })
+        };
+        for key in table.keys() {
+            if !SECTIONS.contains(&key.as_str()) {
+                problem(
+                    key,
+                    format!(
+                        "unknown key; the top-level keys are {}",
+                        SECTIONS.join(", ")
+                    ),
+                );
+            }
+        }
+        let environment = match table.get("environment") {
+            None => "test".to_owned(),
+            Some(toml::Value::String(s)) if !s.is_empty() => s.clone(),
+            Some(other) => {
+                problem(
+                    "environment",
+                    format!("{other} is not a name; use e.g. environment = \"test\""),
+                );
+                "test".to_owned()
+            }
+        };
+        let mut section_problems = Vec::new();
+        let bus: BusConfig = section(&table, "bus", &mut section_problems);
+        let mqtt: MqttConfig = section(&table, "mqtt", &mut section_problems);
+        let http: HttpConfig = section(&table, "http", &mut section_problems);
+        let log: LogConfig = section(&table, "log", &mut section_problems);
+        let demo: DemoConfig = section(&table, "demo", &mut section_problems);
+        let mut twitch: TwitchConfig = section(&table, "twitch", &mut section_problems);
+        let chat: ChatConfig = section(&table, "chat", &mut section_problems);
+        let streamelements: StreamElementsConfig =
+            section(&table, "streamelements", &mut section_problems);
+        let streamlabs: StreamlabsConfig = section(&table, "streamlabs", &mut section_problems);
+        for (key, message) in section_problems {
+            problem(&key, message);
+        }
+
+        if environment == "localdev" {
+            apply_localdev(&table, &mut twitch);
+        }
+
+        let topic_root = TopicRoot::new(bus.topic_root.clone()).unwrap_or_else(|e| {
+            problem(
+                "bus.topic_root",
+                format!("{e}; e.g. \"stream\" or \"ongwatch/{{channel}}\""),
+            );
+            TopicRoot::new("stream").unwrap_or_else(|_| unreachable!("\"stream\" is a valid root"))
+        });
+        let mut address = |key: &str, value: &str| -> SocketAddr {
+            parse_listen(value).unwrap_or_else(|why| {
+                problem(
+                    key,
+                    format!("{value:?} {why}; use host:port, e.g. \"127.0.0.1:1883\""),
+                );
+                SocketAddr::from(([127, 0, 0, 1], 0))
+            })
+        };
+        let mqtt_listen = address("mqtt.listen", &mqtt.listen);
+        let mqtt_ws_listen = address("mqtt.ws_listen", &mqtt.ws_listen);
+        let http_listen = address("http.listen", &http.listen);
+        let mqtt_url = match url::Url::parse(&mqtt.url) {
+            Ok(url) if matches!(url.scheme(), "mqtt" | "mqtts") && url.host_str().is_some() => url,
+            Ok(_) | Err(_) => {
+                problem(
+                    "mqtt.url",
+                    format!(
+                        "{:?} is not an MQTT URL; use mqtt://host:1883 or mqtts://user:pass@host:8883",
+                        mqtt.url
+                    ),
+                );
+                url::Url::parse("mqtt://127.0.0.1:1883").unwrap_or_else(|_| unreachable!())
+            }
+        };
+        for (key, value) in [
+            ("twitch.auth_url", &twitch.auth_url),
+            ("twitch.api_url", &twitch.api_url),
+            ("twitch.eventsub_url", &twitch.eventsub_url),
+            ("streamelements.astro_url", &streamelements.astro_url),
+            ("streamelements.realtime_url", &streamelements.realtime_url),
+            ("streamlabs.url", &streamlabs.url),
+        ] {
+            if url::Url::parse(value).is_err() {
+                problem(
+                    key,
+                    format!("{value:?} is not a URL; use e.g. \"https://host/path\""),
+                );
+            }
+        }
+        if !twitch.eventsub_subscriptions_url.is_empty()
+            && url::Url::parse(&twitch.eventsub_subscriptions_url).is_err()
+        {
+            problem(
+                "twitch.eventsub_subscriptions_url",
+                format!(
+                    "{:?} is not a URL; leave it empty for <api_url>/eventsub/subscriptions",
+                    twitch.eventsub_subscriptions_url
+                ),
+            );
+        }
+        if !matches!(streamelements.transport.as_str(), "astro" | "realtime") {
+            problem(
+                "streamelements.transport",
+                format!(
+                    "{:?} is not a transport; use \"astro\" or \"realtime\"",
+                    streamelements.transport
+                ),
+            );
+        }
+        if !(demo.rate > 0.0 && demo.rate <= 100_000.0) {
+            problem(
+                "demo.rate",
+                format!(
+                    "{} is out of range; use events per second between 0 (exclusive) and 100000",
+                    demo.rate
+                ),
+            );
+        }
+        if bus.mqtt_queue == 0 {
+            problem("bus.mqtt_queue", "must be at least 1".into());
+        }
+        if log.path.is_empty() {
+            problem(
+                "log.path",
+                "must not be empty; e.g. \"events.jsonl\"".into(),
+            );
+        }
+        if mqtt.client_id.is_empty() {
+            problem(
+                "mqtt.client_id",
+                "must not be empty; e.g. \"ongwatch\"".into(),
+            );
+        }
+
+        if !problems.is_empty() {
+            return Err(Problems(problems));
+        }
+        Ok(Self {
+            path,
+            environment,
+            bus,
+            mqtt,
+            http,
+            log,
+            demo,
+            twitch,
+            chat,
+            streamelements,
+            streamlabs,
+            topic_root,
+            mqtt_listen,
+            mqtt_ws_listen,
+            http_listen,
+            mqtt_url,
+        })
+    }
+
+    /// `<api_url>/eventsub/subscriptions` unless overridden.
+    pub fn eventsub_subscriptions_url(&self) -> String {
+        if self.twitch.eventsub_subscriptions_url.is_empty() {
+            format!(
+                "{}/eventsub/subscriptions",
+                self.twitch.api_url.trim_end_matches('/')
+            )
+        } else {
+            self.twitch.eventsub_subscriptions_url.clone()
+        }
+    }
+}
+
+/// `environment = "localdev"` points Twitch at the Twitch CLI's mock server unless the user
+/// overrode the endpoints themselves.
+fn apply_localdev(table: &toml::Table, twitch: &mut TwitchConfig) {
+    let overridden = |key: &str| {
+        table
+            .get("twitch")
+            .and_then(|t| t.as_table())
+            .is_some_and(|t| t.contains_key(key))
+    };
+    if !overridden("eventsub_url") {
+        twitch.eventsub_url = "ws://127.0.0.1:8080/ws".into();
+    }
+    if !overridden("eventsub_subscriptions_url") {
+        twitch.eventsub_subscriptions_url = "http://127.0.0.1:8080/eventsub/subscriptions".into();
+    }
+}
+
+fn section<T: DeserializeOwned + Default>(
+    table: &toml::Table,
+    name: &str,
+    problems: &mut Vec<(String, String)>,
+) -> T {
+    let Some(value) = table.get(name) else {
+        return T::default();
+    };
+    if !value.is_table() {
+        problems.push((name.into(), format!("must be a table: [{name}]")));
+        return T::default();
+    }
+    match value.clone().try_into::<T>() {
+        Ok(parsed) => parsed,
+        Err(e) => {
+            let message = one_line(e.message());
+            let key = unknown_field(&message)
+                .map(|field| format!("{name}.{field}"))
+                .unwrap_or_else(|| name.to_owned());
+            problems.push((key, message));
+            T::default()
+        }
+    }
+}
+
+/// Pulls the field name out of serde's "unknown field `x`, expected ..." message.
+fn unknown_field(message: &str) -> Option<&str> {
+    let rest = message.strip_prefix("unknown field `")?;
+    rest.split('`').next()
+}
+
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn parse_listen(value: &str) -> Result<SocketAddr, &'static str> {
+    if let Ok(addr) = value.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    let Some((host, port)) = value.rsplit_once(':') else {
+        return Err("has no port");
+    };
+    let port: u16 = port
+        .parse()
+        .map_err(|_| "has an invalid port (0 to 65535)")?;
+    match host {
+        "localhost" => Ok(SocketAddr::from(([127, 0, 0, 1], port))),
+        _ => Err("is not an IP address and port"),
+    }
+}
+
+/// `credentials.toml`: `[<provider>.<environment>]` tables, the seed project's format.
+#[derive(Clone, Default)]
+pub struct Credentials {
+    pub path: Option<PathBuf>,
+    providers: BTreeMap<String, BTreeMap<String, ProviderCredentials>>,
+}
+
+/// Keys of one `[<provider>.<environment>]` table. Values are secrets: never logged.
+#[derive(Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderCredentials {
+    pub client_id: Option<String>,
+    pub client_secret: Option<String>,
+    pub apikey: Option<String>,
+    pub jwt: Option<String>,
+    pub socket_token: Option<String>,
+    /// `localdev` only: the placeholder broadcaster's user id and login.
+    pub user_id: Option<String>,
+    pub login: Option<String>,
+}
+
+impl fmt::Debug for ProviderCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let shown = |v: &Option<String>| v.as_ref().map(|_| "<set>");
+        f.debug_struct("ProviderCredentials")
+            .field("client_id", &shown(&self.client_id))
+            .field("client_secret", &shown(&self.client_secret))
+            .field("apikey", &shown(&self.apikey))
+            .field("jwt", &shown(&self.jwt))
+            .field("socket_token", &shown(&self.socket_token))
+            .finish()
+    }
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credentials")
+            .field("path", &self.path)
+            .field("providers", &self.providers)
+            .finish()
+    }
+}
+
+impl Credentials {
+    pub fn load(path: Option<&Path>) -> Result<Self, Problems> {
+        let Some(path) = path else {
+            return Ok(Self::default());
+        };
+        let name = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Problems(vec![Problem {
+                file: name.clone(),
+                key: String::new(),
+                message: format!("cannot read it ({e}); pass an existing file to --credentials"),
+            }])
+        })?;
+        Self::parse(Some(path), &text)
+    }
+
+    pub fn parse(path: Option<&Path>, text: &str) -> Result<Self, Problems> {
+        let name = path
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "credentials.toml".into());
+        let mut problems = Vec::new();
+        // The message of a TOML error can quote the offending line, which may hold a secret.
+        let table: toml::Table = toml::from_str(text).map_err(|e| {
+            let at = e
+                .span()
+                .map(|span| format!(" at byte {}", span.start))
+                .unwrap_or_default();
+            Problems(vec![Problem {
+                file: name.clone(),
+                key: String::new(),
+                message: format!(
+                    "not valid TOML{at}; check quotes and [provider.environment] headers"
+                ),
+            }])
+        })?;
+        let mut providers = BTreeMap::new();
+        for (provider, envs) in table {
+            let Some(envs) = envs.as_table() else {
+                problems.push(Problem {
+                    file: name.clone(),
+                    key: provider.clone(),
+                    message: format!("must be a table per environment, e.g. [{provider}.test]"),
+                });
+                continue;
+            };
+            let mut parsed = BTreeMap::new();
+            for (env, value) in envs {
+                match value.clone().try_into::<ProviderCredentials>() {
+                    Ok(creds) => {
+                        parsed.insert(env.clone(), creds);
+                    }
+                    Err(e) => {
+                        let message = one_line(e.message());
+                        let key = unknown_field(&message)
+                            .map(|field| format!("{provider}.{env}.{field}"))
+                            .unwrap_or_else(|| format!("{provider}.{env}"));
+                        problems.push(Problem {
+                            file: name.clone(),
+                            key,
+                            message: format!(
+                                "{message}; known keys are client_id, client_secret, apikey, jwt, socket_token"
+                            ),
+                        });
+                    }
+                }
+            }
+            providers.insert(provider, parsed);
+        }
+        if !problems.is_empty() {
+            return Err(Problems(problems));
+        }
+        Ok(Self {
+            path: path.map(Path::to_path_buf),
+            providers,
+        })
+    }
+
+    /// The `[<provider>.<environment>]` table, if present.
+    pub fn get(&self, provider: &str, environment: &str) -> Option<&ProviderCredentials> {
+        self.providers.get(provider)?.get(environment)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_gives_the_contract_defaults() {
+        let config = Config::parse(None, "").unwrap();
+        assert_eq!(config.environment, "test");
+        assert_eq!(config.bus.topic_root, "stream");
+        assert_eq!(config.mqtt.mode, MqttMode::Embedded);
+        assert_eq!(config.mqtt_listen.to_string(), "127.0.0.1:1883");
+        assert_eq!(config.mqtt_ws_listen.to_string(), "127.0.0.1:9001");
+        assert_eq!(config.http_listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.log.path, "events.jsonl");
+        assert_eq!(
+            config.eventsub_subscriptions_url(),
+            "https://api.twitch.tv/helix/eventsub/subscriptions"
+        );
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_key() {
+        let err = Config::parse(
+            None,
+            "colour = 1\n[mqtt]\nlisten = \"127.0.0.1:99999\"\nurl = \"http://x\"\n[http]\nlisten = \"nope\"\n[bus]\ntopic_root = \"a/#\"\n[log]\nbogus = 1\n",
+        )
+        .unwrap_err();
+        let text = err.to_string();
+        for key in [
+            "colour",
+            "mqtt.listen",
+            "mqtt.url",
+            "http.listen",
+            "bus.topic_root",
+            "log.bogus",
+        ] {
+            assert!(
+                text.contains(&format!(": {key}:")),
+                "{key} missing in:\n{text}"
+            );
+        }
+        assert_eq!(err.0.len(), 6, "{text}");
+    }
+
+    #[test]
+    fn localdev_points_at_the_twitch_cli_mock() {
+        let config = Config::parse(None, "environment = \"localdev\"").unwrap();
+        assert_eq!(config.twitch.eventsub_url, "ws://127.0.0.1:8080/ws");
+        assert_eq!(
+            config.eventsub_subscriptions_url(),
+            "http://127.0.0.1:8080/eventsub/subscriptions"
+        );
+        let overridden = Config::parse(
+            None,
+            "environment = \"localdev\"\n[twitch]\neventsub_url = \"ws://127.0.0.1:1/ws\"",
+        )
+        .unwrap();
+        assert_eq!(overridden.twitch.eventsub_url, "ws://127.0.0.1:1/ws");
+    }
+
+    #[test]
+    fn seed_credentials_are_accepted_and_never_printed() {
+        let creds = Credentials::parse(
+            None,
+            "[twitch.test]\nclient_id = 'abc'\nclient_secret = 'zyx-secret'\n[streamelements.test]\napikey = \"se-secret\"\n[streamlabs.test]\nsocket_token = \"sl-secret\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            creds.get("twitch", "test").unwrap().client_id.as_deref(),
+            Some("abc")
+        );
+        let debug = format!("{creds:?}");
+        for secret in ["zyx-secret", "se-secret", "sl-secret", "abc"] {
+            assert!(!debug.contains(secret), "{debug}");
+        }
+        let err = Credentials::parse(None, "[twitch.test]\nclient_id = 'abc\n").unwrap_err();
+        assert!(!err.to_string().contains("abc"), "{err}");
+    }
+}

@@ -1,0 +1,333 @@
+//! The hub: every message on the bus passes through here exactly once.
+//!
+//! Sources (providers, the demo, triggers) and the MQTT bridge (whatever bots publish) send
+//! [`Message`]s into one bounded ingress channel; senders wait when it is full, so ingress never
+//! drops. The hub drops repeated event ids within the dedup window, numbers each message with
+//! a monotonic `seq` (continued from the event log after a restart), and pushes it into every
+//! output's own [`BoundedQueue`]. Each output states its overflow policy; a slow output with a
+//! dropping policy never slows the others.
+
+mod dedup;
+pub mod queue;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+pub use dedup::DedupWindow;
+pub use queue::{BoundedQueue, OverflowPolicy, QueueStats};
+
+use crate::event::{Event, TopicRoot};
+
+/// Who put a message on the bus. Outputs use it to avoid echoing: the MQTT bridge does not
+/// republish what it received from the broker, since the broker already delivered it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Origin {
+    /// A provider, the demo, a trigger, a processor of this daemon.
+    Daemon,
+    /// Received from the MQTT broker (a bot, `mosquitto_pub`, `ongwatch replay`).
+    Mqtt,
+    /// Received over the HTTP/WebSocket API.
+    Api,
+}
+
+/// One message on the bus. `payload` is always compact, single-line JSON.
+#[derive(Debug, Clone)]
+pub struct Message {
+    pub topic: String,
+    pub payload: Bytes,
+    pub retain: bool,
+    pub origin: Origin,
+    /// The event id when the payload has one; used for deduplication.
+    pub id: Option<String>,
+}
+
+impl Message {
+    /// Turns any payload into the bus form: JSON is compacted; other text becomes a JSON
+    /// string; bytes that are not UTF-8 are replaced lossily (the only lossy path, logged).
+    pub fn from_bytes(topic: String, payload: &[u8], retain: bool, origin: Origin) -> Self {
+        let (payload, id) = match serde_json::from_slice::<serde_json::Value>(payload) {
+            Ok(value) => {
+                let id = value
+                    .get("id")
+                    .and_then(|id| id.as_str())
+                    .map(str::to_owned);
+                (compact(&value), id)
+            }
+            Err(_) => {
+                let text = match std::str::from_utf8(payload) {
+                    Ok(text) => text.to_owned(),
+                    Err(_) => {
+                        tracing::warn!(%topic, "payload is not UTF-8; stored with replacement characters");
+                        String::from_utf8_lossy(payload).into_owned()
+                    }
+                };
+                (compact(&serde_json::Value::String(text)), None)
+            }
+        };
+        Self {
+            topic,
+            payload,
+            retain,
+            origin,
+            id,
+        }
+    }
+}
+
+fn compact(value: &serde_json::Value) -> Bytes {
+    Bytes::from(serde_json::to_vec(value).unwrap_or_default())
+}
+
+/// A message after the hub accepted it.
+#[derive(Debug)]
+pub struct Record {
+    pub seq: u64,
+    pub message: Message,
+}
+
+pub type Delivery = Arc<Record>;
+
+#[derive(Debug, Default)]
+pub struct HubCounters {
+    pub received: AtomicU64,
+    pub accepted: AtomicU64,
+    pub duplicates: AtomicU64,
+}
+
+/// How a source puts contract events on the bus: topic from the root, retained for state.
+#[derive(Clone)]
+pub struct Publisher {
+    tx: mpsc::Sender<Message>,
+    root: TopicRoot,
+    include_raw: bool,
+}
+
+/// The hub is gone: the daemon is shutting down.
+#[derive(Debug, thiserror::Error)]
+#[error("the bus is shut down")]
+pub struct BusClosed;
+
+impl Publisher {
+    pub async fn event(&self, mut event: Event) -> Result<(), BusClosed> {
+        if !self.include_raw {
+            event.raw = None;
+        }
+        let topic = self.root.topic(&event.channel, &event.topic_suffix());
+        let payload = Bytes::from(serde_json::to_vec(&event).unwrap_or_default());
+        self.message(Message {
+            topic,
+            payload,
+            retain: event.is_state(),
+            origin: Origin::Daemon,
+            id: Some(event.id),
+        })
+        .await
+    }
+
+    pub async fn message(&self, message: Message) -> Result<(), BusClosed> {
+        self.tx.send(message).await.map_err(|_| BusClosed)
+    }
+
+    pub fn root(&self) -> &TopicRoot {
+        &self.root
+    }
+
+    pub fn include_raw(&self) -> bool {
+        self.include_raw
+    }
+}
+
+/// One registered output: its queue, and whether it wants what came from the MQTT broker.
+pub struct OutputSlot {
+    pub name: String,
+    pub queue: Arc<BoundedQueue<Delivery>>,
+    pub wants_mqtt_origin: bool,
+}
+
+pub struct Hub {
+    rx: mpsc::Receiver<Message>,
+    tx: mpsc::Sender<Message>,
+    root: TopicRoot,
+    include_raw: bool,
+    outputs: Vec<OutputSlot>,
+    dedup: DedupWindow,
+    next_seq: u64,
+    pub counters: Arc<HubCounters>,
+}
+
+/// Capacity of the ingress channel; senders wait beyond it.
+const INGRESS_CAPACITY: usize = 8192;
+/// How many ids the dedup window holds at most, whatever the time window.
+const DEDUP_MAX_IDS: usize = 200_000;
+
+impl Hub {
+    pub fn new(root: TopicRoot, include_raw: bool, dedup_window: Duration, last_seq: u64) -> Self {
+        let (tx, rx) = mpsc::channel(INGRESS_CAPACITY);
+        Self {
+            rx,
+            tx,
+            root,
+            include_raw,
+            outputs: Vec::new(),
+            dedup: DedupWindow::new(dedup_window, DEDUP_MAX_IDS),
+            next_seq: last_seq + 1,
+            counters: Arc::new(HubCounters::default()),
+        }
+    }
+
+    pub fn publisher(&self) -> Publisher {
+        Publisher {
+            tx: self.tx.clone(),
+            root: self.root.clone(),
+            include_raw: self.include_raw,
+        }
+    }
+
+    /// Ids already published before a restart, so a redelivery after it is still dropped.
+    pub fn remember_ids(&mut self, ids: impl IntoIterator<Item = String>) {
+        let now = Instant::now();
+        for id in ids {
+            self.dedup.remember(id, now);
+        }
+    }
+
+    /// Registers an output with its own queue.
+    pub fn add_output(
+        &mut self,
+        name: impl Into<String>,
+        capacity: usize,
+        policy: OverflowPolicy,
+        wants_mqtt_origin: bool,
+    ) -> Arc<BoundedQueue<Delivery>> {
+        let queue = Arc::new(BoundedQueue::new(capacity, policy));
+        self.outputs.push(OutputSlot {
+            name: name.into(),
+            queue: queue.clone(),
+            wants_mqtt_origin,
+        });
+        queue
+    }
+
+    /// Stats of every output queue, by name.
+    pub fn output_stats(&self) -> Vec<(String, Arc<BoundedQueue<Delivery>>)> {
+        self.outputs
+            .iter()
+            .map(|o| (o.name.clone(), o.queue.clone()))
+            .collect()
+    }
+
+    /// Runs until `shutdown` fires, then drains what is already in the ingress channel and
+    /// closes the output queues so each output can flush and finish.
+    pub async fn run(mut self, shutdown: tokio_util::sync::CancellationToken) {
+        drop(self.tx);
+        loop {
+            tokio::select! {
+                message = self.rx.recv() => match message {
+                    Some(message) => {
+                        Self::route(&mut self.dedup, &mut self.next_seq, &self.outputs, &self.counters, message).await;
+                    }
+                    None => break,
+                },
+                _ = shutdown.cancelled() => {
+                    self.rx.close();
+                    while let Some(message) = self.rx.recv().await {
+                        Self::route(&mut self.dedup, &mut self.next_seq, &self.outputs, &self.counters, message).await;
+                    }
+                    break;
+                }
+            }
+        }
+        for output in &self.outputs {
+            output.queue.close();
+        }
+    }
+
+    async fn route(
+        dedup: &mut DedupWindow,
+        next_seq: &mut u64,
+        outputs: &[OutputSlot],
+        counters: &HubCounters,
+        message: Message,
+    ) {
+        counters.received.fetch_add(1, Ordering::Relaxed);
+        if let Some(id) = &message.id
+            && !dedup.first_sighting(id, Instant::now())
+        {
+            counters.duplicates.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(%id, topic = %message.topic, "duplicate event dropped");
+            return;
+        }
+        let record = Arc::new(Record {
+            seq: *next_seq,
+            message,
+        });
+        *next_seq += 1;
+        counters.accepted.fetch_add(1, Ordering::Relaxed);
+        for output in outputs {
+            if record.message.origin == Origin::Mqtt && !output.wants_mqtt_origin {
+                continue;
+            }
+            output.queue.push(record.clone()).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{EventKind, Follow, UserRef};
+
+    #[tokio::test]
+    async fn numbers_dedups_and_skips_echo() {
+        let mut hub = Hub::new(
+            TopicRoot::new("stream").unwrap(),
+            false,
+            Duration::from_secs(60),
+            41,
+        );
+        let all = hub.add_output("log", 16, OverflowPolicy::Block, true);
+        let mqtt = hub.add_output("mqtt", 16, OverflowPolicy::DropOldest, false);
+        let publisher = hub.publisher();
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let task = tokio::spawn(hub.run(shutdown.clone()));
+
+        let follow = Event::new(
+            "twitch:1",
+            "twitch",
+            "Chan",
+            EventKind::Follow(Follow {
+                user: UserRef::named("a"),
+            }),
+        );
+        publisher.event(follow.clone()).await.unwrap();
+        publisher.event(follow).await.unwrap();
+        publisher
+            .message(Message::from_bytes(
+                "stream/synthetic/bpm".into(),
+                b"{\n \"bpm\": 120\n}",
+                false,
+                Origin::Mqtt,
+            ))
+            .await
+            .unwrap();
+        drop(publisher);
+        shutdown.cancel();
+        task.await.unwrap();
+
+        let first = all.pop().await.unwrap();
+        assert_eq!(first.seq, 42);
+        assert_eq!(first.message.topic, "stream/community/follows");
+        let second = all.pop().await.unwrap();
+        assert_eq!(second.seq, 43);
+        assert_eq!(&second.message.payload[..], br#"{"bpm":120}"#);
+        assert!(all.pop().await.is_none());
+        assert_eq!(mqtt.pop().await.unwrap().seq, 42);
+        assert!(mqtt.pop().await.is_none());
+    }
+}

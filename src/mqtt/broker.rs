@@ -1,0 +1,126 @@
+//! The embedded MQTT broker (rmqtt): MQTT 3.1.1 and 5 on one TCP port, and MQTT over
+//! WebSocket for browser overlays. See docs/DEPENDENCIES.md for why rmqtt.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rmqtt::context::ServerContext;
+use rmqtt::net::Builder;
+use rmqtt::retain::{DefaultRetainStorage, RetainStorage};
+use rmqtt::server::MqttServer;
+use rmqtt::types::{Retain, TopicFilter, TopicName};
+use thiserror::Error;
+use tokio::task::JoinHandle;
+
+#[derive(Debug, Error)]
+pub enum BrokerError {
+    #[error("cannot listen on {key} = \"{addr}\": {source}; pick a free port or stop what uses it")]
+    Bind {
+        key: &'static str,
+        addr: SocketAddr,
+        source: rmqtt::Error,
+    },
+}
+
+/// A running embedded broker; dropping it stops it.
+pub struct EmbeddedBroker {
+    pub tcp: SocketAddr,
+    pub ws: SocketAddr,
+    task: JoinHandle<()>,
+}
+
+impl Drop for EmbeddedBroker {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// rmqtt's own in-memory store answers "use the retainer plugin" and keeps nothing; this
+/// enables the same tree through its inherent methods so retained state works embedded.
+struct MemoryRetain(DefaultRetainStorage);
+
+#[async_trait]
+impl RetainStorage for MemoryRetain {
+    fn enable(&self) -> bool {
+        true
+    }
+
+    async fn set(
+        &self,
+        topic: &TopicName,
+        retain: Retain,
+        expiry_interval: Option<Duration>,
+    ) -> rmqtt::Result<()> {
+        self.0
+            .set_with_timeout(topic, retain, expiry_interval)
+            .await
+    }
+
+    async fn get(&self, topic_filter: &TopicFilter) -> rmqtt::Result<Vec<(TopicName, Retain)>> {
+        self.0.get_message(topic_filter).await
+    }
+
+    async fn count(&self) -> isize {
+        self.0.count().await
+    }
+
+    async fn max(&self) -> isize {
+        self.0.max().await
+    }
+}
+
+fn listener(name: &str, addr: SocketAddr) -> Builder {
+    Builder::new()
+        .name(name)
+        .laddr(addr)
+        .nodelay(true)
+        .reuseaddr(Some(true))
+        // Persistent QoS 1 subscribers may be away for a while: keep their backlog.
+        .max_mqueue_len(100_000)
+        .max_inflight(std::num::NonZeroU16::new(128).unwrap_or(std::num::NonZeroU16::MIN))
+        .message_expiry_interval(Duration::from_secs(24 * 60 * 60))
+        .max_packet_size(1024 * 1024)
+}
+
+/// Binds both listeners (a taken port is an error here, not a silent failure) and serves.
+pub async fn start(
+    listen: SocketAddr,
+    ws_listen: SocketAddr,
+) -> Result<EmbeddedBroker, BrokerError> {
+    let scx = ServerContext::new().build().await;
+    *scx.extends.retain_mut().await = Box::new(MemoryRetain(DefaultRetainStorage::new()));
+
+    let tcp = listener("tcp", listen)
+        .bind()
+        .and_then(|l| l.tcp())
+        .map_err(|source| BrokerError::Bind {
+            key: "mqtt.listen",
+            addr: listen,
+            source,
+        })?;
+    let ws = listener("ws", ws_listen)
+        .bind()
+        .and_then(|l| l.ws())
+        .map_err(|source| BrokerError::Bind {
+            key: "mqtt.ws_listen",
+            addr: ws_listen,
+            source,
+        })?;
+    let tcp_addr = tcp.local_addr().unwrap_or(listen);
+    let ws_addr = ws.local_addr().unwrap_or(ws_listen);
+    let server = MqttServer::new(scx)
+        .listener_by_id(tcp, 1)
+        .listener_by_id(ws, 2)
+        .build();
+    let task = tokio::spawn(async move {
+        if let Err(e) = server.run().await {
+            tracing::error!(error = %e, "embedded MQTT broker stopped");
+        }
+    });
+    Ok(EmbeddedBroker {
+        tcp: tcp_addr,
+        ws: ws_addr,
+        task,
+    })
+}

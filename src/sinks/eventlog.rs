@@ -1,0 +1,223 @@
+//! The append-only event log: one `{"seq","topic","event"}` JSON object per line.
+//!
+//! The log is the daemon's memory across restarts: `seq` continues from its last line and the
+//! ids of its recent lines seed the dedup window. A crash can leave a torn last line (no
+//! newline, or cut JSON); opening detects it, logs it once and truncates it away so appends
+//! start on a clean line. Its output queue uses the `block` policy: the log never drops.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::Deserialize;
+
+use crate::hub::{BoundedQueue, Delivery};
+
+/// How much of the end of the log is read at start-up to recover `seq` and recent ids.
+const TAIL_BYTES: u64 = 8 * 1024 * 1024;
+/// Records written in one batch before flushing.
+const BATCH: usize = 1024;
+
+/// What opening the log learned from its tail.
+#[derive(Debug, Default, PartialEq)]
+pub struct Recovered {
+    pub last_seq: u64,
+    /// Event ids of the lines read, oldest first.
+    pub recent_ids: Vec<String>,
+    /// Bytes of a torn last line that were cut off.
+    pub torn_bytes: u64,
+}
+
+#[derive(Deserialize)]
+struct LineHead {
+    seq: u64,
+    #[serde(default)]
+    event: Option<EventHead>,
+}
+
+#[derive(Deserialize)]
+struct EventHead {
+    #[serde(default)]
+    id: Option<String>,
+}
+
+pub struct EventLog {
+    path: PathBuf,
+    file: File,
+}
+
+impl EventLog {
+    /// Opens (creating) the log for appending and recovers its tail.
+    pub fn open(path: &Path) -> io::Result<(Self, Recovered)> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let mut options = OpenOptions::new();
+        options.read(true).write(true).create(true).truncate(false);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        let mut file = options.open(path)?;
+        let recovered = recover(&mut file)?;
+        if recovered.torn_bytes > 0 {
+            tracing::warn!(
+                path = %path.display(),
+                bytes = recovered.torn_bytes,
+                "event log ended in a torn line (crash while writing); it was cut off"
+            );
+        }
+        file.seek(SeekFrom::End(0))?;
+        Ok((
+            Self {
+                path: path.to_path_buf(),
+                file,
+            },
+            recovered,
+        ))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Writes everything the hub hands over until the queue is closed, then fsyncs.
+    pub async fn run(self, queue: Arc<BoundedQueue<Delivery>>) -> io::Result<()> {
+        let path = self.path.clone();
+        let mut writer = BufWriter::with_capacity(256 * 1024, self.file);
+        let mut batch = Vec::with_capacity(BATCH);
+        while let Some(first) = queue.pop().await {
+            batch.push(first);
+            queue.drain_up_to(BATCH - 1, &mut batch);
+            // Writes go to the page cache; a kill -9 cannot lose them once write returns.
+            let written = tokio::task::block_in_place(|| -> io::Result<()> {
+                for record in &batch {
+                    write_line(&mut writer, record)?;
+                }
+                writer.flush()
+            });
+            if let Err(e) = written {
+                tracing::error!(path = %path.display(), error = %e, "cannot write the event log");
+                return Err(e);
+            }
+            queue.mark_delivered(batch.len() as u64);
+            batch.clear();
+        }
+        writer.flush()?;
+        writer.get_ref().sync_all()
+    }
+}
+
+fn write_line(out: &mut impl Write, record: &Delivery) -> io::Result<()> {
+    out.write_all(b"{\"seq\":")?;
+    out.write_all(record.seq.to_string().as_bytes())?;
+    out.write_all(b",\"topic\":")?;
+    serde_json::to_writer(&mut *out, &record.message.topic)?;
+    out.write_all(b",\"event\":")?;
+    out.write_all(&record.message.payload)?;
+    out.write_all(b"}\n")
+}
+
+fn recover(file: &mut File) -> io::Result<Recovered> {
+    let len = file.metadata()?.len();
+    if len == 0 {
+        return Ok(Recovered::default());
+    }
+    let start = len.saturating_sub(TAIL_BYTES);
+    file.seek(SeekFrom::Start(start))?;
+    let mut tail = Vec::with_capacity((len - start) as usize);
+    file.read_to_end(&mut tail)?;
+
+    let mut recovered = Recovered::default();
+    // Everything after the last newline is a torn write.
+    let complete = match tail.iter().rposition(|&b| b == b'\n') {
+        Some(pos) => pos + 1,
+        None if start == 0 => 0,
+        None => tail.len(),
+    };
+    let mut cut_at = start + complete as u64;
+    let mut lines: Vec<&[u8]> = tail[..complete].split(|&b| b == b'\n').collect();
+    if start > 0 && !lines.is_empty() {
+        // The chunk began mid-line.
+        lines.remove(0);
+    }
+    for line in lines.iter().filter(|l| !l.is_empty()) {
+        if let Ok(head) = serde_json::from_slice::<LineHead>(line) {
+            recovered.last_seq = recovered.last_seq.max(head.seq);
+            if let Some(id) = head.event.and_then(|e| e.id) {
+                recovered.recent_ids.push(id);
+            }
+        }
+    }
+    // A last line with its newline but cut JSON can only come from a torn write too.
+    if let Some(last) = lines.iter().rev().find(|l| !l.is_empty())
+        && serde_json::from_slice::<LineHead>(last).is_err()
+    {
+        cut_at -= last.len() as u64 + 1;
+    }
+    if cut_at < len {
+        recovered.torn_bytes = len - cut_at;
+        file.set_len(cut_at)?;
+    }
+    Ok(recovered)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hub::{Message, Origin, OverflowPolicy, Record};
+
+    fn record(seq: u64, id: &str) -> Delivery {
+        Arc::new(Record {
+            seq,
+            message: Message::from_bytes(
+                "stream/support/cheers".into(),
+                format!(r#"{{"id":"{id}","amount":1}}"#).as_bytes(),
+                false,
+                Origin::Daemon,
+            ),
+        })
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn appends_and_recovers_seq_and_ids() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.jsonl");
+        let (log, recovered) = EventLog::open(&path).unwrap();
+        assert_eq!(recovered, Recovered::default());
+        let queue = Arc::new(BoundedQueue::new(8, OverflowPolicy::Block));
+        queue.push(record(1, "a")).await;
+        queue.push(record(2, "b")).await;
+        queue.close();
+        log.run(queue).await.unwrap();
+
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(
+            text.lines().next().unwrap(),
+            r#"{"seq":1,"topic":"stream/support/cheers","event":{"id":"a","amount":1}}"#
+        );
+        let (_, recovered) = EventLog::open(&path).unwrap();
+        assert_eq!(recovered.last_seq, 2);
+        assert_eq!(recovered.recent_ids, vec!["a", "b"]);
+    }
+
+    #[test]
+    fn a_torn_last_line_is_cut_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.jsonl");
+        let good = "{\"seq\":7,\"topic\":\"t\",\"event\":{\"id\":\"x\"}}\n";
+        for torn in [
+            "{\"seq\":8,\"topic\":\"t\",\"ev",
+            "{\"seq\":8,\"to\n",
+            "garbage\n",
+        ] {
+            std::fs::write(&path, format!("{good}{torn}")).unwrap();
+            let (_, recovered) = EventLog::open(&path).unwrap();
+            assert_eq!(recovered.last_seq, 7, "{torn:?}");
+            assert_eq!(recovered.torn_bytes, torn.len() as u64, "{torn:?}");
+            assert_eq!(std::fs::read_to_string(&path).unwrap(), good);
+        }
+    }
+}

@@ -1,0 +1,3 @@
+//! Outputs the hub feeds, besides the MQTT bridge (which is also a source; see `mqtt`).
+
+pub mod eventlog;
