@@ -80,6 +80,9 @@ enum Command {
         /// Send the event this many times, each with its own id (for load tests).
         #[arg(long, default_value_t = 1)]
         repeat: u64,
+        /// With --repeat: events per second (default: as fast as the broker acknowledges).
+        #[arg(long)]
+        rate: Option<f64>,
     },
     /// Live, readable view of the bus.
     Tail {
@@ -258,6 +261,7 @@ async fn dispatch(command: Command) -> Result<(), Failure> {
             channel,
             fields,
             repeat,
+            rate,
         } => {
             let config = load_config(&common)?;
             let request = TriggerRequest {
@@ -270,7 +274,14 @@ async fn dispatch(command: Command) -> Result<(), Failure> {
                 fields: fields.into_iter().collect(),
             };
             crate::sources::trigger::validate(&request).map_err(Failure::usage)?;
-            trigger(&config, &common, request, repeat).await
+            if let Some(rate) = rate
+                && !(rate > 0.0 && rate.is_finite())
+            {
+                return Err(Failure::usage(format!(
+                    "--rate {rate} must be a positive number of events per second"
+                )));
+            }
+            trigger(&config, &common, request, repeat, rate).await
         }
         Command::Tail {
             common,
@@ -357,6 +368,7 @@ async fn trigger(
     common: &Common,
     request: TriggerRequest,
     repeat: u64,
+    rate: Option<f64>,
 ) -> Result<(), Failure> {
     let endpoint = cli_endpoint(config, common)?;
     let channel = request
@@ -365,7 +377,11 @@ async fn trigger(
         .unwrap_or_else(|| daemon::default_channel(config));
     let topic = config.topic_root.topic(&channel, "command/trigger");
     let mut client = CliClient::new(endpoint, "ongwatch-trigger", CLI_PATIENCE);
+    let mut pace = rate.map(|rate| tokio::time::interval(Duration::from_secs_f64(1.0 / rate)));
     for _ in 0..repeat {
+        if let Some(pace) = pace.as_mut() {
+            pace.tick().await;
+        }
         let request = TriggerRequest {
             id: Some(uuid::Uuid::new_v4().to_string()),
             ..request.clone()

@@ -184,7 +184,9 @@ pub enum TopicError {
     Wildcard(String),
     #[error("topic {0:?} contains a NUL character")]
     Nul(String),
-    #[error("filter {0:?} is not a valid MQTT filter ('#' only as the last level, '+' alone in its level)")]
+    #[error(
+        "filter {0:?} is not a valid MQTT filter ('#' only as the last level, '+' alone in its level)"
+    )]
     BadFilter(String),
     #[error("topic_root {0:?} must not be empty, start or end with '/', or contain + or #")]
     BadRoot(String),
@@ -306,7 +308,10 @@ impl TopicRoot {
 
     /// A filter matching everything under every channel's root (`{channel}` becomes `+`).
     pub fn filter_all(&self) -> String {
-        format!("{}/#", self.template.replace(Self::CHANNEL_PLACEHOLDER, "+"))
+        format!(
+            "{}/#",
+            self.template.replace(Self::CHANNEL_PLACEHOLDER, "+")
+        )
     }
 
     /// A filter for one suffix under every channel's root, e.g. `+/command/trigger`.
