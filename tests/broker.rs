@@ -1,0 +1,91 @@
+//! The embedded broker's MQTT guarantees, checked with Debian's mosquitto clients and MQTT.js
+//! (they have regressed in some broker versions): retained messages, wills, QoS 1 with
+//! persistent sessions, and MQTT 3.1.1 and 5 on the same port and over WebSocket.
+
+mod support;
+
+use std::process::Command;
+
+use support::*;
+
+#[test]
+fn retained_messages_reach_late_subscribers_until_cleared() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start_in(dir.path(), EPHEMERAL, &[]);
+    let port = daemon.mqtt_port();
+    mosquitto_pub(port, "stream/synthetic/bpm", r#"{"bpm":128}"#, &["-r"]);
+    for version in ["mqttv311", "mqttv5"] {
+        let mut late = mosquitto_sub(port, "stream/synthetic/bpm", &["-V", version]);
+        late.wait_line(&["stream/synthetic/bpm", "128"]);
+    }
+    // An empty retained message clears it: a newcomer gets only the live message after it.
+    mosquitto_pub(port, "stream/synthetic/bpm", "", &["-r"]);
+    let mut fresh = mosquitto_sub(port, "stream/synthetic/bpm", &[]);
+    mosquitto_pub(port, "stream/synthetic/bpm", r#"{"bpm":90}"#, &[]);
+    fresh.wait_line(&["stream/synthetic/bpm", "90"]);
+    assert_eq!(fresh.count_lines("128"), 0, "{:?}", fresh.pump());
+}
+
+#[test]
+fn a_clients_will_is_published_when_it_dies() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start_in(dir.path(), EPHEMERAL, &[]);
+    let port = daemon.mqtt_port();
+    let mut watcher = mosquitto_sub(port, "bots/lights/status", &[]);
+    let mut bot = mosquitto_sub(
+        port,
+        "bots/lights/cmd",
+        &[
+            "--will-topic",
+            "bots/lights/status",
+            "--will-payload",
+            "gone",
+            "--will-qos",
+            "1",
+        ],
+    );
+    bot.kill9();
+    watcher.wait_line(&["bots/lights/status gone"]);
+}
+
+#[test]
+fn qos1_messages_wait_for_a_persistent_subscriber() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start_in(dir.path(), EPHEMERAL, &[]);
+    let port = daemon.mqtt_port();
+    for version in ["mqttv311", "mqttv5"] {
+        let id = format!("lighting-bot-{version}");
+        let session = ["-i", id.as_str(), "-c", "-V", version];
+        let mut bot = mosquitto_sub(port, "stream/support/#", &session);
+        bot.terminate();
+        for amount in 1..=5 {
+            let out = daemon.cli(&["trigger", "cheer", "--amount", &amount.to_string()]);
+            assert!(out.status.success());
+        }
+        let mut back = Proc::spawn(
+            "mosquitto_sub (resumed)",
+            Command::new("mosquitto_sub")
+                .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-v", "-q", "1"])
+                .args(["-t", "stream/support/#"])
+                .args(session),
+        );
+        wait_for("the 5 cheers queued while the bot was away", || {
+            (back.count_lines("stream/support/cheers ") >= 5).then_some(())
+        });
+    }
+}
+
+#[test]
+fn mqtt_5_over_websocket_works_for_browsers() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start_in(dir.path(), EPHEMERAL, &[]);
+    let ws = daemon.runtime.mqtt_ws.unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/node/ws_client.js");
+    let mut client = Proc::spawn(
+        "node ws_client.js (MQTT 5)",
+        Command::new("node").args([script, &format!("ws://{ws}/mqtt"), "stream/synthetic/#", "5"]),
+    );
+    client.wait_line(&["subscribed"]);
+    mosquitto_pub(daemon.mqtt_port(), "stream/synthetic/hype", r#"{"level":3,"score":9}"#, &[]);
+    client.wait_line(&["stream/synthetic/hype", "\"level\":3"]);
+}
