@@ -5,7 +5,8 @@
 //! session is persistent (clean start off), so QoS 1 messages in flight when the broker goes away
 //! are sent again when it comes back, provided the broker kept the session.
 //!
-//! Inbound, it subscribes to everything under the topic root with "no local" (its own
+//! Inbound, it subscribes to everything under the topic root (with a `{channel}` root: under
+//! the roots of the channels this instance serves) with "no local" (its own
 //! publishes do not come back) and hands what bots publish to the hub, which writes it to the
 //! log and the WebSocket clients. Retained messages replayed at subscribe time are not new and
 //! are skipped.
@@ -43,8 +44,9 @@ pub struct BridgeStatus {
 pub struct BridgeOptions {
     pub endpoint: Endpoint,
     pub client_id: String,
-    /// Filter for everything under the root, e.g. `stream/#`.
-    pub subscribe: String,
+    /// Filters for everything under the root this instance serves, e.g. `stream/#`, or one
+    /// `<channel>/#` per owned channel with a `{channel}` root.
+    pub subscribe: Vec<String>,
     /// `R/system/ongwatch` and its online/offline payloads.
     pub system_topic: String,
     pub online: Bytes,
@@ -116,7 +118,7 @@ async fn drive(
     mut eventloop: EventLoop,
     client: AsyncClient,
     endpoint: Endpoint,
-    subscribe: String,
+    subscribe: Vec<String>,
     online: (String, Bytes),
     inbound: Publisher,
     status: Arc<BridgeStatus>,
@@ -141,9 +143,12 @@ async fn drive(
                 let (topic, payload) = online.clone();
                 let subscribe = subscribe.clone();
                 tokio::spawn(async move {
-                    let mut filter = Filter::new(subscribe, QoS::AtLeastOnce);
-                    filter.nolocal = true;
-                    let _ = client.subscribe_many([filter]).await;
+                    let filters = subscribe.into_iter().map(|path| {
+                        let mut filter = Filter::new(path, QoS::AtLeastOnce);
+                        filter.nolocal = true;
+                        filter
+                    });
+                    let _ = client.subscribe_many(filters).await;
                     if reconnect {
                         let _ = client
                             .publish_bytes(topic, QoS::AtLeastOnce, true, payload)

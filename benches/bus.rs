@@ -1,0 +1,349 @@
+//! The bus benchmark: events through the daemon to a subscriber, compared in the same run with
+//! the same payloads through bare mosquitto (pub → sub).
+//!
+//! Run: `cargo bench --bench bus` (needs Debian's `mosquitto`; `scripts/setup-test-deps.sh`
+//! installs it). `BUS_BENCH_EVENTS` sets N (default 20000). Results go to stdout; the numbers
+//! and the command are recorded in docs/PERFORMANCE.md.
+//!
+//! Paths measured:
+//! - `mosquitto pub→sub`: a QoS 1 publisher and a QoS 1 subscriber on bare mosquitto.
+//! - `embedded pub→sub`: the same against the daemon's embedded broker (a bot's publish that the
+//!   daemon also logs).
+//! - `trigger → daemon → sub`: trigger requests on `stream/command/trigger`, normalized by the
+//!   daemon and published as `stream/support/cheers` (two broker hops plus normalization).
+//!
+//! Latency is measured at 1,000 events/s on each path from the publisher's send to the
+//! subscriber's receipt (both in this process, one clock).
+
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use rumqttc::v5::mqttbytes::QoS;
+use rumqttc::v5::mqttbytes::v5::Packet;
+use rumqttc::v5::{AsyncClient, Event, MqttOptions};
+
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(18830)
+}
+
+fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !ready() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "timed out: {what}"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+fn start_mosquitto(dir: &Path) -> (Killed, u16) {
+    let port = free_port();
+    let conf = dir.join("mosquitto.conf");
+    std::fs::write(
+        &conf,
+        format!("listener {port} 127.0.0.1\nallow_anonymous true\nmax_queued_messages 1000000\nmax_inflight_messages 0\n"),
+    )
+    .unwrap();
+    let binary = if Path::new("/usr/sbin/mosquitto").exists() {
+        "/usr/sbin/mosquitto"
+    } else {
+        "mosquitto"
+    };
+    let child = Command::new(binary)
+        .arg("-c")
+        .arg(&conf)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("mosquitto (run scripts/setup-test-deps.sh)");
+    wait_until("mosquitto", || {
+        TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    (Killed(child), port)
+}
+
+struct Daemon {
+    _child: Killed,
+    pid: u32,
+    mqtt_port: u16,
+    ready_after: Duration,
+}
+
+fn start_daemon(dir: &Path) -> Daemon {
+    let config = dir.join("ongwatch.toml");
+    std::fs::write(&config, "[mqtt]\nlisten = \"127.0.0.1:0\"\nws_listen = \"127.0.0.1:0\"\n[http]\nlisten = \"127.0.0.1:0\"\n").unwrap();
+    let state = dir.join("state");
+    let started = Instant::now();
+    let child = Command::new(env!("CARGO_BIN_EXE_ongwatch"))
+        .args(["run", "--config"])
+        .arg(&config)
+        .arg("--state-dir")
+        .arg(&state)
+        .env("ONGWATCH_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let mut runtime = serde_json::Value::Null;
+    wait_until("runtime.json", || {
+        runtime = std::fs::read(state.join("runtime.json"))
+            .ok()
+            .and_then(|t| serde_json::from_slice(&t).ok())
+            .unwrap_or(serde_json::Value::Null);
+        runtime["mqtt"].is_string()
+    });
+    let ready_after = started.elapsed();
+    let mqtt_port = runtime["mqtt"]
+        .as_str()
+        .and_then(|a| a.rsplit(':').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap();
+    Daemon {
+        _child: Killed(child),
+        pid,
+        mqtt_port,
+        ready_after,
+    }
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+fn client(port: u16, id: &str) -> (AsyncClient, rumqttc::v5::EventLoop) {
+    let mut options = MqttOptions::new(id, "127.0.0.1", port);
+    options.set_keep_alive(Duration::from_secs(30));
+    options.set_max_packet_size(Some(1024 * 1024));
+    AsyncClient::new(options, 1000)
+}
+
+/// Subscribes and returns a receiver of (id, receive instant) per message.
+async fn subscriber(
+    port: u16,
+    filter: &str,
+) -> tokio::sync::mpsc::UnboundedReceiver<(String, Instant)> {
+    let (client, mut eventloop) = client(
+        port,
+        &format!("bench-sub-{}", uuid::Uuid::new_v4().simple()),
+    );
+    client.subscribe(filter, QoS::AtLeastOnce).await.unwrap();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let _client = client;
+        let mut ready = Some(ready_tx);
+        loop {
+            match eventloop.poll().await {
+                Ok(Event::Incoming(Packet::SubAck(_))) => {
+                    if let Some(ready) = ready.take() {
+                        let _ = ready.send(());
+                    }
+                }
+                Ok(Event::Incoming(Packet::Publish(p))) => {
+                    let now = Instant::now();
+                    let id = serde_json::from_slice::<serde_json::Value>(&p.payload)
+                        .ok()
+                        .and_then(|v| v["id"].as_str().map(str::to_owned))
+                        .unwrap_or_default();
+                    if tx.send((id, now)).is_err() {
+                        return;
+                    }
+                }
+                Ok(_) => {}
+                Err(_) => return,
+            }
+        }
+    });
+    let _ = ready_rx.await;
+    rx
+}
+
+/// What one measured path publishes for event `n`: (topic, payload, the id the subscriber sees).
+type Shape = fn(u64) -> (String, Bytes, String);
+
+fn cheer_event(n: u64) -> (String, Bytes, String) {
+    let id = format!("bench:{n}");
+    let payload = serde_json::json!({
+        "v": 1, "id": id, "provider": "twitch", "channel": "bench", "time": "2026-03-13T20:01:02.345Z",
+        "test": true, "type": "cheer", "user": "alinsa_vix", "user_id": "141981764",
+        "display_name": "Alinsa_Vix", "amount": 2490, "currency": "bits", "message": "Cheer2490 CHAOS", "anonymous": false
+    });
+    (
+        "stream/support/cheers".into(),
+        Bytes::from(payload.to_string()),
+        id,
+    )
+}
+
+fn trigger_request(n: u64) -> (String, Bytes, String) {
+    let request = serde_json::json!({"id": format!("bench-{n}"), "type": "cheer", "user": "alinsa_vix", "amount": 2490.0, "message": "Cheer2490 CHAOS"});
+    (
+        "stream/command/trigger".into(),
+        Bytes::from(request.to_string()),
+        format!("twitch:bench-{n}"),
+    )
+}
+
+struct Measured {
+    rate: f64,
+    p50: Duration,
+    p99: Duration,
+}
+
+async fn measure(port: u16, filter: &str, shape: Shape, events: u64, offset: u64) -> Measured {
+    // Throughput: publish N as fast as the client pipeline allows, time until the last arrives.
+    let mut rx = subscriber(port, filter).await;
+    let (publisher, mut eventloop) = client(
+        port,
+        &format!("bench-pub-{}", uuid::Uuid::new_v4().simple()),
+    );
+    tokio::spawn(async move { while eventloop.poll().await.is_ok() {} });
+    let start = Instant::now();
+    let send = {
+        let publisher = publisher.clone();
+        tokio::spawn(async move {
+            for n in offset..offset + events {
+                let (topic, payload, _) = shape(n);
+                publisher
+                    .publish_bytes(topic, QoS::AtLeastOnce, false, payload)
+                    .await
+                    .unwrap();
+            }
+        })
+    };
+    let mut received = 0;
+    while received < events {
+        match tokio::time::timeout(Duration::from_secs(60), rx.recv()).await {
+            Ok(Some(_)) => received += 1,
+            _ => break,
+        }
+    }
+    let elapsed = start.elapsed();
+    send.await.unwrap();
+    let rate = received as f64 / elapsed.as_secs_f64();
+
+    // Latency at 1,000 events/s.
+    let latency_events = 3000u64;
+    let base = offset + events;
+    let mut sent_at = std::collections::HashMap::new();
+    let mut ticker = tokio::time::interval(Duration::from_millis(1));
+    let mut latencies = Vec::with_capacity(latency_events as usize);
+    let mut n = base;
+    while latencies.len() < latency_events as usize {
+        tokio::select! {
+            _ = ticker.tick(), if n < base + latency_events => {
+                let (topic, payload, id) = shape(n);
+                sent_at.insert(id, Instant::now());
+                publisher.publish_bytes(topic, QoS::AtLeastOnce, false, payload).await.unwrap();
+                n += 1;
+            }
+            got = tokio::time::timeout(Duration::from_secs(10), rx.recv()) => match got {
+                Ok(Some((id, at))) => {
+                    if let Some(sent) = sent_at.remove(&id) {
+                        latencies.push(at - sent);
+                    }
+                }
+                _ => break,
+            }
+        }
+    }
+    latencies.sort();
+    let pick = |q: f64| {
+        latencies
+            .get(((latencies.len() as f64 - 1.0) * q) as usize)
+            .copied()
+            .unwrap_or_default()
+    };
+    Measured {
+        rate,
+        p50: pick(0.50),
+        p99: pick(0.99),
+    }
+}
+
+fn report(name: &str, m: &Measured, baseline: f64) {
+    println!(
+        "{name:<28} {:>10.0} events/s ({:>5.1} % of mosquitto)   p50 {:>7.3} ms   p99 {:>7.3} ms",
+        m.rate,
+        100.0 * m.rate / baseline,
+        m.p50.as_secs_f64() * 1e3,
+        m.p99.as_secs_f64() * 1e3
+    );
+}
+
+#[tokio::main]
+async fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing: run briefly then.
+    let benching = std::env::args().any(|a| a == "--bench");
+    let events: u64 = std::env::var("BUS_BENCH_EVENTS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(if benching { 20_000 } else { 200 });
+    let dir = tempfile::tempdir().unwrap();
+
+    let (_mosquitto, mosquitto_port) = start_mosquitto(dir.path());
+    let bare = measure(
+        mosquitto_port,
+        "stream/support/cheers",
+        cheer_event,
+        events,
+        0,
+    )
+    .await;
+
+    let daemon = start_daemon(dir.path());
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let idle_rss = rss_kib(daemon.pid);
+    let embedded = measure(
+        daemon.mqtt_port,
+        "stream/support/cheers",
+        cheer_event,
+        events,
+        1_000_000,
+    )
+    .await;
+    let through = measure(
+        daemon.mqtt_port,
+        "stream/support/cheers",
+        trigger_request,
+        events,
+        2_000_000,
+    )
+    .await;
+    let busy_rss = rss_kib(daemon.pid);
+
+    println!("bus benchmark: {events} events per path, QoS 1, payload = the seed cheer");
+    report("mosquitto pub→sub", &bare, bare.rate);
+    report("embedded pub→sub", &embedded, bare.rate);
+    report("trigger → daemon → sub", &through, bare.rate);
+    println!(
+        "daemon: ready after {:.1} ms (spawn → runtime.json), idle RSS {:.1} MiB, RSS after load {:.1} MiB",
+        daemon.ready_after.as_secs_f64() * 1e3,
+        idle_rss as f64 / 1024.0,
+        busy_rss as f64 / 1024.0
+    );
+}
