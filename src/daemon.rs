@@ -125,7 +125,7 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> anyhow::Resul
             let options = bridge::BridgeOptions {
                 endpoint,
                 client_id: config.mqtt.client_id.clone(),
-                subscribe: config.topic_root.filter_all(),
+                subscribe: bus_filters(&config, demo),
                 system_topic: system_topic.clone(),
                 online: payload_of(&system_event(DaemonState::Online)),
                 offline: payload_of(&system_event(DaemonState::Offline)),
@@ -208,6 +208,31 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> anyhow::Resul
     Runtime::remove(&state_dir);
     tracing::info!("stopped");
     Ok(())
+}
+
+/// What this instance listens to on the bus. With a `{channel}` root, several instances can
+/// share one broker, each serving its own channels (see docs/SCALING.md).
+fn bus_filters(config: &Config, demo: bool) -> Vec<String> {
+    if !config.topic_root.is_per_channel() {
+        return vec![config.topic_root.filter_all()];
+    }
+    let mut channels = vec![default_channel(config)];
+    channels.extend(
+        config
+            .chat
+            .channels
+            .iter()
+            .map(|c| c.trim_start_matches('#').to_lowercase()),
+    );
+    if demo {
+        channels.push(config.demo.channel.to_lowercase());
+    }
+    channels.sort();
+    channels.dedup();
+    channels
+        .iter()
+        .map(|channel| config.topic_root.topic(channel, "#"))
+        .collect()
 }
 
 /// The channel events without one of their own (system state, triggers) belong to.
