@@ -83,9 +83,19 @@ fn mqtt_5_over_websocket_works_for_browsers() {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/node/ws_client.js");
     let mut client = Proc::spawn(
         "node ws_client.js (MQTT 5)",
-        Command::new("node").args([script, &format!("ws://{ws}/mqtt"), "stream/synthetic/#", "5"]),
+        Command::new("node").args([
+            script,
+            &format!("ws://{ws}/mqtt"),
+            "stream/synthetic/#",
+            "5",
+        ]),
     );
     client.wait_line(&["subscribed"]);
-    mosquitto_pub(daemon.mqtt_port(), "stream/synthetic/hype", r#"{"level":3,"score":9}"#, &[]);
+    mosquitto_pub(
+        daemon.mqtt_port(),
+        "stream/synthetic/hype",
+        r#"{"level":3,"score":9}"#,
+        &[],
+    );
     client.wait_line(&["stream/synthetic/hype", "\"level\":3"]);
 }

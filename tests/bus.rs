@@ -303,3 +303,92 @@ impl WaitOnline for Daemon {
         self
     }
 }
+
+#[test]
+fn replay_republishes_a_log_as_test_events_with_new_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start_in(dir.path(), EPHEMERAL, &[]);
+    let recording = dir.path().join("recorded.jsonl");
+    std::fs::write(
+        &recording,
+        concat!(
+            r#"{"seq":1,"topic":"stream/support/cheers","event":{"v":1,"id":"twitch:a","provider":"twitch","channel":"c","time":"2026-03-13T20:01:02.345Z","test":false,"type":"cheer","amount":5}}"#,
+            "\n",
+            "torn garbage line\n",
+            r#"{"seq":2,"topic":"stream/system/ongwatch","event":{"state":"online"}}"#,
+            "\n",
+            r#"{"seq":3,"topic":"stream/community/follows","event":{"v":1,"id":"twitch:b","provider":"twitch","channel":"c","time":"2026-03-13T20:01:02.845Z","test":false,"type":"follow","user":"x"}}"#,
+            "\n"
+        ),
+    )
+    .unwrap();
+    let mut sub = mosquitto_sub(daemon.mqtt_port(), "stream/#", &[]);
+    let out = daemon.cli(&["replay", recording.to_str().unwrap(), "--speed", "0"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("2 events published, 1 lines skipped"));
+    let cheer = payload_on(
+        &sub.wait_line(&["stream/support/cheers "]),
+        "stream/support/cheers",
+    )
+    .unwrap();
+    assert_eq!(cheer["test"], true);
+    assert!(
+        cheer["id"]
+            .as_str()
+            .unwrap()
+            .starts_with("twitch:a#replay-")
+    );
+    sub.wait_line(&["stream/community/follows "]);
+    // The daemon's own state is not replayed, and the replay reaches the log like any bot's publish.
+    assert_eq!(
+        sub.count_lines("\"state\":\"online\""),
+        1,
+        "only the live daemon's retained state"
+    );
+    wait_for("the replayed follow in the log", || {
+        daemon
+            .log_lines()
+            .into_iter()
+            .find(|l| l["topic"] == "stream/community/follows")
+    });
+}
+
+#[test]
+fn mqtt_off_runs_without_a_bus_and_the_cli_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start_in(
+        dir.path(),
+        "[mqtt]\nmode = \"off\"\n[http]\nlisten = \"127.0.0.1:0\"\n",
+        &[],
+    );
+    assert!(daemon.runtime.mqtt.is_none());
+    let out = daemon.cli(&["trigger", "cheer"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("mqtt.mode is \"off\""));
+    wait_for("the online state in the log", || {
+        daemon
+            .log_lines()
+            .into_iter()
+            .find(|l| l["event"]["state"] == "online")
+    });
+}
+
+#[test]
+fn schema_prints_the_committed_documents() {
+    let schema = ongwatch().arg("schema").output().unwrap();
+    assert!(schema.status.success());
+    let committed = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/docs/schema/events.schema.json"
+    ))
+    .unwrap();
+    assert_eq!(String::from_utf8_lossy(&schema.stdout), committed);
+    let asyncapi = ongwatch().args(["schema", "--asyncapi"]).output().unwrap();
+    let document: serde_json::Value = serde_json::from_slice(&asyncapi.stdout).unwrap();
+    assert_eq!(document["asyncapi"], "3.0.0");
+    assert!(document["channels"]["support_cheers"]["address"] == "{root}/support/cheers");
+}

@@ -24,7 +24,10 @@ fn pretty(value: serde_json::Value) -> String {
 
 #[test]
 fn json_schema_is_committed() {
-    check("docs/schema/events.schema.json", pretty(schema::json_schema()));
+    check(
+        "docs/schema/events.schema.json",
+        pretty(schema::json_schema()),
+    );
 }
 
 #[test]
@@ -46,7 +49,10 @@ fn every_example_validates_against_the_schema() {
     let validator = jsonschema::validator_for(&schema).unwrap();
     for example in schema::examples() {
         let json = example.to_json();
-        let errors: Vec<String> = validator.iter_errors(&json).map(|e| e.to_string()).collect();
+        let errors: Vec<String> = validator
+            .iter_errors(&json)
+            .map(|e| e.to_string())
+            .collect();
         assert!(errors.is_empty(), "{json}: {errors:?}");
     }
 }
