@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::event::Event;
+use crate::sources::streamelements;
 use crate::sources::twitch::eventsub;
 
 /// Every kind `ongwatch trigger` accepts.
@@ -109,8 +110,84 @@ pub fn normalize(request: &TriggerRequest, context: &Context) -> Result<Vec<Even
         return Ok(vec![event.test(true)]);
     }
 
-    // TEMPORARY until the StreamElements normalizer lands (same session).
-    Err(failed(format!(
-        "tip triggers arrive with StreamElements ({message_id})"
-    )))
+    // A tip exists only on StreamElements and Streamlabs; the request id becomes the tip id,
+    // so a redelivered trigger is still one tip.
+    let mut request = request.clone();
+    request.fields.entry("tipId".into()).or_insert(message_id);
+    let activity = streamelements::trigger_payload(&request, &channel);
+    Ok(vec![
+        streamelements::normalize(&activity, &channel).test(true),
+    ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::EventKind;
+
+    fn context() -> Context {
+        Context {
+            channel: "jonathanong".into(),
+            broadcaster_id: "1337".into(),
+        }
+    }
+
+    #[test]
+    fn every_kind_normalizes_to_one_test_event_with_a_stable_id() {
+        for kind in KINDS {
+            let request = TriggerRequest {
+                id: Some("req-1".into()),
+                kind: (*kind).into(),
+                user: Some("alinsa_vix".into()),
+                amount: Some(5.0),
+                ..TriggerRequest::default()
+            };
+            let first = normalize(&request, &context()).unwrap();
+            let again = normalize(&request, &context()).unwrap();
+            assert_eq!(first.len(), 1, "{kind}");
+            assert!(first[0].test, "{kind}");
+            assert_eq!(first[0].id, again[0].id, "{kind}");
+            assert_eq!(first[0].channel, "jonathanong", "{kind}");
+        }
+    }
+
+    #[test]
+    fn a_tip_comes_from_streamelements() {
+        let request = TriggerRequest {
+            kind: "tip".into(),
+            user: Some("Kappa_Fan".into()),
+            amount: Some(12.5),
+            message: Some("loop pedal fund".into()),
+            fields: BTreeMap::from([("currency".to_owned(), "EUR".to_owned())]),
+            ..TriggerRequest::default()
+        };
+        let events = normalize(&request, &context()).unwrap();
+        let EventKind::Tip(tip) = &events[0].kind else {
+            panic!("{:?}", events[0]);
+        };
+        assert_eq!(events[0].provider, "streamelements");
+        assert_eq!((tip.amount, tip.currency.as_str()), (12.5, "EUR"));
+        assert_eq!(tip.user.user.as_deref(), Some("kappa_fan"));
+    }
+
+    #[test]
+    fn unknown_kinds_and_bad_amounts_are_refused() {
+        let bad = |kind: &str, amount| TriggerRequest {
+            kind: kind.into(),
+            amount,
+            ..TriggerRequest::default()
+        };
+        assert!(matches!(
+            validate(&bad("confetti", None)),
+            Err(TriggerError::UnknownKind(_))
+        ));
+        assert!(matches!(
+            validate(&bad("cheer", Some(-1.0))),
+            Err(TriggerError::BadAmount(_))
+        ));
+        assert!(matches!(
+            validate(&bad("cheer", Some(f64::NAN))),
+            Err(TriggerError::BadAmount(_))
+        ));
+    }
 }

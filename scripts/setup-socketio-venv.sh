@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Creates the Python venv that runs tests/support/socketio_server.py, a real Socket.IO 2 /
+# Engine.IO 3 server (python-socketio 4.x), because no maintained Rust server speaks EIO 3 and
+# the Streamlabs/StreamElements client must be tested against an implementation we did not write.
+# aiohttp is its websocket-capable async mode (the threading mode has no websocket transport).
+#
+# Idempotent: a venv whose pinned packages import is left alone. Override the location with
+# SOCKETIO_VENV (tests/socketio_providers.rs reads the same variable).
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+venv="${SOCKETIO_VENV:-$root/target/socketio-venv}"
+python="${PYTHON:-python3}"
+
+check() {
+    "$venv/bin/python" - <<'PY' 2>/dev/null
+import importlib.metadata as m
+assert m.version("python-socketio") == "4.6.1"
+assert m.version("python-engineio") == "3.14.2"
+assert m.version("aiohttp") == "3.9.5"
+import aiohttp, socketio, engineio  # noqa: F401
+PY
+}
+
+if [ -x "$venv/bin/python" ] && check; then
+    echo "socketio venv ready: $venv"
+    exit 0
+fi
+
+if ! "$python" -m venv --help >/dev/null 2>&1; then
+    echo "error: '$python -m venv' is unavailable; install python3-venv (apt-get install python3-venv)" >&2
+    exit 1
+fi
+
+rm -rf "$venv"
+"$python" -m venv "$venv"
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+    "python-socketio==4.6.1" "python-engineio==3.14.2" "aiohttp==3.9.5"
+check
+echo "socketio venv ready: $venv"
