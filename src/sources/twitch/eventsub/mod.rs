@@ -42,4 +42,4 @@ mod trigger;
 
 pub use frame::{Frame, FrameError, Notification, Session, Subscription, parse_frame};
 pub use normalize::{Context, NormalizeError, PROVIDER, normalize, raw_event};
-pub use trigger::{DEFAULT_USER, TRIGGER_KINDS, eventsub_payload, trigger_notification};
+pub use trigger::{DEFAULT_USER, eventsub_payload, trigger_notification};

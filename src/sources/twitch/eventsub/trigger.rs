@@ -367,23 +367,6 @@ fn typed(existing: Option<&Value>, text: &str) -> Value {
     Value::String(text.to_owned())
 }
 
-/// Lets callers see which kinds this builder covers, e.g. for `--help` or the dashboard.
-pub const TRIGGER_KINDS: [&str; 13] = [
-    "cheer",
-    "sub",
-    "resub",
-    "gift",
-    "follow",
-    "raid",
-    "redemption",
-    "chat",
-    "online",
-    "offline",
-    "hypetrain",
-    "poll",
-    "prediction",
-];
-
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
