@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the tests need that is not a crate, idempotently: Debian's mosquitto and its
-# clients (MQTT interop), Node's MQTT.js (the browser-style MQTT-over-WebSocket client), and
-# the Python Socket.IO 2 server used as the Streamlabs/StreamElements counterpart.
+# clients (MQTT interop), Node's MQTT.js (the browser-style MQTT-over-WebSocket client), the
+# Python Socket.IO 2 server used as the Streamlabs/StreamElements counterpart, and Debian's
+# Chromium with playwright-core for the browser tests (no browser download: the system one).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,6 +10,9 @@ need_apt=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need_apt+=(mosquitto)
 command -v mosquitto_sub >/dev/null 2>&1 || need_apt+=(mosquitto-clients)
 command -v node >/dev/null 2>&1 || need_apt+=(nodejs npm)
+[ -x /usr/bin/chromium ] || need_apt+=(chromium chromium-driver)
+# A real IRC server for the chat client's connect/ping/reconnect test (tests/chat.rs).
+command -v ngircd >/dev/null 2>&1 || [ -x /usr/sbin/ngircd ] || need_apt+=(ngircd)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing ${need_apt[*]} from Debian"
   sudo_cmd=""
@@ -18,8 +22,8 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 # The Debian package starts a system mosquitto on 1883; the tests start their own on free ports.
 
-if [ ! -d tests/node/node_modules/mqtt ]; then
-  echo "setup: installing MQTT.js for the WebSocket client test"
+if [ ! -d tests/node/node_modules/mqtt ] || [ ! -d tests/node/node_modules/playwright-core ]; then
+  echo "setup: installing MQTT.js and playwright-core for the WebSocket and browser tests"
   (cd tests/node && npm ci --no-audit --no-fund --silent)
 fi
 

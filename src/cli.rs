@@ -16,6 +16,7 @@ use crate::event::{TopicRoot, schema, validate_filter};
 use crate::mqtt::Endpoint;
 use crate::mqtt::client::CliClient;
 use crate::sources::trigger::TriggerRequest;
+use crate::sources::twitch::auth as twitch_auth;
 use crate::state::{self, Runtime};
 
 #[derive(Parser)]
@@ -109,6 +110,11 @@ enum Command {
         #[arg(long)]
         asyncapi: bool,
     },
+    /// Log in to Twitch, or list the stored logins.
+    Auth {
+        #[command(subcommand)]
+        command: AuthCommand,
+    },
     /// Republish a recorded event log onto the bus (flagged test unless --as-live).
     Replay {
         #[command(flatten)]
@@ -121,6 +127,59 @@ enum Command {
         #[arg(long)]
         as_live: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum AuthCommand {
+    /// OAuth device-code login: prints a URL and a code, waits for approval, stores the token.
+    Twitch {
+        #[command(flatten)]
+        common: Common,
+        #[arg(long, env = "ONGWATCH_CREDENTIALS")]
+        credentials: Option<PathBuf>,
+        /// Selects [twitch.<environment>] in credentials.toml (overrides the config).
+        #[arg(long)]
+        environment: Option<String>,
+        /// broadcaster: EventSub events; bot: chat as a separate user.
+        #[arg(long, value_enum, default_value = "broadcaster")]
+        account: twitch_auth::Account,
+    },
+    /// Every stored account: login, user id, scopes, expiry, missing scopes.
+    Status {
+        #[command(flatten)]
+        common: Common,
+        #[arg(long, env = "ONGWATCH_CREDENTIALS")]
+        credentials: Option<PathBuf>,
+        #[arg(long)]
+        environment: Option<String>,
+    },
+}
+
+/// Config, credentials and state dir of an `auth` subcommand.
+fn auth_setup(
+    common: &Common,
+    credentials: Option<PathBuf>,
+    environment: Option<String>,
+) -> Result<(Config, Credentials, PathBuf), Failure> {
+    let mut config = load_config(common)?;
+    if let Some(environment) = environment {
+        config.environment = environment;
+    }
+    let credentials = Credentials::load(default_file(credentials, "credentials.toml").as_deref())?;
+    Ok((
+        config,
+        credentials,
+        state::resolve_state_dir(common.state_dir.as_deref()),
+    ))
+}
+
+impl From<twitch_auth::CommandError> for Failure {
+    fn from(e: twitch_auth::CommandError) -> Self {
+        match e {
+            twitch_auth::CommandError::Usage(m) => Self::usage(m),
+            twitch_auth::CommandError::Runtime(m) => Self::runtime(m),
+        }
+    }
 }
 
 fn parse_field(text: &str) -> Result<(String, String), String> {
@@ -305,6 +364,33 @@ async fn dispatch(command: Command) -> Result<(), Failure> {
             let text = serde_json::to_string_pretty(&document)
                 .map_err(|e| Failure::runtime(format!("cannot print the schema: {e}")))?;
             println!("{text}");
+            Ok(())
+        }
+        Command::Auth {
+            command:
+                AuthCommand::Twitch {
+                    common,
+                    credentials,
+                    environment,
+                    account,
+                },
+        } => {
+            let (config, credentials, state_dir) = auth_setup(&common, credentials, environment)?;
+            Ok(twitch_auth::login_command(&config, &credentials, &state_dir, account).await?)
+        }
+        Command::Auth {
+            command:
+                AuthCommand::Status {
+                    common,
+                    credentials,
+                    environment,
+                },
+        } => {
+            let (config, credentials, state_dir) = auth_setup(&common, credentials, environment)?;
+            print!(
+                "{}",
+                twitch_auth::status_command(&config, &credentials, &state_dir)?
+            );
             Ok(())
         }
         Command::Replay {

@@ -1,10 +1,12 @@
 //! The command processor: a hub output that acts on `R/command/...` messages, whoever
-//! published them (the CLI, a bot over MQTT, the HTTP API).
+//! published them (the CLI, a bot over MQTT, the HTTP API). Chat sends go to [`Chat`], which
+//! also watches the Twitch provider's state for its source-choice rule.
 //!
 //! A bad command gets one clear log line and is otherwise ignored; the daemon keeps running.
 
 use std::sync::Arc;
 
+use crate::chat::Chat;
 use crate::event::{TopicRoot, filter_matches};
 use crate::hub::{BoundedQueue, Delivery, Publisher};
 use crate::sources::trigger::{self, TriggerRequest};
@@ -14,11 +16,25 @@ pub async fn run(
     publisher: Publisher,
     root: TopicRoot,
     context: trigger::Context,
+    chat: Arc<Chat>,
 ) {
     let trigger_filter = root.filter_suffix("command/trigger");
+    let chat_send_filter = root.filter_suffix("command/chat/send");
+    let twitch_state_filter = root.filter_suffix("system/providers/twitch");
     while let Some(record) = queue.pop().await {
         queue.mark_delivered(1);
         let topic = &record.message.topic;
+        if filter_matches(&chat_send_filter, topic) {
+            let channel = root.strip(topic).and_then(|(channel, _)| channel);
+            if chat.send(&record.message.payload, channel).await.is_err() {
+                return;
+            }
+            continue;
+        }
+        if filter_matches(&twitch_state_filter, topic) {
+            chat.observe_provider_state(&record.message.payload);
+            continue;
+        }
         if !filter_matches(&trigger_filter, topic) {
             continue;
         }

@@ -108,6 +108,10 @@ impl Default for MqttConfig {
 pub struct HttpConfig {
     pub listen: String,
     pub token: String,
+    /// Address blocks let in without the token; everyone else needs it (docs/WEB.md).
+    pub trusted: Vec<crate::web::Cidr>,
+    /// Frames a `/ws/events` client may have waiting before it is cut off as too slow.
+    pub client_queue: usize,
 }
 
 impl Default for HttpConfig {
@@ -115,6 +119,8 @@ impl Default for HttpConfig {
         Self {
             listen: "127.0.0.1:8080".into(),
             token: String::new(),
+            trusted: crate::web::Cidr::loopback(),
+            client_queue: 1024,
         }
     }
 }
@@ -160,6 +166,14 @@ pub struct TwitchConfig {
     pub eventsub_subscriptions_url: String,
     /// The broadcaster login that events without a channel (e.g. triggers) belong to.
     pub channel: String,
+    /// EventSub types to subscribe to, `type` or `type@version`; empty: the default list
+    /// (docs/TWITCH.md).
+    pub subscriptions: Vec<String>,
+    /// EventSub reconnect backoff: first delay and cap, in seconds.
+    pub retry_initial_seconds: f64,
+    pub retry_max_seconds: f64,
+    /// Added to the session's keepalive timeout before silence means a dead connection.
+    pub keepalive_grace_seconds: f64,
 }
 
 impl Default for TwitchConfig {
@@ -170,6 +184,10 @@ impl Default for TwitchConfig {
             eventsub_url: "wss://eventsub.wss.twitch.tv/ws".into(),
             eventsub_subscriptions_url: String::new(),
             channel: String::new(),
+            subscriptions: Vec::new(),
+            retry_initial_seconds: 1.0,
+            retry_max_seconds: 120.0,
+            keepalive_grace_seconds: 5.0,
         }
     }
 }
@@ -180,6 +198,10 @@ pub struct ChatConfig {
     pub server: String,
     pub tls: bool,
     pub channels: Vec<String>,
+    /// Read chat without logging in, even when a login is stored (docs/CHAT.md).
+    pub anonymous: bool,
+    /// Which stored login chat uses; unset: the bot, else the broadcaster, else anonymous.
+    pub account: Option<crate::sources::twitch::auth::Account>,
 }
 
 impl Default for ChatConfig {
@@ -188,6 +210,8 @@ impl Default for ChatConfig {
             server: "irc.chat.twitch.tv:6697".into(),
             tls: true,
             channels: Vec::new(),
+            anonymous: false,
+            account: None,
         }
     }
 }
@@ -239,6 +263,10 @@ pub struct Config {
     pub chat: ChatConfig,
     pub streamelements: StreamElementsConfig,
     pub streamlabs: StreamlabsConfig,
+    pub hype: crate::processors::hype::HypeConfig,
+    pub homeassistant: crate::processors::homeassistant::HomeAssistantConfig,
+    /// `[[rules]]`, checked (see docs/PROCESSORS.md).
+    pub rules: Vec<crate::processors::rules::Rule>,
     pub topic_root: TopicRoot,
     pub mqtt_listen: SocketAddr,
     pub mqtt_ws_listen: SocketAddr,
@@ -257,6 +285,9 @@ const SECTIONS: &[&str] = &[
     "chat",
     "streamelements",
     "streamlabs",
+    "hype",
+    "homeassistant",
+    "rules",
 ];
 
 impl Config {
@@ -340,6 +371,14 @@ impl Config {
         let streamelements: StreamElementsConfig =
             section(&table, "streamelements", &mut section_problems);
         let streamlabs: StreamlabsConfig = section(&table, "streamlabs", &mut section_problems);
+        let hype: crate::processors::hype::HypeConfig =
+            section(&table, "hype", &mut section_problems);
+        let homeassistant: crate::processors::homeassistant::HomeAssistantConfig =
+            section(&table, "homeassistant", &mut section_problems);
+        section_problems.extend(hype.problems());
+        section_problems.extend(homeassistant.problems());
+        let (rules, rule_problems) = crate::processors::rules::parse(table.get("rules"));
+        section_problems.extend(rule_problems);
         for (key, message) in section_problems {
             problem(&key, message);
         }
@@ -406,6 +445,24 @@ impl Config {
                 ),
             );
         }
+        if let Err(e) = crate::sources::twitch::catalog::resolve(&twitch.subscriptions) {
+            problem("twitch.subscriptions", e.to_string());
+        }
+        for (key, value) in [
+            ("twitch.retry_initial_seconds", twitch.retry_initial_seconds),
+            ("twitch.retry_max_seconds", twitch.retry_max_seconds),
+            (
+                "twitch.keepalive_grace_seconds",
+                twitch.keepalive_grace_seconds,
+            ),
+        ] {
+            if !(0.0..=86_400.0).contains(&value) {
+                problem(
+                    key,
+                    format!("{value} is out of range; use seconds from 0 to 86400"),
+                );
+            }
+        }
         if !matches!(streamelements.transport.as_str(), "astro" | "realtime") {
             problem(
                 "streamelements.transport",
@@ -426,6 +483,23 @@ impl Config {
         }
         if bus.mqtt_queue == 0 {
             problem("bus.mqtt_queue", "must be at least 1".into());
+        }
+        for channel in &chat.channels {
+            if crate::sources::twitch::irc::channel_login(channel).is_none() {
+                problem(
+                    "chat.channels",
+                    format!("{channel:?} is not a Twitch channel; use logins, e.g. [\"ninja\"]"),
+                );
+            }
+        }
+        if chat.server.rsplit_once(':').is_none_or(|(_, port)| port.parse::<u16>().is_err()) {
+            problem(
+                "chat.server",
+                format!("{:?} has no port; use host:port, e.g. \"irc.chat.twitch.tv:6697\"", chat.server),
+            );
+        }
+        if http.client_queue == 0 {
+            problem("http.client_queue", "must be at least 1".into());
         }
         if log.path.is_empty() {
             problem(
@@ -455,6 +529,9 @@ impl Config {
             chat,
             streamelements,
             streamlabs,
+            hype,
+            homeassistant,
+            rules,
             topic_root,
             mqtt_listen,
             mqtt_ws_listen,
@@ -647,7 +724,7 @@ impl Credentials {
                             file: name.clone(),
                             key,
                             message: format!(
-                                "{message}; known keys are client_id, client_secret, apikey, jwt, socket_token"
+                                "{message}; known keys are client_id, client_secret, apikey, jwt, socket_token, user_id, login"
                             ),
                         });
                     }

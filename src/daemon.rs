@@ -15,14 +15,16 @@ use anyhow::Context as _;
 use bytes::Bytes;
 use tokio_util::sync::CancellationToken;
 
-use crate::commands;
+use crate::{chat, commands};
 use crate::config::{Config, Credentials, MqttMode};
 use crate::event::{DaemonState, Event, EventKind, SystemState, format_time, now};
-use crate::hub::{Hub, OverflowPolicy};
+use crate::hub::{Hub, OverflowPolicy, Publisher};
 use crate::mqtt::{Endpoint, bridge, broker};
+use crate::processors;
 use crate::sinks::eventlog::EventLog;
-use crate::sources::{demo, trigger};
+use crate::sources::{demo, streamelements, streamlabs, trigger, twitch};
 use crate::state::{self, Runtime};
+use crate::web;
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -30,6 +32,8 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 const LOG_QUEUE: usize = 65_536;
 /// Capacity of the command processor's queue (`drop_newest`, counted and logged).
 const COMMAND_QUEUE: usize = 10_000;
+/// Capacity of the web fan-out's queue (`drop_oldest`: WebSocket clients never stall the bus).
+const WEB_QUEUE: usize = 65_536;
 
 pub struct Options {
     pub config: Config,
@@ -42,7 +46,7 @@ pub struct Options {
 pub async fn run(options: Options, shutdown: CancellationToken) -> anyhow::Result<()> {
     let Options {
         config,
-        credentials: _,
+        credentials,
         state_dir,
         demo,
     } = options;
@@ -72,6 +76,10 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> anyhow::Resul
             false,
         )
     });
+    let web_queue = hub.add_output("web", WEB_QUEUE, OverflowPolicy::DropOldest, true);
+    let processor_outputs = processors::Outputs::register(&mut hub, &config);
+    let output_stats = hub.output_stats();
+    let hub_counters = hub.counters.clone();
     let publisher = hub.publisher();
     let hub_stop = CancellationToken::new();
     let hub_task = tokio::spawn(hub.run(hub_stop.clone()));
@@ -120,6 +128,7 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> anyhow::Resul
             Some(endpoint)
         }
     };
+    let bridge_status = Arc::new(bridge::BridgeStatus::default());
     let bridge_task = match (endpoint, mqtt_queue) {
         (Some(endpoint), Some(queue)) => {
             let options = bridge::BridgeOptions {
@@ -130,12 +139,11 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> anyhow::Resul
                 online: payload_of(&system_event(DaemonState::Online)),
                 offline: payload_of(&system_event(DaemonState::Offline)),
             };
-            let status = Arc::new(bridge::BridgeStatus::default());
             Some(tokio::spawn(bridge::run(
                 options,
                 queue,
                 publisher.clone(),
-                status,
+                bridge_status.clone(),
             )))
         }
         _ => None,
@@ -146,12 +154,19 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> anyhow::Resul
         broadcaster_id: "0".into(),
     };
     let sources = CancellationToken::new();
+    let (chat, chat_tasks) = chat::Chat::start(
+        chat::ChatSettings::from_config(&config, &credentials, &state_dir, channel.clone()),
+        publisher.clone(),
+        sources.clone(),
+    );
     let commands_task = tokio::spawn(commands::run(
         command_queue,
         publisher.clone(),
         config.topic_root.clone(),
         trigger_context.clone(),
+        chat.clone(),
     ));
+    let processor_tasks = processor_outputs.spawn(&publisher, &config, &channel, &state_dir);
     let demo_task = demo.then(|| {
         tokio::spawn(demo::run(
             publisher.clone(),
@@ -164,10 +179,58 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> anyhow::Resul
         ))
     });
 
+    let twitch_task = match twitch::source::Settings::from_config(&config, &credentials, &state_dir)
+    {
+        Ok(Some(settings)) => Some(tokio::spawn(twitch::source::run(
+            settings,
+            publisher.clone(),
+            sources.clone(),
+        ))),
+        Ok(None) => None,
+        Err(e) => anyhow::bail!("twitch.subscriptions: {e}"),
+    };
+
+    let socket_tasks = spawn_socket_sources(&config, &credentials, &channel, &publisher, &sources);
+
+    let web_server = web::start(
+        web::WebOptions {
+            listen: config.http_listen,
+            token: config.http.token.clone(),
+            trusted: config.http.trusted.clone(),
+            client_queue: config.http.client_queue,
+            root: config.topic_root.clone(),
+            default_channel: channel.clone(),
+            log_path: log_path.clone(),
+            last_seq: recovered.last_seq,
+            started,
+            publisher: publisher.clone(),
+            chat: chat.clone(),
+            outputs: output_stats,
+            hub: hub_counters,
+            mqtt: web::MqttInfo {
+                mode: match config.mqtt.mode {
+                    MqttMode::Embedded => "embedded",
+                    MqttMode::External => "external",
+                    MqttMode::Off => "off",
+                },
+                tcp: runtime.mqtt,
+                ws: runtime.mqtt_ws,
+                url: runtime.mqtt_url.clone(),
+                bridge: bridge_task.is_some().then(|| bridge_status.clone()),
+            },
+        },
+        web_queue,
+    )
+    .await?;
+    runtime.http = Some(web_server.addr);
+
     publisher
         .event(system_event(DaemonState::Online))
         .await
         .ok();
+    if twitch_task.is_none() {
+        twitch::source::disabled(&publisher, &channel, &config.environment).await;
+    }
     runtime
         .write(&state_dir)
         .with_context(|| format!("cannot write {}", state_dir.join(Runtime::FILE).display()))?;
@@ -188,6 +251,15 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> anyhow::Resul
     if let Some(task) = demo_task {
         let _ = task.await;
     }
+    if let Some(task) = twitch_task {
+        let _ = task.await;
+    }
+    for task in chat_tasks {
+        let _ = task.await;
+    }
+    for task in socket_tasks {
+        let _ = task.await;
+    }
     publisher
         .event(system_event(DaemonState::Offline))
         .await
@@ -195,6 +267,10 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> anyhow::Resul
     drop(publisher);
     hub_stop.cancel();
     let _ = hub_task.await;
+    // Their queues are closed now; the session totals get saved.
+    for task in processor_tasks {
+        let _ = task.await;
+    }
     match log_task.await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => tracing::error!(error = %e, "the event log failed"),
@@ -203,6 +279,7 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> anyhow::Resul
     if let Some(task) = bridge_task {
         let _ = task.await;
     }
+    web_server.stop().await;
     commands_task.abort();
     drop(embedded);
     Runtime::remove(&state_dir);
@@ -210,9 +287,71 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> anyhow::Resul
     Ok(())
 }
 
-/// What this instance listens to on the bus. With a `{channel}` root, several instances can
-/// share one broker, each serving its own channels (see docs/SCALING.md).
+/// Streamlabs and StreamElements, for whichever has credentials in this environment. Their
+/// events (and provider states) are forwarded into the hub by one task each.
+fn spawn_socket_sources(
+    config: &Config,
+    credentials: &Credentials,
+    channel: &str,
+    publisher: &Publisher,
+    stop: &CancellationToken,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let mut tasks = Vec::new();
+    if let Some((settings, token)) = streamlabs::Settings::from_config(config, credentials, channel)
+    {
+        let (out, forwarder) = forward(publisher.clone());
+        tasks.push(tokio::spawn(streamlabs::run(
+            settings,
+            token,
+            out,
+            stop.clone(),
+        )));
+        tasks.push(forwarder);
+    }
+    if let Some((settings, credential)) =
+        streamelements::Settings::from_config(config, credentials, channel)
+    {
+        let (out, forwarder) = forward(publisher.clone());
+        tasks.push(tokio::spawn(streamelements::run(
+            settings,
+            credential,
+            out,
+            stop.clone(),
+        )));
+        tasks.push(forwarder);
+    }
+    tasks
+}
+
+/// A channel whose events go to the hub, and the task forwarding them, which ends once the
+/// source dropped its sender and everything sent was forwarded.
+fn forward(
+    publisher: Publisher,
+) -> (
+    tokio::sync::mpsc::Sender<Event>,
+    tokio::task::JoinHandle<()>,
+) {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Event>(1024);
+    let task = tokio::spawn(async move {
+        while let Some(event) = rx.recv().await {
+            if publisher.event(event).await.is_err() {
+                break;
+            }
+        }
+    });
+    (tx, task)
+}
+
+/// What this instance listens to on the bus: its root, and what the processors need outside it.
 fn bus_filters(config: &Config, demo: bool) -> Vec<String> {
+    let mut filters = root_filters(config, demo);
+    filters.extend(processors::subscriptions(config, &filters));
+    filters
+}
+
+/// The topic root this instance serves. With a `{channel}` root, several instances can
+/// share one broker, each serving its own channels (see docs/SCALING.md).
+fn root_filters(config: &Config, demo: bool) -> Vec<String> {
     if !config.topic_root.is_per_channel() {
         return vec![config.topic_root.filter_all()];
     }

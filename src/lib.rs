@@ -2,9 +2,11 @@
 //!
 //! Data flows one way through the modules: [`sources`] (one folder per provider) turn upstream
 //! payloads into the [`event`] contract, the [`hub`] deduplicates and numbers them and hands
-//! them to the outputs: [`sinks`] (the event log), the [`mqtt`] bridge, and the [`commands`]
-//! processor. See docs/ARCHITECTURE.md.
+//! them to the outputs: [`sinks`] (the event log), the [`mqtt`] bridge, the [`commands`]
+//! processor and the [`web`] server (dashboard, overlays, `/ws/events`, API).
+//! See docs/ARCHITECTURE.md.
 
+pub mod chat;
 pub mod cli;
 pub mod commands;
 pub mod config;
@@ -12,6 +14,8 @@ pub mod daemon;
 pub mod event;
 pub mod hub;
 pub mod mqtt;
+pub mod processors;
 pub mod sinks;
 pub mod sources;
 pub mod state;
+pub mod web;

@@ -92,7 +92,7 @@ pub async fn run(
                 message.topic.clone(),
                 QoS::AtLeastOnce,
                 message.retain,
-                message.payload.clone(),
+                wire_payload(&message.payload),
             )
             .await;
         if sent.is_err() {
@@ -111,6 +111,18 @@ pub async fn run(
         tracing::warn!("MQTT broker did not take the disconnect in time");
     }
     stop_loop.cancel();
+}
+
+/// What goes on the wire for a bus payload. The bus carries JSON; a JSON string is sent as its
+/// plain text, since that is what a text payload such as a light's `ON` means on MQTT (and how
+/// a bot's non-JSON publish is carried on the bus in the first place).
+fn wire_payload(payload: &Bytes) -> Bytes {
+    if payload.first() == Some(&b'"')
+        && let Ok(text) = serde_json::from_slice::<String>(payload)
+    {
+        return Bytes::from(text);
+    }
+    payload.clone()
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -185,5 +197,18 @@ async fn drive(
                 backoff = (backoff * 2).min(Duration::from_secs(10));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_strings_go_out_as_plain_text() {
+        assert_eq!(wire_payload(&Bytes::from_static(br#""ON""#)), "ON");
+        assert_eq!(wire_payload(&Bytes::from_static(br#""a\"b""#)), r#"a"b"#);
+        assert_eq!(wire_payload(&Bytes::from_static(br#"{"level":3}"#)), r#"{"level":3}"#);
+        assert_eq!(wire_payload(&Bytes::from_static(b"42")), "42");
     }
 }

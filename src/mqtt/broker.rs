@@ -88,7 +88,13 @@ pub async fn start(
     listen: SocketAddr,
     ws_listen: SocketAddr,
 ) -> Result<EmbeddedBroker, BrokerError> {
-    let scx = ServerContext::new().build().await;
+    // rmqtt's defaults are sized for a broker of millions of sessions; a streamer's bus has a
+    // few dozen clients.
+    let scx = ServerContext::new()
+        .task_exec_workers(64)
+        .task_exec_queue_max(100_000)
+        .build()
+        .await;
     *scx.extends.retain_mut().await = Box::new(MemoryRetain(DefaultRetainStorage::new()));
 
     let tcp = listener("tcp", listen)

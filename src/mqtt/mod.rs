@@ -104,6 +104,10 @@ impl Endpoint {
         let mut options = MqttOptions::new(client_id, self.host.clone(), self.port);
         options.set_keep_alive(Duration::from_secs(15));
         options.set_max_packet_size(Some(1024 * 1024));
+        // Events are small and latency matters more than packet count.
+        let mut network = rumqttc::NetworkOptions::new();
+        network.set_tcp_nodelay(true);
+        options.set_network_options(network);
         if let (Some(user), password) = (&self.username, &self.password) {
             options.set_credentials(user.clone(), password.clone().unwrap_or_default());
         }

@@ -1,0 +1,176 @@
+//! Processors: hub outputs that read the bus and publish derived state back onto it.
+//!
+//! Each one drains its own queue (a dropping policy, so a processor that publishes into the
+//! hub can never stall it) and ends when the hub closes that queue at shutdown:
+//!
+//! - [`hype`]: the hype meter, a leaky bucket over support events → retained `R/synthetic/hype`.
+//! - [`totals`]: support totals of the current stream session → retained `R/synthetic/totals`,
+//!   kept in the state dir across restarts.
+//! - [`homeassistant`]: Home Assistant MQTT discovery for the daemon's topics.
+//! - [`rules`]: `[[rules]]`, declarative reactions (`when` / `if` / `publish` / `else`).
+//!
+//! See docs/PROCESSORS.md.
+
+pub mod homeassistant;
+pub mod hype;
+pub mod rules;
+pub mod totals;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use tokio::task::JoinHandle;
+
+use crate::config::Config;
+use crate::event::{Event, Kind, TopicRoot, validate_filter};
+use crate::hub::{BoundedQueue, Delivery, Hub, OverflowPolicy, Publisher, Record};
+
+/// Capacity of each processor's queue (`drop_oldest`: a processor that falls this far behind
+/// catches up with the present instead of stalling the hub; drops are counted per output).
+pub const QUEUE: usize = 10_000;
+
+type Queue = Arc<BoundedQueue<Delivery>>;
+
+/// The queues of the enabled processors, registered with the hub before it starts.
+pub struct Outputs {
+    hype: Option<Queue>,
+    totals: Queue,
+    homeassistant: Option<Queue>,
+    rules: Option<Queue>,
+}
+
+impl Outputs {
+    pub fn register(hub: &mut Hub, config: &Config) -> Self {
+        // Every processor wants what bots publish too: HA's birth message, a bot's hype.
+        let mut add = |name: &str| hub.add_output(name, QUEUE, OverflowPolicy::DropOldest, true);
+        Self {
+            hype: config.hype.enabled.then(|| add("hype")),
+            totals: add("totals"),
+            homeassistant: config.homeassistant.enabled.then(|| add("homeassistant")),
+            rules: (!config.rules.is_empty()).then(|| add("rules")),
+        }
+    }
+
+    /// Starts one task per processor; each ends when the hub closes its queue at shutdown.
+    pub fn spawn(
+        self,
+        publisher: &Publisher,
+        config: &Config,
+        channel: &str,
+        state_dir: &Path,
+    ) -> Vec<JoinHandle<()>> {
+        let mut tasks = vec![tokio::spawn(totals::run(
+            self.totals,
+            publisher.clone(),
+            state_dir.to_path_buf(),
+        ))];
+        if let Some(queue) = self.hype {
+            tasks.push(tokio::spawn(hype::run(
+                queue,
+                publisher.clone(),
+                config.hype.clone(),
+                channel.to_owned(),
+            )));
+        }
+        if let Some(queue) = self.homeassistant {
+            tasks.push(tokio::spawn(homeassistant::run(
+                queue,
+                publisher.clone(),
+                config.homeassistant.clone(),
+                channel.to_owned(),
+            )));
+        }
+        if let Some(queue) = self.rules {
+            tasks.push(tokio::spawn(rules::run(
+                queue,
+                publisher.clone(),
+                config.rules.clone(),
+            )));
+        }
+        tasks
+    }
+}
+
+/// Filters outside the topic root that the daemon's MQTT connection must also subscribe to so
+/// these processors see them: Home Assistant's birth topic and the `when` of every rule.
+/// Filters that overlap `root_filters` are left out, since overlapping subscriptions make a
+/// broker deliver the same message twice.
+pub fn subscriptions(config: &Config, root_filters: &[String]) -> Vec<String> {
+    let mut wanted = Vec::new();
+    if config.homeassistant.enabled {
+        wanted.push(config.homeassistant.status_topic());
+    }
+    wanted.extend(config.rules.iter().map(|rule| rule.when.clone()));
+    let mut extra: Vec<String> = Vec::new();
+    for filter in wanted {
+        let covered = root_filters
+            .iter()
+            .chain(extra.iter())
+            .any(|other| filters_overlap(other, &filter));
+        if !covered {
+            extra.push(filter);
+        }
+    }
+    extra
+}
+
+/// Whether some topic matches both MQTT filters.
+fn filters_overlap(a: &str, b: &str) -> bool {
+    if validate_filter(a).is_err() || validate_filter(b).is_err() {
+        return false;
+    }
+    let mut a = a.split('/');
+    let mut b = b.split('/');
+    loop {
+        match (a.next(), b.next()) {
+            (Some("#"), _) | (_, Some("#")) => return true,
+            (None, None) => return true,
+            (None, Some(_)) | (Some(_), None) => return false,
+            (Some(x), Some(y)) => {
+                if x != "+" && y != "+" && x != y {
+                    return false;
+                }
+            }
+        }
+    }
+}
+
+/// The contract event in `record` if its topic under `root` is one of `kinds`; anything else
+/// (chat, a bot's own JSON, malformed payloads) is skipped without parsing.
+fn event_of(record: &Record, root: &TopicRoot, kinds: &[Kind]) -> Option<Event> {
+    let (_, suffix) = root.strip(&record.message.topic)?;
+    if !kinds.iter().any(|kind| kind.topic_suffix() == suffix) {
+        return None;
+    }
+    let event: Event = serde_json::from_slice(&record.message.payload).ok()?;
+    kinds.contains(&event.kind.kind()).then_some(event)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overlap_follows_mqtt_matching() {
+        assert!(filters_overlap("stream/#", "stream/synthetic/hype"));
+        assert!(filters_overlap("+/#", "house/lights"));
+        assert!(filters_overlap("house/+/x", "house/lights/+"));
+        assert!(!filters_overlap("stream/#", "homeassistant/status"));
+        assert!(!filters_overlap("a/b", "a/b/c"));
+        assert!(filters_overlap("a/b/#", "a/b"));
+    }
+
+    #[test]
+    fn only_topics_outside_the_root_are_added() {
+        let config = Config::parse(
+            None,
+            "[homeassistant]\nenabled = true\n[[rules]]\nwhen = \"stream/synthetic/hype\"\npublish = { topic = \"x/y\", payload = \"1\" }\n[[rules]]\nwhen = \"zigbee/button/#\"\npublish = { topic = \"x/z\", payload = \"1\" }\n",
+        )
+        .unwrap();
+        let root = vec!["stream/#".to_owned()];
+        assert_eq!(
+            subscriptions(&config, &root),
+            vec!["homeassistant/status".to_owned(), "zigbee/button/#".into()]
+        );
+    }
+}

@@ -1,0 +1,332 @@
+//! The EventSub subscription types ongwatch creates: version, condition and scope of each.
+//!
+//! The scopes decide what `ongwatch auth twitch` asks for and what `auth status` reports as
+//! missing, so a type added here is requested at the next login without further changes.
+
+use serde_json::{Value, json};
+
+/// Which ids a subscription's condition names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Condition {
+    /// `{broadcaster_user_id}`
+    Broadcaster,
+    /// `{broadcaster_user_id, moderator_user_id}`: we moderate our own channel.
+    Moderator,
+    /// `{broadcaster_user_id, user_id}`: the chat types read as our own user.
+    ChatUser,
+    /// `{to_broadcaster_user_id}`: raids into the channel.
+    RaidTo,
+    /// `{from_broadcaster_user_id}`: raids the channel sends out.
+    RaidFrom,
+}
+
+impl Condition {
+    pub fn build(self, user_id: &str) -> Value {
+        match self {
+            Self::Broadcaster => json!({ "broadcaster_user_id": user_id }),
+            Self::Moderator => {
+                json!({ "broadcaster_user_id": user_id, "moderator_user_id": user_id })
+            }
+            Self::ChatUser => json!({ "broadcaster_user_id": user_id, "user_id": user_id }),
+            Self::RaidTo => json!({ "to_broadcaster_user_id": user_id }),
+            Self::RaidFrom => json!({ "from_broadcaster_user_id": user_id }),
+        }
+    }
+}
+
+/// One subscription type as Twitch documents it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Spec {
+    pub kind: String,
+    pub version: String,
+    pub condition: Condition,
+    /// Any one of these scopes authorizes it; empty when the type needs none.
+    pub scopes: &'static [&'static str],
+}
+
+const BITS: &[&str] = &["bits:read"];
+const SUBS: &[&str] = &["channel:read:subscriptions"];
+const CHAT: &[&str] = &["user:read:chat"];
+const MODERATE: &[&str] = &["channel:moderate"];
+
+/// `(type, version, condition, scopes)` of every default subscription.
+const DEFAULTS: &[(&str, &str, Condition, &[&str])] = &[
+    ("channel.cheer", "1", Condition::Broadcaster, BITS),
+    ("channel.bits.use", "1", Condition::Broadcaster, BITS),
+    ("channel.subscribe", "1", Condition::Broadcaster, SUBS),
+    (
+        "channel.subscription.message",
+        "1",
+        Condition::Broadcaster,
+        SUBS,
+    ),
+    (
+        "channel.subscription.gift",
+        "1",
+        Condition::Broadcaster,
+        SUBS,
+    ),
+    (
+        "channel.follow",
+        "2",
+        Condition::Moderator,
+        &["moderator:read:followers"],
+    ),
+    ("channel.raid", "1", Condition::RaidTo, &[]),
+    ("channel.raid", "1", Condition::RaidFrom, &[]),
+    (
+        "channel.channel_points_custom_reward_redemption.add",
+        "1",
+        Condition::Broadcaster,
+        &["channel:read:redemptions", "channel:manage:redemptions"],
+    ),
+    (
+        "channel.channel_points_automatic_reward_redemption.add",
+        "2",
+        Condition::Broadcaster,
+        &["channel:read:redemptions", "channel:manage:redemptions"],
+    ),
+    (
+        "channel.hype_train.begin",
+        "2",
+        Condition::Broadcaster,
+        &["channel:read:hype_train"],
+    ),
+    (
+        "channel.hype_train.progress",
+        "2",
+        Condition::Broadcaster,
+        &["channel:read:hype_train"],
+    ),
+    (
+        "channel.hype_train.end",
+        "2",
+        Condition::Broadcaster,
+        &["channel:read:hype_train"],
+    ),
+    (
+        "channel.poll.begin",
+        "1",
+        Condition::Broadcaster,
+        &["channel:read:polls", "channel:manage:polls"],
+    ),
+    (
+        "channel.poll.progress",
+        "1",
+        Condition::Broadcaster,
+        &["channel:read:polls", "channel:manage:polls"],
+    ),
+    (
+        "channel.poll.end",
+        "1",
+        Condition::Broadcaster,
+        &["channel:read:polls", "channel:manage:polls"],
+    ),
+    (
+        "channel.prediction.begin",
+        "1",
+        Condition::Broadcaster,
+        &["channel:read:predictions", "channel:manage:predictions"],
+    ),
+    (
+        "channel.prediction.progress",
+        "1",
+        Condition::Broadcaster,
+        &["channel:read:predictions", "channel:manage:predictions"],
+    ),
+    (
+        "channel.prediction.lock",
+        "1",
+        Condition::Broadcaster,
+        &["channel:read:predictions", "channel:manage:predictions"],
+    ),
+    (
+        "channel.prediction.end",
+        "1",
+        Condition::Broadcaster,
+        &["channel:read:predictions", "channel:manage:predictions"],
+    ),
+    (
+        "channel.charity_campaign.donate",
+        "1",
+        Condition::Broadcaster,
+        &["channel:read:charity"],
+    ),
+    (
+        "channel.shoutout.create",
+        "1",
+        Condition::Moderator,
+        &["moderator:read:shoutouts", "moderator:manage:shoutouts"],
+    ),
+    (
+        "channel.shoutout.receive",
+        "1",
+        Condition::Moderator,
+        &["moderator:read:shoutouts", "moderator:manage:shoutouts"],
+    ),
+    (
+        "channel.ad_break.begin",
+        "1",
+        Condition::Broadcaster,
+        &["channel:read:ads"],
+    ),
+    ("stream.online", "1", Condition::Broadcaster, &[]),
+    ("stream.offline", "1", Condition::Broadcaster, &[]),
+    ("channel.update", "2", Condition::Broadcaster, &[]),
+    ("channel.chat.message", "1", Condition::ChatUser, CHAT),
+    ("channel.chat.notification", "1", Condition::ChatUser, CHAT),
+    ("channel.chat.clear", "1", Condition::ChatUser, CHAT),
+    (
+        "channel.chat.clear_user_messages",
+        "1",
+        Condition::ChatUser,
+        CHAT,
+    ),
+    (
+        "channel.chat.message_delete",
+        "1",
+        Condition::ChatUser,
+        CHAT,
+    ),
+    ("channel.ban", "1", Condition::Broadcaster, MODERATE),
+    ("channel.unban", "1", Condition::Broadcaster, MODERATE),
+];
+
+/// What the optional bot account needs to read and write chat.
+pub const BOT_SCOPES: &[&str] = &[
+    "chat:read",
+    "chat:edit",
+    "user:read:chat",
+    "user:write:chat",
+];
+
+fn spec(entry: &(&str, &str, Condition, &'static [&'static str])) -> Spec {
+    Spec {
+        kind: entry.0.to_owned(),
+        version: entry.1.to_owned(),
+        condition: entry.2,
+        scopes: entry.3,
+    }
+}
+
+/// A `[twitch] subscriptions` entry that is not `type` or `type@version`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a subscription type; use e.g. \"channel.cheer\" or \"channel.follow@2\"")]
+pub struct BadEntry(pub String);
+
+/// The subscriptions for `[twitch] subscriptions` (empty: every default). An entry is a type,
+/// optionally `@version`; a type this table does not know gets version 1 (or the one given)
+/// and a `broadcaster_user_id` condition, and no scope is requested for it.
+pub fn resolve(entries: &[String]) -> Result<Vec<Spec>, BadEntry> {
+    if entries.is_empty() {
+        return Ok(DEFAULTS.iter().map(spec).collect());
+    }
+    let mut specs = Vec::new();
+    for entry in entries {
+        let (kind, version) = match entry.split_once('@') {
+            Some((kind, version)) => (kind, Some(version)),
+            None => (entry.as_str(), None),
+        };
+        let valid = |s: &str| {
+            !s.is_empty()
+                && s.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '_')
+        };
+        if !valid(kind) || version.is_some_and(|v| !valid(v)) {
+            return Err(BadEntry(entry.clone()));
+        }
+        let known: Vec<Spec> = DEFAULTS.iter().filter(|d| d.0 == kind).map(spec).collect();
+        if known.is_empty() {
+            specs.push(Spec {
+                kind: kind.to_owned(),
+                version: version.unwrap_or("1").to_owned(),
+                condition: Condition::Broadcaster,
+                scopes: &[],
+            });
+        } else {
+            specs.extend(known.into_iter().map(|mut s| {
+                if let Some(version) = version {
+                    s.version = version.to_owned();
+                }
+                s
+            }));
+        }
+    }
+    Ok(specs)
+}
+
+/// The scopes to request at login: the first (least powerful) accepted scope of each type.
+pub fn requested_scopes(specs: &[Spec]) -> Vec<String> {
+    let mut scopes: Vec<String> = specs
+        .iter()
+        .filter_map(|s| s.scopes.first().map(|s| (*s).to_owned()))
+        .collect();
+    scopes.sort();
+    scopes.dedup();
+    scopes
+}
+
+/// The scopes a token lacks for `specs`, as the ones login would request.
+pub fn missing_scopes(specs: &[Spec], granted: &[String]) -> Vec<String> {
+    let mut missing: Vec<String> = specs
+        .iter()
+        .filter(|s| {
+            !s.scopes.is_empty()
+                && !s
+                    .scopes
+                    .iter()
+                    .any(|scope| granted.iter().any(|g| g == scope))
+        })
+        .filter_map(|s| s.scopes.first().map(|s| (*s).to_owned()))
+        .collect();
+    missing.sort();
+    missing.dedup();
+    missing
+}
+
+/// Whether the granted scopes allow this subscription.
+pub fn allowed(spec: &Spec, granted: &[String]) -> bool {
+    spec.scopes.is_empty() || spec.scopes.iter().any(|s| granted.iter().any(|g| g == s))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_cover_the_issue_list_with_both_raid_directions() {
+        let specs = resolve(&[]).unwrap();
+        assert_eq!(specs.iter().filter(|s| s.kind == "channel.raid").count(), 2);
+        assert_eq!(
+            specs
+                .iter()
+                .find(|s| s.kind == "channel.follow")
+                .unwrap()
+                .version,
+            "2"
+        );
+        let scopes = requested_scopes(&specs);
+        assert!(scopes.contains(&"bits:read".to_owned()));
+        assert!(scopes.contains(&"user:read:chat".to_owned()));
+        assert_eq!(
+            Condition::Moderator.build("7"),
+            json!({"broadcaster_user_id": "7", "moderator_user_id": "7"})
+        );
+    }
+
+    #[test]
+    fn entries_pick_types_and_versions() {
+        let specs = resolve(&["channel.follow@2".into(), "channel.goal.begin".into()]).unwrap();
+        assert_eq!(specs.len(), 2);
+        assert_eq!(specs[1].version, "1");
+        assert!(resolve(&["Channel Cheer".into()]).is_err());
+        let granted = vec!["channel:manage:redemptions".to_owned()];
+        let redemptions =
+            resolve(&["channel.channel_points_custom_reward_redemption.add".into()]).unwrap();
+        assert!(missing_scopes(&redemptions, &granted).is_empty());
+        assert_eq!(
+            missing_scopes(&resolve(&["channel.cheer".into()]).unwrap(), &granted),
+            vec!["bits:read".to_owned()]
+        );
+    }
+}

@@ -1,0 +1,179 @@
+//! The web face of ongwatch on `[http] listen`: the dashboard, the OBS overlays, the event
+//! stream for overlays and bots (`/ws/events`), the HTTP API and `/metrics`.
+//! See docs/WEB.md for the endpoints, frames and security rules.
+//!
+//! The web side is one hub output (dropping the oldest when full, never blocking the bus)
+//! whose fan-out task feeds every WebSocket client its own bounded queue. History comes from
+//! the event log file, never from memory, so `since` works across restarts. Pages and the
+//! vendored scripts are compiled into the binary.
+
+mod access;
+mod api;
+mod assets;
+mod chat;
+mod fanout;
+mod history;
+mod ws;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::middleware;
+use axum::routing::{get, post};
+use chrono::{DateTime, Utc};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub use access::{Cidr, CidrError};
+
+use crate::event::TopicRoot;
+use crate::hub::{BoundedQueue, Delivery, HubCounters, Publisher};
+use crate::mqtt::bridge::BridgeStatus;
+
+/// What `/api/status` says about MQTT.
+pub struct MqttInfo {
+    /// `embedded`, `external` or `off`.
+    pub mode: &'static str,
+    pub tcp: Option<SocketAddr>,
+    /// The embedded broker's MQTT-over-WebSocket listener, for `/overlay/hype`.
+    pub ws: Option<SocketAddr>,
+    /// The external broker's URL, without credentials.
+    pub url: Option<String>,
+    pub bridge: Option<Arc<BridgeStatus>>,
+}
+
+pub struct WebOptions {
+    pub listen: SocketAddr,
+    pub token: String,
+    pub trusted: Vec<Cidr>,
+    /// Frames a `/ws/events` client may have waiting before it is cut off.
+    pub client_queue: usize,
+    pub root: TopicRoot,
+    pub default_channel: String,
+    pub log_path: PathBuf,
+    /// The last seq in the event log when the daemon started.
+    pub last_seq: u64,
+    pub started: DateTime<Utc>,
+    pub publisher: Publisher,
+    /// Serves `/ws/chat`.
+    pub chat: Arc<crate::chat::Chat>,
+    pub outputs: Vec<(String, Arc<BoundedQueue<Delivery>>)>,
+    pub hub: Arc<HubCounters>,
+    pub mqtt: MqttInfo,
+}
+
+/// Shared by every handler.
+struct Web {
+    fanout: Arc<fanout::Fanout>,
+    publisher: Publisher,
+    root: TopicRoot,
+    default_channel: String,
+    log_path: PathBuf,
+    started: DateTime<Utc>,
+    outputs: Vec<(String, Arc<BoundedQueue<Delivery>>)>,
+    hub: Arc<HubCounters>,
+    mqtt: MqttInfo,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WebError {
+    #[error(
+        "cannot listen on {addr} ([http] listen in ongwatch.toml): {source}; choose a free port, e.g. \"127.0.0.1:8081\""
+    )]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// The running server; stop it after the hub has closed the web output's queue.
+pub struct WebServer {
+    pub addr: SocketAddr,
+    fanout_task: JoinHandle<()>,
+    server_task: JoinHandle<std::io::Result<()>>,
+    stop: CancellationToken,
+}
+
+/// How long the server waits for open requests once the clients were told to go.
+const STOP_PATIENCE: Duration = Duration::from_secs(5);
+
+/// Binds `[http] listen` and starts serving; `queue` is the web output registered on the hub.
+pub async fn start(
+    options: WebOptions,
+    queue: Arc<BoundedQueue<Delivery>>,
+) -> Result<WebServer, WebError> {
+    let listener = tokio::net::TcpListener::bind(options.listen)
+        .await
+        .map_err(|source| WebError::Bind {
+            addr: options.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| WebError::Bind {
+        addr: options.listen,
+        source,
+    })?;
+    let fanout = Arc::new(fanout::Fanout::new(
+        options.root.clone(),
+        options.client_queue,
+        options.last_seq,
+    ));
+    let fanout_task = tokio::spawn(fanout.clone().run(queue));
+    let web = Arc::new(Web {
+        fanout,
+        publisher: options.publisher,
+        root: options.root,
+        default_channel: options.default_channel,
+        log_path: options.log_path,
+        started: options.started,
+        outputs: options.outputs,
+        hub: options.hub,
+        mqtt: options.mqtt,
+    });
+    let access = Arc::new(access::Access::new(options.token, options.trusted));
+    let router = Router::new()
+        .route("/", get(assets::dashboard))
+        .route("/overlay/alerts", get(assets::alerts))
+        .route("/overlay/hype", get(assets::hype))
+        .route("/assets/{name}", get(assets::file))
+        .route("/ws/events", get(ws::events))
+        .route("/ws/chat", get(chat::chat).with_state(options.chat))
+        .route("/api/status", get(api::status))
+        .route("/api/events", get(api::events))
+        .route("/api/publish", post(api::publish))
+        .route("/api/trigger", post(api::trigger))
+        .route("/metrics", get(api::metrics))
+        .with_state(web)
+        .layer(middleware::from_fn_with_state(access, access::guard));
+    let stop = CancellationToken::new();
+    let server = axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(stop.clone().cancelled_owned());
+    let server_task = tokio::spawn(async move { server.await });
+    tracing::info!(%addr, "HTTP server listening");
+    Ok(WebServer {
+        addr,
+        fanout_task,
+        server_task,
+        stop,
+    })
+}
+
+impl WebServer {
+    /// Lets the fan-out hand out what the hub drained (clients then close with 1001), then
+    /// stops the server.
+    pub async fn stop(self) {
+        let _ = self.fanout_task.await;
+        self.stop.cancel();
+        match tokio::time::timeout(STOP_PATIENCE, self.server_task).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => tracing::error!(error = %e, "the HTTP server failed"),
+            Ok(Err(e)) => tracing::error!(error = %e, "the HTTP server task failed"),
+            Err(_) => tracing::warn!("HTTP requests still open at shutdown were dropped"),
+        }
+    }
+}

@@ -1,0 +1,94 @@
+//! The pages in a real browser: Debian's headless Chromium driven by playwright-core
+//! (tests/browser/run.js), against the real daemon. Screenshots go to target/test-artifacts/.
+//! `scripts/setup-test-deps.sh` installs Chromium and playwright-core.
+
+mod support;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use support::*;
+
+fn artifacts() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/test-artifacts");
+    std::fs::create_dir_all(&dir).expect("artifacts dir");
+    dir
+}
+
+/// `node tests/browser/run.js <scenario> <base url> <artifacts> <args...>`.
+fn browser(daemon: &Daemon, scenario: &str, args: &[&str]) -> Proc {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser/run.js");
+    let base = format!("http://{}", daemon.runtime.http.expect("HTTP address"));
+    let mut command = Command::new("node");
+    command
+        .arg(script)
+        .arg(scenario)
+        .arg(base)
+        .arg(artifacts())
+        .args(args);
+    Proc::spawn(&format!("browser {scenario}"), &mut command)
+}
+
+/// Waits for the script to finish and fails with everything it printed unless it said "ok".
+fn expect_ok(mut run: Proc) {
+    let status = wait_for("the browser script to finish", || {
+        run.child.try_wait().ok().flatten()
+    });
+    let output = run.pump().join("\n");
+    assert!(
+        status.success() && output.lines().any(|l| l == "ok"),
+        "{output}"
+    );
+}
+
+fn start() -> (tempfile::TempDir, Daemon) {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start_in(dir.path(), EPHEMERAL, &[]);
+    (dir, daemon)
+}
+
+#[test]
+fn dashboard_loads_cleanly_and_a_test_button_shows_the_event_in_the_feed() {
+    let (_dir, daemon) = start();
+    expect_ok(browser(&daemon, "dashboard", &["button_fan", "321"]));
+}
+
+#[test]
+fn alerts_overlay_shows_a_triggered_cheer_with_user_and_amount() {
+    let (_dir, daemon) = start();
+    let mut run = browser(&daemon, "alerts", &["alinsa_vix", "2490"]);
+    run.wait_line(&["ready"]);
+    // Below min_amount=100: filtered out, so the alert shown must be the real one.
+    let small = daemon.cli(&["trigger", "cheer", "--user", "tiny", "--amount", "5"]);
+    assert!(small.status.success());
+    let out = daemon.cli(&[
+        "trigger",
+        "cheer",
+        "--user",
+        "alinsa_vix",
+        "--amount",
+        "2490",
+        "--message",
+        "Cheer2490 CHAOS",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    expect_ok(run);
+}
+
+#[test]
+fn mqtt_js_hype_overlay_shows_a_published_hype_level() {
+    let (_dir, daemon) = start();
+    let mut run = browser(&daemon, "hype", &["7"]);
+    run.wait_line(&["ready"]);
+    mosquitto_pub(
+        daemon.mqtt_port(),
+        "stream/synthetic/hype",
+        r#"{"level": 7, "score": 70}"#,
+        &["-r"],
+    );
+    expect_ok(run);
+}

@@ -1,0 +1,621 @@
+//! Issue 3's acceptance: the real `ongwatch` binary against the in-repo fake Twitch (OAuth,
+//! Helix EventSub subscriptions, the EventSub WebSocket). Every scenario ends with each
+//! notification the fake sent found exactly once in the event log. Durations are shrunk by
+//! config; nothing asserts on wall-clock time.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+
+use ongwatch::sources::twitch::auth::{Account, StoredToken};
+use ongwatch::sources::twitch::catalog;
+use ongwatch::sources::twitch::fake::{FakeTwitch, Mode};
+use serde_json::{Value, json};
+use support::*;
+
+const CLIENT_ID: &str = "fake-client";
+const LOGIN: &str = "streamer";
+const USER_ID: &str = "4242";
+
+/// The fake on its own runtime; the fake is declared first so it stops before the runtime.
+struct Twitch {
+    fake: FakeTwitch,
+    _rt: tokio::runtime::Runtime,
+}
+
+impl std::ops::Deref for Twitch {
+    type Target = FakeTwitch;
+    fn deref(&self) -> &FakeTwitch {
+        &self.fake
+    }
+}
+
+fn twitch(mode: Mode) -> Twitch {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let fake = rt.block_on(FakeTwitch::start(mode)).unwrap();
+    Twitch { fake, _rt: rt }
+}
+
+fn default_count() -> usize {
+    catalog::resolve(&[]).unwrap().len()
+}
+
+fn all_scopes() -> Vec<String> {
+    catalog::requested_scopes(&catalog::resolve(&[]).unwrap())
+}
+
+fn config(fake: &FakeTwitch) -> String {
+    format!(
+        "{EPHEMERAL}[twitch]\nauth_url = \"{}\"\napi_url = \"{}\"\neventsub_url = \"{}\"\nretry_initial_seconds = 0.05\nretry_max_seconds = 0.5\nkeepalive_grace_seconds = 0.3\n",
+        fake.auth_url(),
+        fake.api_url(),
+        fake.eventsub_url()
+    )
+}
+
+fn credentials(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(
+        dir.join("credentials.toml"),
+        format!("[twitch.test]\nclient_id = '{CLIENT_ID}'\n"),
+    )
+    .unwrap();
+}
+
+fn token_path(dir: &Path) -> PathBuf {
+    StoredToken::path(&dir.join("state"), Account::Broadcaster)
+}
+
+/// Logs the broadcaster in at the fake and stores the token where the daemon looks.
+fn store_token(fake: &FakeTwitch, dir: &Path, scopes: &[String], lifetime: i64) -> StoredToken {
+    fake.set_token_lifetime(lifetime);
+    let (access, refresh) = fake.issue_token(CLIENT_ID, LOGIN, USER_ID, scopes);
+    let now = chrono::Utc::now();
+    let token = StoredToken {
+        account: Account::Broadcaster,
+        client_id: CLIENT_ID.into(),
+        login: LOGIN.into(),
+        user_id: USER_ID.into(),
+        scopes: scopes.to_vec(),
+        access_token: access,
+        refresh_token: Some(refresh),
+        expires_at: Some(now + chrono::TimeDelta::seconds(lifetime)),
+        obtained_at: now,
+    };
+    token.save(&token_path(dir)).unwrap();
+    token
+}
+
+/// A daemon logged in with every default scope, its subscriptions all created.
+fn connected(fake: &FakeTwitch, dir: &Path) -> Daemon {
+    credentials(dir);
+    store_token(fake, dir, &all_scopes(), 4 * 3600);
+    let daemon = Daemon::start_in(dir, &config(fake), &[]);
+    wait_subscribed(fake);
+    daemon
+}
+
+fn wait_subscribed(fake: &FakeTwitch) {
+    let wanted = default_count();
+    wait_for("every default subscription to be enabled", || {
+        (fake.enabled() == wanted).then_some(())
+    });
+}
+
+fn follow(i: usize) -> Value {
+    json!({
+        "user_id": format!("{}", 1000 + i),
+        "user_login": format!("viewer{i}"),
+        "user_name": format!("Viewer{i}"),
+        "broadcaster_user_id": USER_ID,
+        "broadcaster_user_login": LOGIN,
+        "broadcaster_user_name": "Streamer",
+        "followed_at": "2026-03-13T20:01:02.345Z",
+    })
+}
+
+fn send_follows(fake: &FakeTwitch, range: std::ops::Range<usize>) -> Vec<String> {
+    range
+        .map(|i| {
+            fake.notify("channel.follow", follow(i))
+                .expect("an enabled channel.follow subscription")
+        })
+        .collect()
+}
+
+/// Waits until every message id is in the event log, sends one more notification and waits
+/// for it (so a late duplicate would be in the log too), then checks each appears once.
+fn assert_delivered_once(fake: &FakeTwitch, daemon: &Daemon, ids: &[String]) {
+    let marker = fake
+        .notify("channel.follow", follow(999_999))
+        .expect("an enabled channel.follow subscription");
+    let mut wanted: Vec<String> = ids.iter().map(|id| format!("twitch:{id}")).collect();
+    wanted.push(format!("twitch:{marker}"));
+    let lines = wait_for("every notification in the event log", || {
+        let lines = daemon.log_lines();
+        let seen: std::collections::HashSet<&str> = lines
+            .iter()
+            .filter_map(|l| l["event"]["id"].as_str())
+            .collect();
+        wanted
+            .iter()
+            .all(|id| seen.contains(id.as_str()))
+            .then_some(lines.clone())
+    });
+    for id in &wanted {
+        let count = lines.iter().filter(|l| l["event"]["id"] == *id).count();
+        assert_eq!(count, 1, "{id} is in the log {count} times");
+    }
+    let follow = lines
+        .iter()
+        .find(|l| l["event"]["id"] == wanted[0])
+        .unwrap();
+    assert_eq!(follow["topic"], "stream/community/follows");
+    assert_eq!(follow["event"]["channel"], LOGIN);
+}
+
+/// The last provider state the daemon published that satisfies `check`.
+fn wait_state(daemon: &Daemon, what: &str, check: impl Fn(&Value) -> bool) -> Value {
+    wait_for(what, || {
+        daemon
+            .log_lines()
+            .into_iter()
+            .filter(|l| l["topic"] == "stream/system/providers/twitch")
+            .map(|l| l["event"].clone())
+            .filter(|e| check(e))
+            .last()
+    })
+}
+
+fn subscription<'a>(state: &'a Value, kind: &str) -> &'a Value {
+    state["subscriptions"]
+        .as_array()
+        .and_then(|subs| subs.iter().find(|s| s["type"] == kind))
+        .unwrap_or(&Value::Null)
+}
+
+#[test]
+fn reconnect_hand_off_under_load_loses_and_doubles_nothing() {
+    let fake = twitch(Mode::Twitch);
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = connected(&fake, dir.path());
+    let state = wait_state(&daemon, "the connected state", |e| {
+        e["state"] == "connected"
+    });
+    assert_eq!(subscription(&state, "channel.follow")["status"], "enabled");
+    assert_eq!(subscription(&state, "channel.follow")["version"], "2");
+
+    let mut ids = send_follows(&fake, 0..100);
+    assert_eq!(fake.session_reconnect(), 1);
+    // Keeps sending while the daemon moves: to the old socket until the new welcome, then
+    // to the new one; some are delivered twice on purpose, as Twitch may.
+    for i in 100..300 {
+        let id = fake.notify("channel.follow", follow(i)).unwrap();
+        if i % 25 == 0 {
+            assert!(fake.notify_as("channel.follow", follow(i), &id));
+        }
+        ids.push(id);
+    }
+    wait_for("the old session to be closed", || {
+        (fake.sessions().len() == 1 && fake.stats().connections == 2).then_some(())
+    });
+    ids.extend(send_follows(&fake, 300..350));
+    assert_delivered_once(&fake, &daemon, &ids);
+    let stats = fake.stats();
+    assert_eq!(
+        stats.subscription_requests as usize,
+        default_count(),
+        "no resubscribe"
+    );
+    assert_eq!(stats.connections, 2);
+}
+
+#[test]
+fn keepalive_silence_reconnects_and_resubscribes() {
+    let fake = twitch(Mode::Twitch);
+    fake.set_keepalive_seconds(1);
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = connected(&fake, dir.path());
+    let mut ids = send_follows(&fake, 0..5);
+    assert_eq!(fake.silence(), 1);
+    wait_for("a new connection after the silence", || {
+        (fake.stats().connections == 2).then_some(())
+    });
+    wait_subscribed(&fake);
+    ids.extend(send_follows(&fake, 5..10));
+    assert_delivered_once(&fake, &daemon, &ids);
+    assert_eq!(
+        fake.stats().subscription_requests as usize,
+        2 * default_count()
+    );
+    wait_state(&daemon, "the keepalive timeout reported", |e| {
+        e["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("keepalive timeout")
+    });
+}
+
+#[test]
+fn socket_drops_with_4006_and_4000_reconnect_and_resubscribe() {
+    let fake = twitch(Mode::Twitch);
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = connected(&fake, dir.path());
+    let mut ids = send_follows(&fake, 0..5);
+    for (round, code) in [4006u16, 4000].into_iter().enumerate() {
+        // Only after the previous notifications arrived: Twitch drops what it cannot deliver.
+        assert_delivered_once(&fake, &daemon, &ids);
+        // A ping is answered by the WebSocket layer and changes nothing.
+        assert_eq!(fake.ping(), 1);
+        assert_eq!(fake.close_sessions(code), 1);
+        wait_for("the reconnection", || {
+            (fake.stats().connections == round as u64 + 2).then_some(())
+        });
+        wait_subscribed(&fake);
+        ids.extend(send_follows(&fake, (round + 1) * 10..(round + 1) * 10 + 5));
+        wait_state(&daemon, "the close code reported", |e| {
+            e["detail"]
+                .as_str()
+                .unwrap_or("")
+                .contains(&format!("close code {code}"))
+        });
+    }
+    assert_delivered_once(&fake, &daemon, &ids);
+    assert_eq!(fake.stats().max_concurrent, 1);
+}
+
+#[test]
+fn token_expiring_mid_stream_is_refreshed_persisted_and_subscriptions_kept() {
+    let fake = twitch(Mode::Twitch);
+    let dir = tempfile::tempdir().unwrap();
+    credentials(dir.path());
+    let first = store_token(&fake, dir.path(), &all_scopes(), 4);
+    let mut daemon = Daemon::start_in(dir.path(), &config(&fake), &[]);
+    wait_subscribed(&fake);
+    let mut ids = send_follows(&fake, 0..5);
+    let rotated = wait_for("a refreshed token on disk", || {
+        let stored = StoredToken::load(&token_path(dir.path())).ok()??;
+        (stored.refresh_token != first.refresh_token).then_some(stored)
+    });
+    assert!(!fake.refresh_token_valid(first.refresh_token.as_deref().unwrap()));
+    assert!(
+        fake.refresh_token_valid(rotated.refresh_token.as_deref().unwrap())
+            || fake.stats().refreshes > 1
+    );
+    assert_ne!(rotated.access_token, first.access_token);
+    ids.extend(send_follows(&fake, 5..10));
+    assert_delivered_once(&fake, &daemon, &ids);
+    let stats = fake.stats();
+    assert_eq!(stats.connections, 1, "the refresh kept the connection");
+    let lines = daemon.proc.pump().join("\n");
+    for secret in [&first.access_token, &rotated.access_token] {
+        assert!(
+            !lines.contains(secret.as_str()),
+            "a token in the daemon's output"
+        );
+    }
+    assert_eq!(stats.subscription_requests as usize, default_count());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(token_path(dir.path()))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+}
+
+#[test]
+fn unauthorized_subscribe_refreshes_the_token_and_retries() {
+    let fake = twitch(Mode::Twitch);
+    fake.answer_next_subscriptions(401, 1);
+    let dir = tempfile::tempdir().unwrap();
+    let first = {
+        credentials(dir.path());
+        store_token(&fake, dir.path(), &all_scopes(), 4 * 3600)
+    };
+    let daemon = Daemon::start_in(dir.path(), &config(&fake), &[]);
+    wait_subscribed(&fake);
+    let stats = fake.stats();
+    assert_eq!(stats.refreshes, 1);
+    assert_eq!(stats.subscription_requests as usize, default_count() + 1);
+    let stored = StoredToken::load(&token_path(dir.path())).unwrap().unwrap();
+    assert_ne!(stored.refresh_token, first.refresh_token);
+    let ids = send_follows(&fake, 0..5);
+    assert_delivered_once(&fake, &daemon, &ids);
+}
+
+#[test]
+fn revocation_is_published_on_the_provider_topic() {
+    let fake = twitch(Mode::Twitch);
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = connected(&fake, dir.path());
+    wait_state(&daemon, "the connected state", |e| {
+        e["state"] == "connected"
+    });
+    assert_eq!(fake.revoke("channel.cheer", "version_removed"), 1);
+    let state = wait_state(&daemon, "the revocation", |e| {
+        subscription(e, "channel.cheer")["status"] == "version_removed"
+    });
+    assert_eq!(state["state"], "connected");
+    assert!(
+        state["detail"].as_str().unwrap().contains("revoked"),
+        "{state}"
+    );
+    assert_eq!(fake.revoke("channel.ban", "authorization_revoked"), 1);
+    let state = wait_state(&daemon, "the authorization revocation", |e| {
+        subscription(e, "channel.ban")["status"] == "authorization_revoked"
+    });
+    assert_eq!(state["state"], "unauthorized");
+    assert!(
+        state["detail"]
+            .as_str()
+            .unwrap()
+            .contains("ongwatch auth twitch"),
+        "{state}"
+    );
+    let ids = send_follows(&fake, 0..5);
+    assert_delivered_once(&fake, &daemon, &ids);
+}
+
+#[test]
+fn scripted_429_answers_back_off_on_the_same_connection() {
+    let fake = twitch(Mode::Twitch);
+    fake.answer_next_subscriptions(429, 3);
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = connected(&fake, dir.path());
+    let stats = fake.stats();
+    assert_eq!(stats.connections, 1, "no new connection for a 429");
+    assert_eq!(stats.max_concurrent, 1);
+    assert_eq!(stats.subscription_requests as usize, default_count() + 3);
+    let ids = send_follows(&fake, 0..5);
+    assert_delivered_once(&fake, &daemon, &ids);
+    let state = wait_state(&daemon, "connected", |e| e["state"] == "connected");
+    assert!(
+        state["detail"]
+            .as_str()
+            .unwrap()
+            .contains("of 3 connections"),
+        "{state}"
+    );
+}
+
+#[test]
+fn missing_scopes_mean_unauthorized_with_the_fixing_command() {
+    let fake = twitch(Mode::Twitch);
+    let dir = tempfile::tempdir().unwrap();
+    credentials(dir.path());
+    let scopes: Vec<String> = all_scopes()
+        .into_iter()
+        .filter(|s| s != "bits:read")
+        .collect();
+    store_token(&fake, dir.path(), &scopes, 4 * 3600);
+    let daemon = Daemon::start_in(dir.path(), &config(&fake), &[]);
+    let state = wait_state(&daemon, "the missing scope", |e| {
+        e["state"] == "unauthorized" && e["detail"].as_str().unwrap_or("").contains("connected")
+    });
+    let detail = state["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("bits:read") && detail.contains("`ongwatch auth twitch`"),
+        "{detail}"
+    );
+    assert_eq!(
+        subscription(&state, "channel.cheer")["status"],
+        "missing_scope"
+    );
+    let ids = send_follows(&fake, 0..3);
+    assert_delivered_once(&fake, &daemon, &ids);
+}
+
+#[test]
+fn a_dead_refresh_token_is_unauthorized_not_a_loop() {
+    let fake = twitch(Mode::Twitch);
+    let dir = tempfile::tempdir().unwrap();
+    credentials(dir.path());
+    let mut token = store_token(&fake, dir.path(), &all_scopes(), 4 * 3600);
+    fake.expire_token(&token.access_token);
+    token.refresh_token = Some("revoked-refresh-token".into());
+    token.save(&token_path(dir.path())).unwrap();
+    let daemon = Daemon::start_in(dir.path(), &config(&fake), &[]);
+    let state = wait_state(&daemon, "unauthorized", |e| e["state"] == "unauthorized");
+    assert!(
+        state["detail"]
+            .as_str()
+            .unwrap()
+            .contains("`ongwatch auth twitch`"),
+        "{state}"
+    );
+    assert_eq!(fake.stats().refreshes, 1);
+    assert_eq!(fake.stats().connections, 0);
+    let text = std::fs::read_to_string(dir.path().join("state/events.jsonl")).unwrap();
+    assert!(!text.contains(&token.access_token));
+}
+
+#[test]
+fn localdev_needs_nothing_but_a_client_id() {
+    let fake = twitch(Mode::CliMock);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("credentials.toml"),
+        "[twitch.localdev]\nclient_id = 'debug'\n",
+    )
+    .unwrap();
+    let config = format!(
+        "environment = \"localdev\"\n{EPHEMERAL}[twitch]\neventsub_url = \"{}\"\neventsub_subscriptions_url = \"{}\"\n",
+        fake.eventsub_url(),
+        fake.mock_subscriptions_url()
+    );
+    let daemon = Daemon::start_in(dir.path(), &config, &[]);
+    wait_subscribed(&fake);
+    assert!(
+        fake.subscriptions()
+            .iter()
+            .all(|s| s.condition.to_string().contains("12345"))
+    );
+    // The Twitch CLI puts random broadcaster ids into its events; they are accepted.
+    let mut event = follow(1);
+    event["broadcaster_user_id"] = json!("98765");
+    let id = fake.notify("channel.follow", event).unwrap();
+    assert_delivered_once(&fake, &daemon, &[id]);
+    assert_eq!(fake.stats().validations, 0);
+}
+
+#[test]
+fn device_code_login_stores_the_token_and_status_lists_it() {
+    let fake = twitch(Mode::Twitch);
+    let dir = tempfile::tempdir().unwrap();
+    credentials(dir.path());
+    let config_path = dir.path().join("ongwatch.toml");
+    std::fs::write(&config_path, config(&fake)).unwrap();
+    let state_dir = dir.path().join("state");
+    let run = |args: &[&str]| {
+        let mut command = ongwatch();
+        command
+            .current_dir(dir.path())
+            .args(args)
+            .arg("--config")
+            .arg(&config_path)
+            .arg("--state-dir")
+            .arg(&state_dir);
+        command
+    };
+    let mut login = Proc::spawn("ongwatch auth twitch", &mut run(&["auth", "twitch"]));
+    let line = login.wait_line(&["enter the code"]);
+    let code = line.split_whitespace().last().unwrap().to_owned();
+    assert!(
+        line.contains(&fake.auth_url().replace("/oauth2", "")),
+        "{line}"
+    );
+    assert!(fake.approve_device(&code, LOGIN, USER_ID));
+    login.wait_line(&["Logged in as streamer (user id 4242)"]);
+    wait_for("the login to exit", || login.child.try_wait().unwrap());
+    let token = StoredToken::load(&token_path(dir.path())).unwrap().unwrap();
+    assert_eq!(token.scopes, all_scopes());
+    assert!(
+        login
+            .pump()
+            .iter()
+            .all(|l| !l.contains(&token.access_token))
+    );
+
+    let status = run(&["auth", "status"]).output().unwrap();
+    assert!(status.status.success());
+    let text = String::from_utf8(status.stdout).unwrap();
+    assert!(
+        text.contains("broadcaster: streamer (user id 4242)"),
+        "{text}"
+    );
+    assert!(text.contains("missing scopes: none"), "{text}");
+    assert!(
+        text.contains("bot: not logged in") && text.contains("--account bot"),
+        "{text}"
+    );
+    assert!(!text.contains(&token.access_token));
+
+    // The daemon uses the stored login as it is.
+    let daemon = Daemon::start_in(dir.path(), &config(&fake), &[]);
+    wait_subscribed(&fake);
+    let ids = send_follows(&fake, 0..3);
+    assert_delivered_once(&fake, &daemon, &ids);
+}
+
+#[test]
+fn auth_without_a_client_id_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = ongwatch()
+        .current_dir(dir.path())
+        .args(["auth", "twitch", "--state-dir"])
+        .arg(dir.path().join("state"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("[twitch.test] client_id"), "{err}");
+}
+
+#[test]
+fn a_restart_removes_the_stale_subscriptions_of_the_last_run() {
+    let fake = twitch(Mode::Twitch);
+    let dir = tempfile::tempdir().unwrap();
+    let mut first = connected(&fake, dir.path());
+    assert_eq!(first.proc.terminate(), Some(0));
+    wait_for("the old session to end", || {
+        fake.sessions().is_empty().then_some(())
+    });
+    assert!(
+        fake.subscriptions()
+            .iter()
+            .all(|s| s.status == "websocket_disconnected")
+    );
+    let daemon = Daemon::start_in(dir.path(), &config(&fake), &[]);
+    wait_subscribed(&fake);
+    assert_eq!(fake.stats().deletes as usize, default_count());
+    assert_eq!(fake.subscriptions().len(), default_count());
+    let ids = send_follows(&fake, 0..3);
+    assert_delivered_once(&fake, &daemon, &ids);
+}
+
+#[test]
+fn docs_list_every_default_subscription_with_its_version_and_scope() {
+    let doc =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/TWITCH.md")).unwrap();
+    for spec in catalog::resolve(&[]).unwrap() {
+        let row = doc
+            .lines()
+            .find(|l| l.starts_with(&format!("| `{}` | {} |", spec.kind, spec.version)))
+            .unwrap_or_else(|| panic!("docs/TWITCH.md lacks {} v{}", spec.kind, spec.version));
+        for scope in spec.scopes {
+            assert!(row.contains(&format!("`{scope}`")), "{row} lacks {scope}");
+        }
+    }
+}
+
+#[test]
+fn transport_limit_429_backs_off_and_never_opens_another_connection() {
+    let fake = twitch(Mode::Twitch);
+    // Three connections of a crashed earlier run still hold the user's transports.
+    fake.occupy_transports(USER_ID, 3);
+    let dir = tempfile::tempdir().unwrap();
+    credentials(dir.path());
+    store_token(&fake, dir.path(), &all_scopes(), 4 * 3600);
+    let daemon = Daemon::start_in(dir.path(), &config(&fake), &[]);
+    wait_for("a few 429 answers", || {
+        (fake.stats().transport_limit_answers >= 3).then_some(())
+    });
+    let state = wait_state(&daemon, "the retry reported", |e| {
+        e["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("transports limit")
+    });
+    assert_eq!(state["state"], "connecting");
+    fake.release_transports();
+    wait_subscribed(&fake);
+    let stats = fake.stats();
+    assert_eq!(stats.connections, 1, "the daemon kept its one connection");
+    assert_eq!(
+        stats.deletes, 3,
+        "the dead transports' subscriptions were removed"
+    );
+    let ids = send_follows(&fake, 0..5);
+    assert_delivered_once(&fake, &daemon, &ids);
+}
+
+#[test]
+fn without_a_client_id_twitch_is_disabled_and_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start_in(dir.path(), EPHEMERAL, &[]);
+    let state = wait_state(&daemon, "the disabled state", |e| e["state"] == "disabled");
+    assert!(
+        state["detail"]
+            .as_str()
+            .unwrap()
+            .contains("[twitch.test] client_id"),
+        "{state}"
+    );
+}
