@@ -547,14 +547,21 @@ fn a_client_that_does_not_read_is_cut_off_and_never_slows_the_others() {
     // A small receive window makes the stalled client's socket fill sooner.
     let mut stalled = ws_connect_from(addr, LOCAL.into(), "topics=stream/test/%23", Some(4096))
         .expect("handshake");
+    // Each reading client reports every seq it gets; the test publishes the next message only
+    // once both have the previous one, so they never have more than one frame waiting, however
+    // slow this machine is, while the stalled client's backlog grows by one per publish.
+    let (got_tx, got_rx) = std::sync::mpsc::channel::<(usize, u64)>();
     let readers: Vec<_> = (0..2)
-        .map(|_| {
+        .map(|index| {
             let mut reader = ws(&daemon, "topics=stream/test/%23");
+            let got_tx = got_tx.clone();
             std::thread::spawn(move || {
                 let mut seqs = Vec::new();
                 loop {
                     let frame = next_json(&mut reader);
-                    seqs.push(frame["seq"].as_u64().unwrap());
+                    let seq = frame["seq"].as_u64().unwrap();
+                    seqs.push(seq);
+                    let _ = got_tx.send((index, seq));
                     if frame["event"]["last"] == true {
                         return seqs;
                     }
@@ -563,12 +570,22 @@ fn a_client_that_does_not_read_is_cut_off_and_never_slows_the_others() {
         })
         .collect();
     wait_clients(&daemon, 3);
+    let mut received = [0usize; 2];
+    let mut both_have = |count: usize| {
+        while received.iter().any(|&n| n < count) {
+            let (index, _) = got_rx
+                .recv_timeout(PATIENCE)
+                .expect("a reading client stopped receiving");
+            received[index] += 1;
+        }
+    };
 
     let padding = "x".repeat(16 * 1024);
     let mut published = 0;
     let cut = loop {
         publish(&daemon, topic, json!({"n": published, "padding": padding}));
         published += 1;
+        both_have(published);
         if published % 20 == 0 {
             let status = get(&daemon, "/api/status").json();
             if status["websocket"]["cut_off"] == 1 {
