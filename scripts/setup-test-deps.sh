@@ -13,6 +13,9 @@ command -v node >/dev/null 2>&1 || need_apt+=(nodejs npm)
 [ -x /usr/bin/chromium ] || need_apt+=(chromium chromium-driver)
 # A real IRC server for the chat client's connect/ping/reconnect test (tests/chat.rs).
 command -v ngircd >/dev/null 2>&1 || [ -x /usr/sbin/ngircd ] || need_apt+=(ngircd)
+# Real servers for the Redis and NATS outputs (tests/outputs.rs starts its own on free ports).
+command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
+command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ] || need_apt+=(nats-server)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing ${need_apt[*]} from Debian"
   sudo_cmd=""

@@ -588,9 +588,13 @@ fn check(common: &Common, credentials: Option<PathBuf>) -> Result<(), Failure> {
             None
         }
     };
-    if let Err(Problems(found)) = Credentials::load(credentials_path.as_deref()) {
-        problems.extend(found);
-    }
+    let credentials = match Credentials::load(credentials_path.as_deref()) {
+        Ok(credentials) => Some(credentials),
+        Err(Problems(found)) => {
+            problems.extend(found);
+            None
+        }
+    };
     if !problems.is_empty() {
         return Err(Failure::usage(Problems(problems)));
     }
@@ -608,7 +612,7 @@ fn check(common: &Common, credentials: Option<PathBuf>) -> Result<(), Failure> {
     let source = config_path
         .map(|p| p.display().to_string())
         .unwrap_or_else(|| "built-in defaults".into());
-    if let Some(config) = config {
+    if let Some(config) = &config {
         println!(
             "ok: config ({source}), environment {:?}, topic root {:?}, mqtt {:?}",
             config.environment,
@@ -617,6 +621,13 @@ fn check(common: &Common, credentials: Option<PathBuf>) -> Result<(), Failure> {
         );
     }
     println!("ok: state dir {}", state_dir.display());
+    if let (Some(config), Some(credentials)) = (&config, &credentials) {
+        for line in
+            crate::sources::twitch::auth::logins::check_lines(config, credentials, &state_dir)
+        {
+            println!("{line}");
+        }
+    }
     Ok(())
 }
 

@@ -267,6 +267,13 @@ pub struct Config {
     pub homeassistant: crate::processors::homeassistant::HomeAssistantConfig,
     /// `[[rules]]`, checked (see docs/PROCESSORS.md).
     pub rules: Vec<crate::processors::rules::Rule>,
+    /// `[[outputs]]`, checked (see docs/OUTPUTS.md).
+    pub outputs: Vec<crate::sinks::OutputConfig>,
+    /// `[dedup]`: cross-source duplicates (docs/DEDUP.md).
+    pub dedup: crate::hub::crosscheck::DedupConfig,
+    pub monitor: crate::processors::monitor::MonitorConfig,
+    /// `[announce]`, checked (see docs/PROCESSORS.md).
+    pub announce: crate::processors::announce::Announce,
     pub topic_root: TopicRoot,
     pub mqtt_listen: SocketAddr,
     pub mqtt_ws_listen: SocketAddr,
@@ -288,6 +295,10 @@ const SECTIONS: &[&str] = &[
     "hype",
     "homeassistant",
     "rules",
+    "outputs",
+    "dedup",
+    "monitor",
+    "announce",
 ];
 
 impl Config {
@@ -379,6 +390,18 @@ impl Config {
         section_problems.extend(homeassistant.problems());
         let (rules, rule_problems) = crate::processors::rules::parse(table.get("rules"));
         section_problems.extend(rule_problems);
+        let (outputs, output_problems) = crate::sinks::config::parse(table.get("outputs"));
+        section_problems.extend(output_problems);
+        let dedup: crate::hub::crosscheck::DedupConfig =
+            section(&table, "dedup", &mut section_problems);
+        section_problems.extend(dedup.problems());
+        let monitor: crate::processors::monitor::MonitorConfig =
+            section(&table, "monitor", &mut section_problems);
+        section_problems.extend(monitor.problems());
+        let (announce, announce_problems) = crate::processors::announce::Announce::compile(
+            section(&table, "announce", &mut section_problems),
+        );
+        section_problems.extend(announce_problems);
         for (key, message) in section_problems {
             problem(&key, message);
         }
@@ -532,6 +555,10 @@ impl Config {
             hype,
             homeassistant,
             rules,
+            outputs,
+            dedup,
+            monitor,
+            announce,
             topic_root,
             mqtt_listen,
             mqtt_ws_listen,

@@ -21,7 +21,7 @@ use crate::event::{DaemonState, Event, EventKind, SystemState, format_time, now}
 use crate::hub::{Hub, OverflowPolicy, Publisher};
 use crate::mqtt::{Endpoint, bridge, broker};
 use crate::processors;
-use crate::sinks::eventlog::EventLog;
+use crate::sinks::{self, eventlog::EventLog};
 use crate::sources::{demo, streamelements, streamlabs, trigger, twitch};
 use crate::state::{self, Runtime};
 use crate::web;
@@ -78,12 +78,44 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> anyhow::Resul
     });
     let web_queue = hub.add_output("web", WEB_QUEUE, OverflowPolicy::DropOldest, true);
     let processor_outputs = processors::Outputs::register(&mut hub, &config);
+    let output_context = sinks::Context {
+        state_dir: state_dir.clone(),
+    };
+    let history = sinks::Outputs::history(&config.outputs, &output_context);
+    let outputs = sinks::Outputs::register(&mut hub, &config.outputs, output_context);
+    let output_status = outputs.statuses();
+    let monitor = processors::monitor::Settings::from_config(&config, &credentials, &state_dir)
+        .map(|settings| {
+            let queue = hub.add_output(
+                "monitor",
+                processors::QUEUE,
+                OverflowPolicy::DropOldest,
+                true,
+            );
+            (queue, settings)
+        });
     let output_stats = hub.output_stats();
     let hub_counters = hub.counters.clone();
+    let crosscheck = config.dedup.enabled.then(|| {
+        let twitch_active = matches!(
+            twitch::source::Settings::from_config(&config, &credentials, &state_dir),
+            Ok(Some(_))
+        );
+        hub.enable_crosscheck(&config.dedup, twitch_active)
+    });
     let publisher = hub.publisher();
+    let crosscheck_stop = CancellationToken::new();
+    let crosscheck_task = crosscheck.map(|check| {
+        tokio::spawn(crate::hub::crosscheck::release_held(
+            check,
+            publisher.clone(),
+            crosscheck_stop.clone(),
+        ))
+    });
     let hub_stop = CancellationToken::new();
     let hub_task = tokio::spawn(hub.run(hub_stop.clone()));
     let log_task = tokio::spawn(event_log.run(log_queue));
+    let outputs = outputs.spawn();
 
     let channel = default_channel(&config);
     let system_event = |state: DaemonState| {
@@ -166,7 +198,16 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> anyhow::Resul
         trigger_context.clone(),
         chat.clone(),
     ));
-    let processor_tasks = processor_outputs.spawn(&publisher, &config, &channel, &state_dir);
+    let mut processor_tasks = processor_outputs.spawn(&publisher, &config, &channel, &state_dir);
+    // Polling stops with the sources; the task ends when the hub closes its queue.
+    processor_tasks.extend(monitor.map(|(queue, settings)| {
+        tokio::spawn(processors::monitor::run(
+            queue,
+            publisher.clone(),
+            settings,
+            sources.clone(),
+        ))
+    }));
     let demo_task = demo.then(|| {
         tokio::spawn(demo::run(
             publisher.clone(),
@@ -179,10 +220,18 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> anyhow::Resul
         ))
     });
 
+    let logins = Arc::new(twitch::auth::logins::Logins::from_config(
+        &config,
+        &credentials,
+        &state_dir,
+    ));
     let twitch_task = match twitch::source::Settings::from_config(&config, &credentials, &state_dir)
     {
         Ok(Some(settings)) => Some(tokio::spawn(twitch::source::run(
-            settings,
+            twitch::source::Settings {
+                relogin: Some(logins.stored()),
+                ..settings
+            },
             publisher.clone(),
             sources.clone(),
         ))),
@@ -206,6 +255,8 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> anyhow::Resul
             publisher: publisher.clone(),
             chat: chat.clone(),
             outputs: output_stats,
+            sinks: output_status,
+            history,
             hub: hub_counters,
             mqtt: web::MqttInfo {
                 mode: match config.mqtt.mode {
@@ -218,6 +269,7 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> anyhow::Resul
                 url: runtime.mqtt_url.clone(),
                 bridge: bridge_task.is_some().then(|| bridge_status.clone()),
             },
+            logins,
         },
         web_queue,
     )
@@ -260,6 +312,11 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> anyhow::Resul
     for task in socket_tasks {
         let _ = task.await;
     }
+    // The sources are done: reports still waiting for an EventSub twin go out now.
+    crosscheck_stop.cancel();
+    if let Some(task) = crosscheck_task {
+        let _ = task.await;
+    }
     publisher
         .event(system_event(DaemonState::Offline))
         .await
@@ -276,6 +333,7 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> anyhow::Resul
         Ok(Err(e)) => tracing::error!(error = %e, "the event log failed"),
         Err(e) => tracing::error!(error = %e, "the event log task failed"),
     }
+    outputs.finish().await;
     if let Some(task) = bridge_task {
         let _ = task.await;
     }

@@ -2,6 +2,8 @@
 //! (tests/browser/run.js), against the real daemon. Screenshots go to target/test-artifacts/.
 //! `scripts/setup-test-deps.sh` installs Chromium and playwright-core.
 
+#[path = "support/fake_twitch.rs"]
+mod fake_twitch;
 mod support;
 
 use std::path::PathBuf;
@@ -90,5 +92,24 @@ fn mqtt_js_hype_overlay_shows_a_published_hype_level() {
         r#"{"level": 7, "score": 70}"#,
         &["-r"],
     );
+    expect_ok(run);
+}
+
+#[test]
+fn dashboard_login_button_shows_the_device_code_and_updates_when_done() {
+    let twitch = fake_twitch::start();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("credentials.toml"),
+        format!("[twitch.test]\nclient_id = '{}'\n", fake_twitch::CLIENT_ID),
+    )
+    .unwrap();
+    let config = format!("{EPHEMERAL}{}", fake_twitch::config_section(&twitch));
+    let daemon = Daemon::start_in(dir.path(), &config, &[]);
+    let mut run = browser(&daemon, "login", &[fake_twitch::LOGIN]);
+    let line = run.wait_line(&["code "]);
+    let code = line.trim_start_matches("code ").trim();
+    assert_eq!(twitch.pending_user_codes(), [code]);
+    assert!(twitch.approve_device(code, fake_twitch::LOGIN, fake_twitch::USER_ID));
     expect_ok(run);
 }

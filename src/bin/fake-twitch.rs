@@ -43,6 +43,9 @@ const HELP: &str = "commands:
   revoke TYPE STATUS          revoke TYPE, e.g. revoke channel.cheer authorization_revoked
   approve CODE LOGIN USER_ID  approve a device login
   fail STATUS [N]             answer the next N subscription requests with STATUS
+  live LOGIN [TITLE]          Get Streams lists LOGIN as live (a new stream each time)
+  viewers LOGIN N             set the viewer count of LOGIN's stream
+  offline LOGIN               Get Streams no longer lists LOGIN
   subs | stats | help | quit";
 
 #[tokio::main]
@@ -122,6 +125,24 @@ async fn main() -> anyhow::Result<()> {
                 }
                 Err(_) => "fail STATUS [N]".into(),
             },
+            ["live", login, ..] => {
+                let title = line.splitn(3, ' ').nth(2).unwrap_or("Live from the fake");
+                format!(
+                    "{login} live since {}",
+                    fake.go_live(login, title, "Just Chatting", 1)
+                )
+            }
+            ["viewers", login, count] => match count.parse() {
+                Ok(count) => {
+                    fake.set_viewers(login, count);
+                    format!("{login}: {count} viewers")
+                }
+                Err(_) => "viewers LOGIN N".into(),
+            },
+            ["offline", login] => {
+                fake.go_offline(login);
+                format!("{login} offline")
+            }
             ["subs"] => fake
                 .subscriptions()
                 .iter()

@@ -7,6 +7,7 @@
 //! output's own [`BoundedQueue`]. Each output states its overflow policy; a slow output with a
 //! dropping policy never slows the others.
 
+pub mod crosscheck;
 mod dedup;
 pub mod queue;
 
@@ -98,6 +99,8 @@ pub struct HubCounters {
     pub received: AtomicU64,
     pub accepted: AtomicU64,
     pub duplicates: AtomicU64,
+    /// Reports dropped as the same Twitch event from another provider (docs/DEDUP.md).
+    pub cross_source: AtomicU64,
 }
 
 /// How a source puts contract events on the bus: topic from the root, retained for state.
@@ -106,6 +109,7 @@ pub struct Publisher {
     tx: mpsc::Sender<Message>,
     root: TopicRoot,
     include_raw: bool,
+    crosscheck: Option<Arc<crosscheck::CrossCheck>>,
 }
 
 /// The hub is gone: the daemon is shutting down.
@@ -114,7 +118,20 @@ pub struct Publisher {
 pub struct BusClosed;
 
 impl Publisher {
-    pub async fn event(&self, mut event: Event) -> Result<(), BusClosed> {
+    pub async fn event(&self, event: Event) -> Result<(), BusClosed> {
+        // Before `raw` goes: only the upstream envelope tells the platform.
+        let event = match &self.crosscheck {
+            Some(check) => match check.admit(event, tokio::time::Instant::now()) {
+                Some(event) => event,
+                None => return Ok(()),
+            },
+            None => event,
+        };
+        self.send_event(event).await
+    }
+
+    /// Puts an event on the bus without the cross-source check.
+    async fn send_event(&self, mut event: Event) -> Result<(), BusClosed> {
         if !self.include_raw {
             event.raw = None;
         }
@@ -157,6 +174,7 @@ pub struct Hub {
     include_raw: bool,
     outputs: Vec<OutputSlot>,
     dedup: DedupWindow,
+    crosscheck: Option<Arc<crosscheck::CrossCheck>>,
     next_seq: u64,
     pub counters: Arc<HubCounters>,
 }
@@ -176,6 +194,7 @@ impl Hub {
             include_raw,
             outputs: Vec::new(),
             dedup: DedupWindow::new(dedup_window, DEDUP_MAX_IDS),
+            crosscheck: None,
             next_seq: last_seq + 1,
             counters: Arc::new(HubCounters::default()),
         }
@@ -186,7 +205,24 @@ impl Hub {
             tx: self.tx.clone(),
             root: self.root.clone(),
             include_raw: self.include_raw,
+            crosscheck: self.crosscheck.clone(),
         }
+    }
+
+    /// Turns on the cross-source duplicate check for publishers made from now on. Run
+    /// [`crosscheck::release_held`] with the returned handle, or held reports never go out.
+    pub fn enable_crosscheck(
+        &mut self,
+        config: &crosscheck::DedupConfig,
+        twitch_active: bool,
+    ) -> Arc<crosscheck::CrossCheck> {
+        let check = Arc::new(crosscheck::CrossCheck::new(
+            config,
+            twitch_active,
+            self.counters.clone(),
+        ));
+        self.crosscheck = Some(check.clone());
+        check
     }
 
     /// Ids already published before a restart, so a redelivery after it is still dropped.

@@ -8,11 +8,18 @@
 //!   kept in the state dir across restarts.
 //! - [`homeassistant`]: Home Assistant MQTT discovery for the daemon's topics.
 //! - [`rules`]: `[[rules]]`, declarative reactions (`when` / `if` / `publish` / `else`).
+//! - [`monitor`]: `[monitor]`, online / offline of many channels (EventSub and Helix Get
+//!   Streams) → `R/channel/online`, `R/channel/offline`, retained `R/status` per channel. It
+//!   also polls, so the daemon starts it itself with the sources' stop signal ([`monitor::run`]).
+//! - [`announce`]: `[announce]`, chat announcements of online / offline through
+//!   `R/command/chat/send`.
 //!
 //! See docs/PROCESSORS.md.
 
+pub mod announce;
 pub mod homeassistant;
 pub mod hype;
+pub mod monitor;
 pub mod rules;
 pub mod totals;
 
@@ -37,6 +44,7 @@ pub struct Outputs {
     totals: Queue,
     homeassistant: Option<Queue>,
     rules: Option<Queue>,
+    announce: Option<Queue>,
 }
 
 impl Outputs {
@@ -48,6 +56,7 @@ impl Outputs {
             totals: add("totals"),
             homeassistant: config.homeassistant.enabled.then(|| add("homeassistant")),
             rules: (!config.rules.is_empty()).then(|| add("rules")),
+            announce: config.announce.is_enabled().then(|| add("announce")),
         }
     }
 
@@ -85,6 +94,14 @@ impl Outputs {
                 queue,
                 publisher.clone(),
                 config.rules.clone(),
+            )));
+        }
+        if let Some(queue) = self.announce {
+            tasks.push(tokio::spawn(announce::run(
+                queue,
+                publisher.clone(),
+                config.announce.clone(),
+                channel.to_owned(),
             )));
         }
         tasks

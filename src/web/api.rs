@@ -36,6 +36,7 @@ pub async fn status(State(web): State<Arc<Web>>) -> Response {
         .iter()
         .map(|(name, queue)| (name.clone(), queue.stats()))
         .collect();
+    let outputs = crate::sinks::status_json(outputs, &web.sinks);
     let hub = &web.hub;
     let mqtt = &web.mqtt;
     let bridge = mqtt.bridge.as_ref().map(|b| {
@@ -60,6 +61,7 @@ pub async fn status(State(web): State<Arc<Web>>) -> Response {
             "received": hub.received.load(Ordering::Relaxed),
             "accepted": hub.accepted.load(Ordering::Relaxed),
             "duplicates": hub.duplicates.load(Ordering::Relaxed),
+            "cross_source_duplicates": hub.cross_source.load(Ordering::Relaxed),
         },
         "outputs": outputs,
         "mqtt": {
@@ -78,6 +80,7 @@ pub async fn status(State(web): State<Arc<Web>>) -> Response {
             "frames_sent": web.fanout.frames_sent.load(Ordering::Relaxed),
         },
         "trigger_kinds": trigger::KINDS,
+        "accounts": web.logins.accounts(),
     }))
     .into_response()
 }
@@ -106,9 +109,19 @@ pub async fn events(State(web): State<Arc<Web>>, Query(query): Query<EventsQuery
     let limit = query.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
     let path = web.log_path.clone();
     let since = query.since;
-    let read = tokio::task::spawn_blocking(move || match since {
-        Some(since) => history::after(&path, since, &filters, limit),
-        None => history::latest(&path, &filters, limit),
+    let database = web.history.clone();
+    let read = tokio::task::spawn_blocking(move || match (database, since) {
+        (Some(database), since) => database
+            .read(since, &filters, limit)
+            .map(|lines| {
+                lines
+                    .into_iter()
+                    .map(|(seq, text)| history::Line { seq, text })
+                    .collect()
+            })
+            .map_err(std::io::Error::other),
+        (None, Some(since)) => history::after(&path, since, &filters, limit),
+        (None, None) => history::latest(&path, &filters, limit),
     })
     .await;
     let lines = match read {
@@ -223,6 +236,11 @@ pub async fn metrics(State(web): State<Arc<Web>>) -> Response {
             "Events dropped as repeats of an id already seen.",
             &hub.duplicates,
         ),
+        (
+            "ongwatch_dedup_cross_source_dropped_total",
+            "Reports dropped as the same Twitch event seen from another provider.",
+            &hub.cross_source,
+        ),
     ] {
         let n = family_line(&mut out, name, "counter", help);
         lines.push(format!("{n} {}", value.load(Ordering::Relaxed)));
@@ -247,7 +265,10 @@ pub async fn metrics(State(web): State<Arc<Web>>) -> Response {
     let stats: Vec<_> = web
         .outputs
         .iter()
-        .map(|(name, q)| (label(name), q.stats()))
+        .map(|(name, q)| {
+            let stats = crate::sinks::queue_stats(name, &web.sinks).unwrap_or_else(|| q.stats());
+            (label(name), stats)
+        })
         .collect();
     for (name, help, pick) in [
         (
@@ -282,6 +303,8 @@ pub async fn metrics(State(web): State<Arc<Web>>) -> Response {
         }
         flush(&mut out, &mut lines);
     }
+
+    crate::sinks::write_metrics(&mut out, &web.sinks, label);
 
     let (clients, waiting) = web.fanout.client_stats();
     for (name, kind, help, value) in [

@@ -10,6 +10,7 @@
 mod access;
 mod api;
 mod assets;
+mod auth;
 mod chat;
 mod fanout;
 mod history;
@@ -28,6 +29,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub use access::{Cidr, CidrError};
+pub use ws::{Op as ClientOp, parse_client_frame};
 
 use crate::event::TopicRoot;
 use crate::hub::{BoundedQueue, Delivery, HubCounters, Publisher};
@@ -61,8 +63,14 @@ pub struct WebOptions {
     /// Serves `/ws/chat`.
     pub chat: Arc<crate::chat::Chat>,
     pub outputs: Vec<(String, Arc<BoundedQueue<Delivery>>)>,
+    /// The `[[outputs]]`, with their full counters.
+    pub sinks: Vec<Arc<crate::sinks::OutputStatus>>,
+    /// When set, `/api/events` reads from this SQLite history instead of the event log.
+    pub history: Option<crate::sinks::sqlite::History>,
     pub hub: Arc<HubCounters>,
     pub mqtt: MqttInfo,
+    /// Twitch accounts and the device-code login of `/api/auth/twitch`.
+    pub logins: Arc<crate::sources::twitch::auth::logins::Logins>,
 }
 
 /// Shared by every handler.
@@ -74,8 +82,11 @@ struct Web {
     log_path: PathBuf,
     started: DateTime<Utc>,
     outputs: Vec<(String, Arc<BoundedQueue<Delivery>>)>,
+    sinks: Vec<Arc<crate::sinks::OutputStatus>>,
+    history: Option<crate::sinks::sqlite::History>,
     hub: Arc<HubCounters>,
     mqtt: MqttInfo,
+    logins: Arc<crate::sources::twitch::auth::logins::Logins>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -129,8 +140,11 @@ pub async fn start(
         log_path: options.log_path,
         started: options.started,
         outputs: options.outputs,
+        sinks: options.sinks,
+        history: options.history,
         hub: options.hub,
         mqtt: options.mqtt,
+        logins: options.logins,
     });
     let access = Arc::new(access::Access::new(options.token, options.trusted));
     let router = Router::new()
@@ -144,6 +158,8 @@ pub async fn start(
         .route("/api/events", get(api::events))
         .route("/api/publish", post(api::publish))
         .route("/api/trigger", post(api::trigger))
+        .route("/api/auth/twitch", get(auth::status))
+        .route("/api/auth/twitch/start", post(auth::start))
         .route("/metrics", get(api::metrics))
         .with_state(web)
         .layer(middleware::from_fn_with_state(access, access::guard));

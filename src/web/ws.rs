@@ -207,9 +207,10 @@ async fn close(sink: &mut Sink, code: u16, reason: &str) {
     let _ = tokio::time::timeout(CLOSE_GRACE, sink.send(frame)).await;
 }
 
-#[derive(Deserialize)]
+/// One client frame on `/ws/events`.
+#[derive(Debug, Deserialize)]
 #[serde(tag = "op", rename_all = "lowercase", deny_unknown_fields)]
-enum Op {
+pub enum Op {
     Subscribe {
         topics: Vec<String>,
     },
@@ -246,12 +247,17 @@ async fn read_frames(
     }
 }
 
+/// Parses one client text frame. Public so the fuzz target exercises the daemon's own parser.
+pub fn parse_client_frame(text: &str) -> Result<Op, serde_json::Error> {
+    serde_json::from_str(text)
+}
+
 fn error_frame(error: impl std::fmt::Display) -> serde_json::Value {
     json!({"op": "error", "error": error.to_string()})
 }
 
 async fn handle(web: &Web, id: u64, text: &str) -> serde_json::Value {
-    let op = match serde_json::from_str::<Op>(text) {
+    let op = match parse_client_frame(text) {
         Ok(op) => op,
         Err(e) => {
             return error_frame(format!(

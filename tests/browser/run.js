@@ -1,5 +1,5 @@
 // Drives Debian's headless Chromium with playwright-core for tests/browser.rs.
-// usage: node run.js <dashboard|alerts|hype> <base url> <screenshot dir> [expected text...]
+// usage: node run.js <dashboard|alerts|hype|login> <base url> <screenshot dir> [expected text...]
 // Prints "ready" once the page is connected (the Rust test then makes something happen) and
 // "ok" when the page showed it; any failure prints "fail: ..." and exits 1, after a screenshot.
 "use strict";
@@ -92,6 +92,20 @@ const scenarios = {
       return bar.style.width && Math.abs(bar.getBoundingClientRect().width - parseFloat(bar.style.width) / 100 * bar.parentElement.clientWidth) < 2;
     }, null, { timeout: PATIENCE });
     await page.screenshot({ path: path.join(shots, "overlay-hype.png"), omitBackground: true });
+  },
+
+  // The Twitch device-code login from the dashboard: prints "code <user code>" once the page
+  // shows it (the Rust test approves it at the fake Twitch), then waits for "Logged in as".
+  async login(page) {
+    const [login] = expected;
+    await page.goto(`${base}/`);
+    await page.waitForSelector("body[data-ready=true]", { timeout: PATIENCE });
+    await page.click("[data-testid=twitch-login-broadcaster]");
+    const code = await page.waitForSelector("[data-testid=login-code-broadcaster]", { timeout: PATIENCE });
+    console.log(`code ${await code.textContent()}`);
+    await page.screenshot({ path: path.join(shots, "dashboard-login-code.png"), fullPage: true });
+    await page.waitForFunction((login) => document.getElementById("accounts").textContent.includes(`Logged in as ${login}`), login, { timeout: PATIENCE });
+    await page.screenshot({ path: path.join(shots, "dashboard-login-done.png"), fullPage: true });
   },
 };
 

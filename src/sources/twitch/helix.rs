@@ -1,4 +1,5 @@
-//! The few Helix calls EventSub needs: create, list and delete subscriptions.
+//! The few Helix calls ongwatch makes: EventSub subscriptions (create, list, delete) and plain
+//! `GET`s such as Get Streams for the stream monitor.
 //!
 //! Direct HTTP rather than a Helix crate, so every URL can point at a mock (`[twitch]
 //! eventsub_subscriptions_url`) and every answer Twitch documents (202, 409, 401, 403, 429)
@@ -209,6 +210,22 @@ impl Helix {
                 _ => return Ok((all, page.totals)),
             }
         }
+    }
+
+    /// `GET` on this endpoint with `query` (repeated keys allowed), e.g. Get Streams for the
+    /// stream monitor, with Twitch's answers mapped like every other call.
+    pub async fn get<T: serde::de::DeserializeOwned>(
+        &self,
+        token: &str,
+        query: &[(&str, &str)],
+    ) -> Result<T, HelixError> {
+        let response = self
+            .request(reqwest::Method::GET, token)
+            .query(query)
+            .send()
+            .await
+            .map_err(|e| self.transport(e))?;
+        self.parse(response).await
     }
 
     pub async fn delete(&self, token: &str, id: &str) -> Result<(), HelixError> {

@@ -86,6 +86,9 @@ pub struct Settings {
     pub channel: String,
     pub include_raw: bool,
     pub timing: Timing,
+    /// Changes when a new broadcaster login was stored (from the dashboard): the source
+    /// drops its connection and starts over with that login.
+    pub relogin: Option<watch::Receiver<u64>>,
 }
 
 impl Settings {
@@ -131,6 +134,7 @@ impl Settings {
                 keepalive_grace: seconds(twitch.keepalive_grace_seconds, defaults.keepalive_grace),
                 ..defaults
             },
+            relogin: None,
         }))
     }
 }
@@ -346,20 +350,39 @@ impl Source {
         );
         let path = StoredToken::path(&self.settings.state_dir, Account::Broadcaster);
         let mut backoff = Backoff::new(&self.settings.timing);
+        let mut relogin = self.settings.relogin.clone();
         loop {
-            let stop = match self.account_phase(&oauth, &path, &mut backoff).await? {
-                Some(stop) => stop,
-                None => continue,
-            };
-            match stop {
-                Stop::Shutdown => return Ok(()),
-                Stop::Login(detail) => {
-                    let seen = std::fs::read(&path).ok();
-                    self.report(ConnectionState::Unauthorized, detail).await?;
-                    if !self.wait_token_change(&path, seen).await {
-                        return Ok(());
-                    }
+            let go_on = tokio::select! {
+                go_on = self.login_round(&oauth, &path, &mut backoff) => go_on?,
+                () = new_login(&mut relogin) => {
+                    tracing::info!("a new Twitch login was stored; reconnecting with it");
+                    true
                 }
+            };
+            if !go_on {
+                return Ok(());
+            }
+        }
+    }
+
+    /// One account phase and, when the account is unusable, the wait for a new token file.
+    /// False at shutdown.
+    async fn login_round(
+        &mut self,
+        oauth: &OAuth,
+        path: &Path,
+        backoff: &mut Backoff,
+    ) -> Result<bool, BusClosed> {
+        let stop = match self.account_phase(oauth, path, backoff).await? {
+            Some(stop) => stop,
+            None => return Ok(true),
+        };
+        match stop {
+            Stop::Shutdown => Ok(false),
+            Stop::Login(detail) => {
+                let seen = std::fs::read(path).ok();
+                self.report(ConnectionState::Unauthorized, detail).await?;
+                Ok(self.wait_token_change(path, seen).await)
             }
         }
     }
@@ -681,6 +704,16 @@ pub(crate) async fn remove_stale(helix: &Helix, token: &str) {
             }
         }
     }
+}
+
+/// Returns when `relogin` reports a new login; never without one.
+async fn new_login(relogin: &mut Option<watch::Receiver<u64>>) {
+    if let Some(rx) = relogin
+        && rx.changed().await.is_ok()
+    {
+        return;
+    }
+    std::future::pending().await
 }
 
 /// Refreshes the token ahead of expiry and validates it hourly. A failure that only a new

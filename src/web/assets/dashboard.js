@@ -31,24 +31,58 @@
     if (rows.length) $("providers").replaceChildren(...rows);
   }
 
-  // Accounts: shown when the daemon reports them in /api/status.
-  function renderAccounts() {
-    if (Array.isArray(status.accounts)) {
-      const rows = status.accounts.map((a) => el("tr", {}, [
-        el("td", { textContent: `${a.provider || ""} ${a.account || ""}` }),
-        el("td", { textContent: a.login || "" }),
-        el("td", { textContent: (a.scopes || []).join(" ") }),
-        el("td", { textContent: a.expires_at ? new Date(a.expires_at).toLocaleString() : "" }),
-      ]));
-      $("accounts").replaceChildren(el("table", {}, [el("tbody", {}, rows)]));
-    } else {
-      $("accounts").replaceChildren(el("div", { className: "placeholder" }, [
-        "This daemon does not report accounts yet. Log in from a terminal with ",
-        el("code", { textContent: "ongwatch auth twitch" }), " and check with ",
-        el("code", { textContent: "ongwatch auth status" }),
-        ". Logging in from this page comes with the Twitch accounts feature.",
-      ]));
+  // Accounts, and the Twitch device-code login started from here. Each account's login box
+  // is made once and moved into every re-render, so a code on screen survives a refresh.
+  const loginBoxes = {};
+  function loginBox(account) {
+    if (loginBoxes[account]) return loginBoxes[account];
+    const result = el("div", { className: "login-result" });
+    result.dataset.testid = `login-${account}`;
+    const button = el("button", { type: "button", textContent: "Log in with Twitch" });
+    button.dataset.testid = `twitch-login-${account}`;
+    button.addEventListener("click", async () => {
+      button.disabled = true;
+      try {
+        const started = await OW.api("/api/auth/twitch/start", { method: "POST", body: JSON.stringify({ account }) });
+        const code = el("code", { textContent: started.user_code });
+        code.dataset.testid = `login-code-${account}`;
+        result.replaceChildren("Open ", el("a", { href: started.verification_uri, target: "_blank", rel: "noopener", textContent: started.verification_uri }),
+          " and enter the code ", code, ` (valid ${Math.round(started.expires_in / 60)} min). Waiting for Twitch…`);
+        await waitForLogin(account, result);
+      } catch (e) {
+        result.textContent = `Login failed: ${e.message}`;
+      } finally {
+        button.disabled = false;
+      }
+    });
+    loginBoxes[account] = el("div", {}, [button, result]);
+    return loginBoxes[account];
+  }
+  async function waitForLogin(account, result) {
+    for (;;) {
+      await new Promise((r) => setTimeout(r, 1000));
+      const flow = (await OW.api("/api/auth/twitch")).flows[account] || { state: "idle" };
+      if (flow.state === "pending") continue;
+      if (flow.state === "done") result.textContent = `Logged in as ${flow.login} (user id ${flow.user_id}).`;
+      else result.textContent = `Login failed: ${flow.error || flow.state}`;
+      status = await OW.api("/api/status");
+      renderAccounts();
+      return;
     }
+  }
+  function renderAccounts() {
+    const rows = (status.accounts || []).map((a) => el("tr", {}, [
+      el("td", {}, [el("strong", { textContent: `${a.provider} ${a.account}` }), el("br"),
+        badge(!a.logged_in ? "missing" : a.problem ? "unauthorized" : "connected")]),
+      el("td", {}, [
+        el("div", { textContent: a.logged_in ? `${a.login} (user id ${a.user_id})` : "" }),
+        el("div", { className: "muted", textContent: a.expires_at ? `${a.expired ? "expired" : "expires"} ${new Date(a.expires_at).toLocaleString()}` : "" }),
+        el("div", { className: "muted scopes", textContent: a.scopes.length ? `scopes: ${a.scopes.join(" ")}` : "" }),
+        el("div", { textContent: a.problem || "" }),
+        loginBox(a.account),
+      ]),
+    ]));
+    $("accounts").replaceChildren(el("table", {}, [el("tbody", {}, rows)]));
   }
 
   function renderHype(hype) {
@@ -197,7 +231,7 @@
 
   renderProviders(); renderAccounts(); renderHype(status.hype); renderTotals(status.totals); renderBus();
   setInterval(async () => {
-    try { status = await OW.api("/api/status"); renderBus(); } catch (e) { /* shown by the stream badge */ }
+    try { status = await OW.api("/api/status"); renderBus(); renderAccounts(); } catch (e) { /* shown by the stream badge */ }
   }, 5000);
   document.body.dataset.ready = "true";
 })().catch((e) => {

@@ -4,7 +4,7 @@ use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::{Account, AuthError, OAuth, Poll, StoredToken};
+use super::{Account, AuthError, DeviceCode, Granted, OAuth, Poll, StoredToken};
 use crate::config::{Config, Credentials};
 use crate::sources::twitch::catalog::{self, Spec};
 use crate::sources::twitch::eventsub::PROVIDER;
@@ -37,38 +37,67 @@ pub async fn login(options: LoginOptions) -> Result<StoredToken, AuthError> {
     let _ = std::io::stdout().flush();
 
     let mut spinner = Spinner::new();
+    let granted = wait_for_grant(&oauth, &device, &scopes, Some(&mut spinner)).await;
+    spinner.finish();
+    let token = store_grant(&oauth, account, granted?, &state_dir).await?;
+    println!(
+        "Logged in as {} (user id {}) for the {} account; token stored in {}",
+        token.login,
+        token.user_id,
+        account.name(),
+        StoredToken::path(&state_dir, account).display()
+    );
+    Ok(token)
+}
+
+/// Polls the device-code grant at the interval Twitch asked for until the user approves,
+/// declines, or the code expires. The spinner, when given, ticks while it waits.
+pub(super) async fn wait_for_grant(
+    oauth: &OAuth,
+    device: &DeviceCode,
+    scopes: &[String],
+    mut spinner: Option<&mut Spinner>,
+) -> Result<Granted, AuthError> {
     let mut interval = Duration::from_secs(device.interval.max(1));
     let deadline = (device.expires_in > 0)
         .then(|| tokio::time::Instant::now() + Duration::from_secs(device.expires_in));
-    let granted = loop {
+    let tty = spinner.as_ref().is_some_and(|s| s.tty);
+    loop {
         let pause = tokio::time::sleep(interval);
         tokio::pin!(pause);
         // Ticks the spinner while waiting out the interval Twitch asked for.
         loop {
             tokio::select! {
                 () = &mut pause => break,
-                () = tokio::time::sleep(Duration::from_millis(120)), if spinner.tty => spinner.tick(),
+                () = tokio::time::sleep(Duration::from_millis(120)), if tty => {
+                    if let Some(spinner) = spinner.as_mut() {
+                        spinner.tick();
+                    }
+                }
             }
         }
-        if !spinner.tty {
+        if !tty && let Some(spinner) = spinner.as_mut() {
             spinner.tick();
         }
         if deadline.is_some_and(|d| tokio::time::Instant::now() > d) {
-            spinner.finish();
             return Err(AuthError::DeviceExpired);
         }
-        match oauth.poll_device(&device, &scopes).await {
-            Ok(Poll::Pending) => {}
-            Ok(Poll::SlowDown) => interval += Duration::from_secs(5),
-            Ok(Poll::Granted(granted)) => break granted,
-            Err(e) => {
-                spinner.finish();
-                return Err(e);
-            }
+        match oauth.poll_device(device, scopes).await? {
+            Poll::Pending => {}
+            Poll::SlowDown => interval += Duration::from_secs(5),
+            Poll::Granted(granted) => return Ok(granted),
         }
-    };
-    spinner.finish();
+    }
+}
 
+/// Validates a granted token (which login is it?) and stores it for `account`, 0600 and
+/// atomically, where the daemon looks for it.
+pub(super) async fn store_grant(
+    oauth: &OAuth,
+    account: Account,
+    granted: Granted,
+    state_dir: &Path,
+) -> Result<StoredToken, AuthError> {
     let validation = oauth.validate(&granted.access_token).await?;
     let now = crate::event::now();
     let token = StoredToken {
@@ -86,23 +115,16 @@ pub async fn login(options: LoginOptions) -> Result<StoredToken, AuthError> {
         expires_at: granted
             .expires_in
             .or(validation.expires_in)
-            .map(|s| now + chrono::TimeDelta::seconds(s)),
+            .and_then(chrono::TimeDelta::try_seconds)
+            .map(|lifetime| now + lifetime),
         obtained_at: now,
     };
-    let path = StoredToken::path(&state_dir, account);
-    token.save(&path)?;
-    println!(
-        "Logged in as {} (user id {}) for the {} account; token stored in {}",
-        token.login,
-        token.user_id,
-        account.name(),
-        path.display()
-    );
+    token.save(&StoredToken::path(state_dir, account))?;
     Ok(token)
 }
 
 /// A spinner on a terminal, one dot per poll otherwise (logs stay readable).
-struct Spinner {
+pub(super) struct Spinner {
     tty: bool,
     frame: usize,
     shown: bool,
@@ -230,7 +252,7 @@ pub fn enabled_specs(config: &Config, account: Account) -> Result<Vec<Spec>, Com
     }
 }
 
-fn scopes_for(config: &Config, account: Account) -> Result<Vec<String>, CommandError> {
+pub(super) fn scopes_for(config: &Config, account: Account) -> Result<Vec<String>, CommandError> {
     Ok(match account {
         Account::Broadcaster => catalog::requested_scopes(&enabled_specs(config, account)?),
         Account::Bot => catalog::BOT_SCOPES
@@ -290,18 +312,9 @@ pub fn status_command(
     let client_id = credentials
         .get(PROVIDER, &config.environment)
         .and_then(|c| c.client_id.clone());
-    let mut text = status(
-        state_dir,
-        client_id.as_deref(),
-        |account, granted| match account {
-            Account::Broadcaster => catalog::missing_scopes(&specs, granted),
-            Account::Bot => catalog::BOT_SCOPES
-                .iter()
-                .filter(|s| !granted.iter().any(|g| g == *s))
-                .map(|s| (*s).to_owned())
-                .collect(),
-        },
-    )
+    let mut text = status(state_dir, client_id.as_deref(), |account, granted| {
+        super::logins::missing_scopes(&specs, account, granted)
+    })
     .map_err(|e| CommandError::Runtime(e.to_string()))?;
     if client_id.is_none() {
         text.push_str(&format!(

@@ -6,6 +6,7 @@
 //! Nothing here puts a token into a `Debug` output, a log line or an error message.
 
 mod login;
+pub mod logins;
 
 use std::fmt;
 use std::path::{Path, PathBuf};

@@ -1,6 +1,6 @@
 //! A fake Twitch for tests and offline development: OAuth (device code, token, refresh with
-//! rotation, validate), Helix `eventsub/subscriptions` and the EventSub WebSocket, speaking
-//! Twitch's wire format on a loopback port.
+//! rotation, validate), Helix `eventsub/subscriptions`, Helix `streams` (Get Streams) and the
+//! EventSub WebSocket, speaking Twitch's wire format on a loopback port.
 //!
 //! [`FakeTwitch`] is also the control handle: tests (or `fake-twitch`'s stdin) make it send
 //! notifications, `session_reconnect`, revocations, close codes and pings, stay silent, or
@@ -105,6 +105,8 @@ pub struct Stats {
     pub refreshes: u64,
     pub validations: u64,
     pub deletes: u64,
+    /// Get Streams requests answered (any status).
+    pub streams_requests: u64,
 }
 
 pub(crate) struct Inner {
@@ -123,6 +125,8 @@ pub(crate) struct Inner {
     answers: VecDeque<u16>,
     /// Sessions of [`FakeTwitch::occupy_transports`], without a socket.
     others: Vec<String>,
+    /// Live streams by login, as Get Streams lists them.
+    streams: HashMap<String, Value>,
     stats: Stats,
 }
 
@@ -220,6 +224,7 @@ impl FakeTwitch {
             sessions: HashMap::new(),
             answers: VecDeque::new(),
             others: Vec::new(),
+            streams: HashMap::new(),
             stats: Stats::default(),
         }));
         let app = server::router(shared.clone());
@@ -423,6 +428,44 @@ impl FakeTwitch {
         {
             sub.status = "websocket_disconnected".into();
         }
+    }
+
+    /// `login` goes live (or starts a new stream when it already is): Get Streams lists it from
+    /// now on. Returns the stream's `started_at`.
+    pub fn go_live(&self, login: &str, title: &str, game_name: &str, viewer_count: u64) -> String {
+        let login = login.to_lowercase();
+        let started_at = format_time(&now());
+        let stream = json!({
+            "id": uuid::Uuid::new_v4().as_u128().to_string(),
+            "user_id": format!("{}", login.bytes().map(u64::from).sum::<u64>()),
+            "user_login": login,
+            "user_name": login,
+            "game_id": "0",
+            "game_name": game_name,
+            "type": "live",
+            "title": title,
+            "viewer_count": viewer_count,
+            "started_at": started_at,
+            "language": "en",
+            "thumbnail_url": format!("https://static-cdn.jtvnw.net/previews-ttv/live_user_{login}-{{width}}x{{height}}.jpg"),
+            "tag_ids": [],
+            "tags": [],
+            "is_mature": false,
+        });
+        lock(&self.shared).streams.insert(login, stream);
+        started_at
+    }
+
+    /// Changes the viewer count of `login`'s stream, if it is live.
+    pub fn set_viewers(&self, login: &str, viewer_count: u64) {
+        if let Some(stream) = lock(&self.shared).streams.get_mut(&login.to_lowercase()) {
+            stream["viewer_count"] = json!(viewer_count);
+        }
+    }
+
+    /// `login`'s stream ends: Get Streams no longer lists it.
+    pub fn go_offline(&self, login: &str) {
+        lock(&self.shared).streams.remove(&login.to_lowercase());
     }
 
     /// Sends a notification to the session holding an enabled `kind` subscription; returns

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Form, Query, State};
+use axum::extract::{Form, Query, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -32,6 +32,7 @@ pub(crate) fn router(shared: Shared) -> Router {
             "/eventsub/subscriptions",
             post(create).get(list).delete(delete),
         )
+        .route("/helix/streams", get(streams))
         .route("/ws", get(websocket))
         .with_state(shared)
 }
@@ -327,6 +328,34 @@ async fn delete(
     }
     inner.stats.deletes += 1;
     StatusCode::NO_CONTENT.into_response()
+}
+
+/// Get Streams: the live streams among the `user_login`s (at most 100), like Helix.
+async fn streams(
+    State(shared): State<Shared>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let mut inner = lock(&shared);
+    inner.stats.streams_requests += 1;
+    if let Err((status, message)) = authorize(&inner, &headers) {
+        return error(status, message);
+    }
+    let logins: Vec<String> = url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .filter(|(key, _)| key == "user_login")
+        .map(|(_, login)| login.to_lowercase())
+        .collect();
+    if logins.len() > 100 {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "The parameter \"user_login\" may only be specified up to 100 times",
+        );
+    }
+    let data: Vec<Value> = logins
+        .iter()
+        .filter_map(|login| inner.streams.get(login).cloned())
+        .collect();
+    axum::Json(json!({ "data": data, "pagination": {} })).into_response()
 }
 
 async fn websocket(

@@ -1,0 +1,381 @@
+//! The WebSocket fan-out benchmark (issue 6): many `/ws/events` clients, a steady event rate,
+//! delivery latency, the daemon's CPU and RSS, and what stalled clients cost the others.
+//!
+//! Run: `cargo bench --bench ws_fanout` — 1,000 clients, 1,000 events/s, 60 s per phase.
+//! Under `cargo test --benches` (no `--bench` argument) it runs a short smoke version.
+//! Environment: `WS_FANOUT_CLIENTS`, `WS_FANOUT_RATE` (events/s), `WS_FANOUT_SECONDS` (per
+//! phase), `WS_FANOUT_STALLED` (10). Results go to stdout; docs/PERFORMANCE.md records them.
+//!
+//! The release daemon runs as its own process (CPU from `/proc/<pid>/stat`, RSS from
+//! `/proc/<pid>/status`). One extra WebSocket client publishes `{"p": phase, "t": µs}` with the
+//! `publish` op at the given rate; every client stamps receipt on the same clock, so latency
+//! is publish → daemon (hub, event log, fan-out) → client. Phase 1 runs with the clients only;
+//! phase 2 adds stalled clients that complete the handshake and never read a byte.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use futures::{SinkExt, StreamExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_tungstenite::tungstenite::Message;
+
+/// Latency histogram resolution and range: 10 µs buckets up to 2 s, the rest in the last one.
+const BUCKET_US: u64 = 10;
+const BUCKETS: usize = 200_000;
+const TOPIC: &str = "stream/bench/fanout";
+
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+struct Settings {
+    clients: usize,
+    rate: u64,
+    seconds: u64,
+    stalled: usize,
+}
+
+impl Settings {
+    fn from_env() -> Self {
+        // `cargo bench` passes --bench; `cargo test --benches` does not: keep that one short.
+        let full = std::env::args().any(|a| a == "--bench");
+        let var = |name: &str, full_value: u64, short_value: u64| {
+            std::env::var(name)
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(if full { full_value } else { short_value })
+        };
+        Self {
+            clients: usize::try_from(var("WS_FANOUT_CLIENTS", 1000, 20)).unwrap_or(1000),
+            rate: var("WS_FANOUT_RATE", 1000, 200).max(1),
+            seconds: var("WS_FANOUT_SECONDS", 60, 2).max(1),
+            stalled: usize::try_from(var("WS_FANOUT_STALLED", 10, 2)).unwrap_or(10),
+        }
+    }
+}
+
+/// What the clients saw in one phase.
+struct Phase {
+    buckets: Vec<AtomicU32>,
+    received: AtomicU64,
+    max_us: AtomicU64,
+}
+
+impl Phase {
+    fn new() -> Self {
+        Self {
+            buckets: (0..BUCKETS).map(|_| AtomicU32::new(0)).collect(),
+            received: AtomicU64::new(0),
+            max_us: AtomicU64::new(0),
+        }
+    }
+
+    fn record(&self, micros: u64) {
+        let index = usize::try_from(micros / BUCKET_US)
+            .unwrap_or(BUCKETS - 1)
+            .min(BUCKETS - 1);
+        self.buckets[index].fetch_add(1, Ordering::Relaxed);
+        self.received.fetch_add(1, Ordering::Relaxed);
+        self.max_us.fetch_max(micros, Ordering::Relaxed);
+    }
+
+    /// The latency below which `q` of the samples fall, in milliseconds (bucket upper bound).
+    fn quantile_ms(&self, q: f64) -> f64 {
+        let total = self.received.load(Ordering::Relaxed);
+        let wanted = ((total as f64) * q).ceil() as u64;
+        let mut seen = 0u64;
+        for (i, bucket) in self.buckets.iter().enumerate() {
+            seen += u64::from(bucket.load(Ordering::Relaxed));
+            if seen >= wanted.max(1) {
+                return ((i as u64 + 1) * BUCKET_US) as f64 / 1000.0;
+            }
+        }
+        f64::NAN
+    }
+}
+
+/// The `"p"` and `"t"` numbers of a server frame, found without parsing the whole JSON (the
+/// clients' CPU is shared with the daemon, so they must stay cheap).
+fn stamp(frame: &str) -> Option<(usize, u64)> {
+    let number = |key: &str| -> Option<u64> {
+        let start = frame.find(key)? + key.len();
+        let digits: &str = &frame[start..];
+        let end = digits
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(digits.len());
+        digits[..end].parse().ok()
+    };
+    Some((usize::try_from(number("\"p\":")?).ok()?, number("\"t\":")?))
+}
+
+struct Daemon {
+    _child: Killed,
+    pid: u32,
+    http: String,
+}
+
+fn start_daemon(dir: &Path) -> Daemon {
+    let config = dir.join("ongwatch.toml");
+    std::fs::write(
+        &config,
+        "[mqtt]\nlisten = \"127.0.0.1:0\"\nws_listen = \"127.0.0.1:0\"\n[http]\nlisten = \"127.0.0.1:0\"\n",
+    )
+    .expect("write the config");
+    let state = dir.join("state");
+    let child = Command::new(env!("CARGO_BIN_EXE_ongwatch"))
+        .args(["run", "--config"])
+        .arg(&config)
+        .arg("--state-dir")
+        .arg(&state)
+        .env("ONGWATCH_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the daemon");
+    let pid = child.id();
+    let child = Killed(child);
+    let started = Instant::now();
+    let http = loop {
+        let runtime: serde_json::Value = std::fs::read(state.join("runtime.json"))
+            .ok()
+            .and_then(|t| serde_json::from_slice(&t).ok())
+            .unwrap_or_default();
+        if let Some(http) = runtime["http"].as_str() {
+            break http.to_owned();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the daemon did not start"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    Daemon {
+        _child: child,
+        pid,
+        http,
+    }
+}
+
+/// User + system CPU time of `pid` in seconds.
+fn cpu_seconds(pid: u32, ticks_per_second: f64) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The command name may contain spaces; the fields after it are fixed.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / ticks_per_second
+}
+
+/// `VmRSS` and `VmHWM` of `pid` in MiB.
+fn rss_mib(pid: u32) -> (f64, f64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let kib = |key: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(key))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (kib("VmRSS:") / 1024.0, kib("VmHWM:") / 1024.0)
+}
+
+fn clock_ticks() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+async fn api_status(http: &str) -> serde_json::Value {
+    let client = ongwatch::sources::twitch::helix::http_client();
+    match client.get(format!("http://{http}/api/status")).send().await {
+        Ok(response) => response.json().await.unwrap_or_default(),
+        Err(_) => serde_json::Value::Null,
+    }
+}
+
+/// A client that reads every frame and records its latency in the phase it belongs to.
+async fn client(url: String, start: Instant, phases: Arc<[Phase; 2]>) {
+    let Ok((mut ws, _)) = tokio_tungstenite::connect_async(url.as_str()).await else {
+        eprintln!("a client could not connect");
+        return;
+    };
+    while let Some(Ok(message)) = ws.next().await {
+        if let Message::Text(text) = message
+            && let Some((phase, sent)) = stamp(text.as_str())
+            && let Some(phase) = phases.get(phase)
+        {
+            let now = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
+            phase.record(now.saturating_sub(sent));
+        }
+    }
+}
+
+/// A client that completes the WebSocket handshake and then never reads: its socket buffers
+/// fill, then its queue in the daemon, until the daemon cuts it off.
+async fn stalled(addr: &str) -> Option<tokio::net::TcpStream> {
+    let socket = tokio::net::TcpSocket::new_v4().ok()?;
+    socket.set_recv_buffer_size(4096).ok()?;
+    let mut stream = socket.connect(addr.parse().ok()?).await.ok()?;
+    let request = format!(
+        "GET /ws/events?topics={TOPIC} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.ok()?;
+    // Read only the 101 answer's head, byte by byte, so no frame is consumed.
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        stream.read_exact(&mut byte).await.ok()?;
+        head.push(byte[0]);
+    }
+    head.starts_with(b"HTTP/1.1 101").then_some(stream)
+}
+
+/// Publishes `rate` events/s for `seconds`, stamped with the phase and the send time.
+async fn publish(publisher: &mut Publisher, phase: usize, rate: u64, seconds: u64, start: Instant) {
+    let mut tick = tokio::time::interval(Duration::from_nanos(1_000_000_000 / rate));
+    for _ in 0..rate * seconds {
+        tick.tick().await;
+        let t = start.elapsed().as_micros();
+        let frame =
+            format!(r#"{{"op":"publish","topic":"{TOPIC}","payload":{{"p":{phase},"t":{t}}}}}"#);
+        if publisher.send(Message::text(frame)).await.is_err() {
+            panic!("the publisher lost its connection");
+        }
+    }
+}
+
+type Publisher = futures::stream::SplitSink<
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    Message,
+>;
+
+struct Report {
+    phase: &'static str,
+    sent: u64,
+    received: u64,
+    p50: f64,
+    p99: f64,
+    max: f64,
+    cpu_percent: f64,
+    rss: f64,
+}
+
+async fn run(settings: &Settings, daemon: &Daemon) -> Vec<Report> {
+    let start = Instant::now();
+    let ticks = clock_ticks();
+    let phases = Arc::new([Phase::new(), Phase::new()]);
+    let url = format!("ws://{}/ws/events?topics={TOPIC}", daemon.http);
+    let mut clients = Vec::with_capacity(settings.clients);
+    for _ in 0..settings.clients {
+        clients.push(tokio::spawn(client(url.clone(), start, phases.clone())));
+    }
+    loop {
+        let status = api_status(&daemon.http).await;
+        if status["websocket"]["clients"].as_u64() >= Some(settings.clients as u64) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (publisher, mut replies) =
+        tokio_tungstenite::connect_async(format!("ws://{}/ws/events?topics=", daemon.http))
+            .await
+            .expect("the publisher connects")
+            .0
+            .split();
+    // The daemon answers every publish; those answers must be read or the publisher is cut off.
+    let drain = tokio::spawn(async move { while replies.next().await.is_some() {} });
+    let mut publisher = publisher;
+
+    let mut reports = Vec::new();
+    let mut stalled_streams = Vec::new();
+    for (index, name) in [(0, "clients only"), (1, "with stalled clients")] {
+        if index == 1 {
+            for _ in 0..settings.stalled {
+                stalled_streams.extend(stalled(&daemon.http).await);
+            }
+        }
+        let cpu_before = cpu_seconds(daemon.pid, ticks);
+        let wall = Instant::now();
+        publish(
+            &mut publisher,
+            index,
+            settings.rate,
+            settings.seconds,
+            start,
+        )
+        .await;
+        let busy = cpu_seconds(daemon.pid, ticks) - cpu_before;
+        let elapsed = wall.elapsed().as_secs_f64();
+        // Let the last frames arrive before reading the counts.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let phase = &phases[index];
+        reports.push(Report {
+            phase: name,
+            sent: settings.rate * settings.seconds * settings.clients as u64,
+            received: phase.received.load(Ordering::Relaxed),
+            p50: phase.quantile_ms(0.50),
+            p99: phase.quantile_ms(0.99),
+            max: phase.max_us.load(Ordering::Relaxed) as f64 / 1000.0,
+            cpu_percent: busy / elapsed * 100.0,
+            rss: rss_mib(daemon.pid).0,
+        });
+    }
+    let status = api_status(&daemon.http).await;
+    println!(
+        "stalled clients connected: {} of {}; cut off by the daemon (1008): {}",
+        stalled_streams.len(),
+        settings.stalled,
+        status["websocket"]["cut_off"]
+    );
+    drop(stalled_streams);
+    drain.abort();
+    for client in clients {
+        client.abort();
+    }
+    reports
+}
+
+fn main() {
+    let settings = Settings::from_env();
+    println!(
+        "ws_fanout: {} clients, {} events/s, {} s per phase, {} stalled clients in phase 2",
+        settings.clients, settings.rate, settings.seconds, settings.stalled
+    );
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let daemon = start_daemon(dir.path());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    let reports = runtime.block_on(run(&settings, &daemon));
+    println!(
+        "| phase | frames delivered | p50 | p99 | max | daemon CPU | daemon RSS |\n|---|---:|---:|---:|---:|---:|---:|"
+    );
+    for r in &reports {
+        println!(
+            "| {} | {} of {} | {:.2} ms | {:.2} ms | {:.1} ms | {:.0} % | {:.1} MiB |",
+            r.phase, r.received, r.sent, r.p50, r.p99, r.max, r.cpu_percent, r.rss
+        );
+    }
+    println!("daemon peak RSS: {:.1} MiB", rss_mib(daemon.pid).1);
+}

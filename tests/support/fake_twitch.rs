@@ -1,0 +1,107 @@
+//! The in-process fake Twitch for tests that run the real daemon against it, and a logged-in
+//! broadcaster. Used through `#[path = "support/fake_twitch.rs"] mod fake_twitch;`.
+#![allow(dead_code)] // each test binary uses a different part of this module
+
+use std::path::{Path, PathBuf};
+
+use ongwatch::sources::twitch::auth::{Account, StoredToken};
+use ongwatch::sources::twitch::catalog;
+use ongwatch::sources::twitch::fake::{FakeTwitch, Mode};
+
+pub const CLIENT_ID: &str = "fake-client";
+pub const LOGIN: &str = "streamer";
+pub const USER_ID: &str = "4242";
+
+/// The fake on its own runtime; the fake is declared first so it stops before the runtime.
+pub struct Twitch {
+    pub fake: FakeTwitch,
+    _rt: tokio::runtime::Runtime,
+}
+
+impl std::ops::Deref for Twitch {
+    type Target = FakeTwitch;
+    fn deref(&self) -> &FakeTwitch {
+        &self.fake
+    }
+}
+
+pub fn start() -> Twitch {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let fake = rt.block_on(FakeTwitch::start(Mode::Twitch)).unwrap();
+    Twitch { fake, _rt: rt }
+}
+
+/// The `[twitch]` section pointing at the fake, with short retry delays.
+pub fn config_section(fake: &FakeTwitch) -> String {
+    format!(
+        "[twitch]\nauth_url = \"{}\"\napi_url = \"{}\"\neventsub_url = \"{}\"\nretry_initial_seconds = 0.05\nretry_max_seconds = 0.5\n",
+        fake.auth_url(),
+        fake.api_url(),
+        fake.eventsub_url()
+    )
+}
+
+pub fn all_scopes() -> Vec<String> {
+    catalog::requested_scopes(&catalog::resolve(&[]).unwrap())
+}
+
+pub fn token_path(state_dir: &Path, account: Account) -> PathBuf {
+    StoredToken::path(state_dir, account)
+}
+
+/// Logs the broadcaster in at the fake and stores the token where the daemon looks.
+pub fn store_token(fake: &FakeTwitch, state_dir: &Path, scopes: &[String]) -> StoredToken {
+    let (access, refresh) = fake.issue_token(CLIENT_ID, LOGIN, USER_ID, scopes);
+    let now = chrono::Utc::now();
+    let token = StoredToken {
+        account: Account::Broadcaster,
+        client_id: CLIENT_ID.into(),
+        login: LOGIN.into(),
+        user_id: USER_ID.into(),
+        scopes: scopes.to_vec(),
+        access_token: access,
+        refresh_token: Some(refresh),
+        expires_at: Some(now + chrono::TimeDelta::hours(4)),
+        obtained_at: now,
+    };
+    token
+        .save(&token_path(state_dir, Account::Broadcaster))
+        .unwrap();
+    token
+}
+
+/// Waits until every default subscription is enabled at the fake.
+pub fn wait_subscribed(fake: &FakeTwitch) {
+    let wanted = catalog::resolve(&[]).unwrap().len();
+    crate::support::wait_for("every default subscription to be enabled", || {
+        (fake.enabled() == wanted).then_some(())
+    });
+}
+
+/// One HTTP request to the daemon's API: `(status, JSON body)`.
+pub fn http_json(
+    method: &str,
+    url: &str,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let client = ongwatch::sources::twitch::helix::http_client();
+        let mut request = client.request(method.parse().unwrap(), url);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        let json = serde_json::from_str(&text).unwrap_or_else(|_| serde_json::Value::String(text));
+        (status, json)
+    })
+}
