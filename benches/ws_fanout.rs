@@ -4,12 +4,16 @@
 //! Run: `cargo bench --bench ws_fanout` — 1,000 clients, 1,000 events/s, 60 s per phase.
 //! Under `cargo test --benches` (no `--bench` argument) it runs a short smoke version.
 //! Environment: `WS_FANOUT_CLIENTS`, `WS_FANOUT_RATE` (events/s), `WS_FANOUT_SECONDS` (per
-//! phase), `WS_FANOUT_STALLED` (10). Results go to stdout; docs/PERFORMANCE.md records them.
+//! phase), `WS_FANOUT_STALLED` (10), `WS_FANOUT_PROBES` (20), `WS_FANOUT_BATCH_MS` (10).
+//! Results go to stdout; docs/PERFORMANCE.md records them.
 //!
 //! The release daemon runs as its own process (CPU from `/proc/<pid>/stat`, RSS from
 //! `/proc/<pid>/status`). One extra WebSocket client publishes `{"p": phase, "t": µs}` with the
-//! `publish` op at the given rate; every client stamps receipt on the same clock, so latency
-//! is publish → daemon (hub, event log, fan-out) → client. Phase 1 runs with the clients only;
+//! `publish` op at the given rate. The clients share the machine with the daemon, so they are
+//! kept cheap: raw sockets, and all but `WS_FANOUT_PROBES` of them read in batches every
+//! `WS_FANOUT_BATCH_MS` and only count frames (the daemon still writes every frame to every
+//! socket). The probes read at once and stamp receipt on the publisher's clock, so latency is
+//! publish → daemon (hub, event log, fan-out) → client. Phase 1 runs with the clients only;
 //! phase 2 adds stalled clients that complete the handshake and never read a byte.
 
 use std::path::Path;
@@ -41,6 +45,9 @@ struct Settings {
     rate: u64,
     seconds: u64,
     stalled: usize,
+    /// Clients that read at once and measure latency; the others read every `batch`.
+    probes: usize,
+    batch: Duration,
 }
 
 impl Settings {
@@ -58,6 +65,8 @@ impl Settings {
             rate: var("WS_FANOUT_RATE", 1000, 200).max(1),
             seconds: var("WS_FANOUT_SECONDS", 60, 2).max(1),
             stalled: usize::try_from(var("WS_FANOUT_STALLED", 10, 2)).unwrap_or(10),
+            probes: usize::try_from(var("WS_FANOUT_PROBES", 20, 5)).unwrap_or(20),
+            batch: Duration::from_millis(var("WS_FANOUT_BATCH_MS", 10, 10)),
         }
     }
 }
@@ -65,6 +74,9 @@ impl Settings {
 /// What the clients saw in one phase.
 struct Phase {
     buckets: Vec<AtomicU32>,
+    /// Latency samples (probes) ...
+    samples: AtomicU64,
+    /// ... and frames delivered to any client.
     received: AtomicU64,
     max_us: AtomicU64,
 }
@@ -73,6 +85,7 @@ impl Phase {
     fn new() -> Self {
         Self {
             buckets: (0..BUCKETS).map(|_| AtomicU32::new(0)).collect(),
+            samples: AtomicU64::new(0),
             received: AtomicU64::new(0),
             max_us: AtomicU64::new(0),
         }
@@ -83,13 +96,18 @@ impl Phase {
             .unwrap_or(BUCKETS - 1)
             .min(BUCKETS - 1);
         self.buckets[index].fetch_add(1, Ordering::Relaxed);
-        self.received.fetch_add(1, Ordering::Relaxed);
+        self.samples.fetch_add(1, Ordering::Relaxed);
         self.max_us.fetch_max(micros, Ordering::Relaxed);
+        self.count();
+    }
+
+    fn count(&self) {
+        self.received.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The latency below which `q` of the samples fall, in milliseconds (bucket upper bound).
     fn quantile_ms(&self, q: f64) -> f64 {
-        let total = self.received.load(Ordering::Relaxed);
+        let total = self.samples.load(Ordering::Relaxed);
         let wanted = ((total as f64) * q).ceil() as u64;
         let mut seen = 0u64;
         for (i, bucket) in self.buckets.iter().enumerate() {
@@ -213,19 +231,91 @@ async fn api_status(http: &str) -> serde_json::Value {
     }
 }
 
-/// A client that reads every frame and records its latency in the phase it belongs to.
-async fn client(url: String, start: Instant, phases: Arc<[Phase; 2]>) {
-    let Ok((mut ws, _)) = tokio_tungstenite::connect_async(url.as_str()).await else {
+/// Opens `/ws/events` on a raw TCP socket: the upgrade request, then the 101 head. Returns
+/// the stream and whatever frame bytes came with the head.
+async fn upgrade(addr: &str, recv_buffer: Option<u32>) -> Option<(tokio::net::TcpStream, Vec<u8>)> {
+    let socket = tokio::net::TcpSocket::new_v4().ok()?;
+    if let Some(size) = recv_buffer {
+        socket.set_recv_buffer_size(size).ok()?;
+    }
+    let mut stream = socket.connect(addr.parse().ok()?).await.ok()?;
+    stream.set_nodelay(true).ok()?;
+    let request = format!(
+        "GET /ws/events?topics={TOPIC} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.ok()?;
+    let mut buffer = Vec::with_capacity(4096);
+    loop {
+        if let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+            if !buffer.starts_with(b"HTTP/1.1 101") {
+                return None;
+            }
+            return Some((stream, buffer.split_off(end + 4)));
+        }
+        let mut chunk = [0u8; 1024];
+        let n = stream.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buffer.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// One complete server frame at the start of `buffer`: `(opcode, payload range, frame length)`.
+/// Server frames are never masked.
+fn frame(buffer: &[u8]) -> Option<(u8, std::ops::Range<usize>, usize)> {
+    let opcode = *buffer.first()? & 0x0f;
+    let (len, head) = match *buffer.get(1)? & 0x7f {
+        126 => (
+            usize::from(u16::from_be_bytes([*buffer.get(2)?, *buffer.get(3)?])),
+            4,
+        ),
+        127 => (
+            usize::try_from(u64::from_be_bytes(buffer.get(2..10)?.try_into().ok()?)).ok()?,
+            10,
+        ),
+        n => (usize::from(n), 2),
+    };
+    (buffer.len() >= head + len).then_some((opcode, head..head + len, head + len))
+}
+
+/// A client on a raw socket (tungstenite's per-message work in this process would make the
+/// clients, not the daemon, the bottleneck). A probe reads as soon as bytes arrive and
+/// records each frame's latency; a load client reads in batches every `batch` and only counts.
+async fn client(addr: String, start: Instant, phases: Arc<[Phase; 2]>, batch: Option<Duration>) {
+    let Some((mut stream, mut buffer)) = upgrade(&addr, None).await else {
         eprintln!("a client could not connect");
         return;
     };
-    while let Some(Ok(message)) = ws.next().await {
-        if let Message::Text(text) = message
-            && let Some((phase, sent)) = stamp(text.as_str())
-            && let Some(phase) = phases.get(phase)
-        {
-            let now = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
-            phase.record(now.saturating_sub(sent));
+    let mut chunk = vec![0u8; 256 * 1024];
+    loop {
+        let mut consumed = 0;
+        while let Some((opcode, payload, length)) = frame(&buffer[consumed..]) {
+            let payload = &buffer[consumed..][payload];
+            if opcode == 8 {
+                return;
+            }
+            if opcode == 1
+                && let Ok(text) = std::str::from_utf8(payload)
+                && let Some((phase, sent)) = stamp(text)
+                && let Some(phase) = phases.get(phase)
+            {
+                if batch.is_some() {
+                    phase.count();
+                } else {
+                    let now = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
+                    phase.record(now.saturating_sub(sent));
+                }
+            }
+            consumed += length;
+        }
+        buffer.drain(..consumed);
+        if let Some(batch) = batch {
+            tokio::time::sleep(batch).await;
+        }
+        match stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => buffer.extend_from_slice(&chunk[..n]),
         }
     }
 }
@@ -233,21 +323,7 @@ async fn client(url: String, start: Instant, phases: Arc<[Phase; 2]>) {
 /// A client that completes the WebSocket handshake and then never reads: its socket buffers
 /// fill, then its queue in the daemon, until the daemon cuts it off.
 async fn stalled(addr: &str) -> Option<tokio::net::TcpStream> {
-    let socket = tokio::net::TcpSocket::new_v4().ok()?;
-    socket.set_recv_buffer_size(4096).ok()?;
-    let mut stream = socket.connect(addr.parse().ok()?).await.ok()?;
-    let request = format!(
-        "GET /ws/events?topics={TOPIC} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    );
-    stream.write_all(request.as_bytes()).await.ok()?;
-    // Read only the 101 answer's head, byte by byte, so no frame is consumed.
-    let mut head = Vec::new();
-    while !head.ends_with(b"\r\n\r\n") {
-        let mut byte = [0u8; 1];
-        stream.read_exact(&mut byte).await.ok()?;
-        head.push(byte[0]);
-    }
-    head.starts_with(b"HTTP/1.1 101").then_some(stream)
+    upgrade(addr, Some(4096)).await.map(|(stream, _)| stream)
 }
 
 /// Publishes `rate` events/s for `seconds`, stamped with the phase and the send time.
@@ -277,6 +353,8 @@ struct Report {
     p99: f64,
     max: f64,
     cpu_percent: f64,
+    /// This process (the clients and the publisher), to show who had the CPU.
+    clients_cpu_percent: f64,
     rss: f64,
 }
 
@@ -284,10 +362,15 @@ async fn run(settings: &Settings, daemon: &Daemon) -> Vec<Report> {
     let start = Instant::now();
     let ticks = clock_ticks();
     let phases = Arc::new([Phase::new(), Phase::new()]);
-    let url = format!("ws://{}/ws/events?topics={TOPIC}", daemon.http);
     let mut clients = Vec::with_capacity(settings.clients);
-    for _ in 0..settings.clients {
-        clients.push(tokio::spawn(client(url.clone(), start, phases.clone())));
+    for i in 0..settings.clients {
+        let batch = (i >= settings.probes).then_some(settings.batch);
+        clients.push(tokio::spawn(client(
+            daemon.http.clone(),
+            start,
+            phases.clone(),
+            batch,
+        )));
     }
     loop {
         let status = api_status(&daemon.http).await;
@@ -315,6 +398,7 @@ async fn run(settings: &Settings, daemon: &Daemon) -> Vec<Report> {
             }
         }
         let cpu_before = cpu_seconds(daemon.pid, ticks);
+        let own_before = cpu_seconds(std::process::id(), ticks);
         let wall = Instant::now();
         publish(
             &mut publisher,
@@ -325,6 +409,7 @@ async fn run(settings: &Settings, daemon: &Daemon) -> Vec<Report> {
         )
         .await;
         let busy = cpu_seconds(daemon.pid, ticks) - cpu_before;
+        let own = cpu_seconds(std::process::id(), ticks) - own_before;
         let elapsed = wall.elapsed().as_secs_f64();
         // Let the last frames arrive before reading the counts.
         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -337,6 +422,7 @@ async fn run(settings: &Settings, daemon: &Daemon) -> Vec<Report> {
             p99: phase.quantile_ms(0.99),
             max: phase.max_us.load(Ordering::Relaxed) as f64 / 1000.0,
             cpu_percent: busy / elapsed * 100.0,
+            clients_cpu_percent: own / elapsed * 100.0,
             rss: rss_mib(daemon.pid).0,
         });
     }
@@ -358,8 +444,13 @@ async fn run(settings: &Settings, daemon: &Daemon) -> Vec<Report> {
 fn main() {
     let settings = Settings::from_env();
     println!(
-        "ws_fanout: {} clients, {} events/s, {} s per phase, {} stalled clients in phase 2",
-        settings.clients, settings.rate, settings.seconds, settings.stalled
+        "ws_fanout: {} clients ({} probes, the others read every {:?}), {} events/s, {} s per phase, {} stalled clients in phase 2",
+        settings.clients,
+        settings.probes,
+        settings.batch,
+        settings.rate,
+        settings.seconds,
+        settings.stalled
     );
     let dir = tempfile::tempdir().expect("a temp dir");
     let daemon = start_daemon(dir.path());
@@ -369,12 +460,20 @@ fn main() {
         .expect("a tokio runtime");
     let reports = runtime.block_on(run(&settings, &daemon));
     println!(
-        "| phase | frames delivered | p50 | p99 | max | daemon CPU | daemon RSS |\n|---|---:|---:|---:|---:|---:|---:|"
+        "| phase | frames delivered | p50 | p99 | max | daemon CPU | clients CPU | daemon RSS |\n|---|---:|---:|---:|---:|---:|---:|---:|"
     );
     for r in &reports {
         println!(
-            "| {} | {} of {} | {:.2} ms | {:.2} ms | {:.1} ms | {:.0} % | {:.1} MiB |",
-            r.phase, r.received, r.sent, r.p50, r.p99, r.max, r.cpu_percent, r.rss
+            "| {} | {} of {} | {:.2} ms | {:.2} ms | {:.1} ms | {:.0} % | {:.0} % | {:.1} MiB |",
+            r.phase,
+            r.received,
+            r.sent,
+            r.p50,
+            r.p99,
+            r.max,
+            r.cpu_percent,
+            r.clients_cpu_percent,
+            r.rss
         );
     }
     println!("daemon peak RSS: {:.1} MiB", rss_mib(daemon.pid).1);
