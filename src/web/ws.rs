@@ -28,6 +28,9 @@ use crate::hub::{Message, Origin};
 const MAX_CLIENT_FRAME: usize = 1024 * 1024;
 /// How long a client that was cut off or told to go away gets to take its close frame.
 const CLOSE_GRACE: Duration = Duration::from_secs(10);
+/// Most live frames written to one client before a flush.
+const SEND_BATCH: usize = 64;
+
 /// How long a replay waits for the event log writer to catch up with the live feed.
 const REPLAY_PATIENCE: Duration = Duration::from_secs(10);
 /// Close codes: 1008 policy violation (too slow), 1001 going away (shutdown), 1011 error.
@@ -140,11 +143,24 @@ async fn serve(web: Arc<Web>, socket: WebSocket, filters: Vec<String>, since: Op
                     None => break 'end End::ClientGone,
                 },
                 frame = sub.rx.recv() => match frame {
-                    Some(frame) if frame.seq > last_sent => {
-                        last_sent = frame.seq;
-                        if !send(&mut sink, frame.text, &sub.cut, &web).await { break 'end End::ClientGone }
+                    Some(frame) => {
+                        // Whatever else is already waiting goes out with it in one flush: one
+                        // write per frame per client is what limits a large fan-out.
+                        let mut batch = Vec::new();
+                        let mut next = Some(frame);
+                        while let Some(frame) = next.take() {
+                            if frame.seq > last_sent {
+                                last_sent = frame.seq;
+                                batch.push(frame.text);
+                            }
+                            if batch.len() < SEND_BATCH {
+                                next = sub.rx.try_recv().ok();
+                            }
+                        }
+                        if !batch.is_empty() && !send_all(&mut sink, batch, &sub.cut, &web).await {
+                            break 'end End::ClientGone
+                        }
                     }
-                    Some(_) => {}
                     None => break 'end End::Shutdown,
                 },
             }
@@ -181,7 +197,23 @@ async fn serve(web: Arc<Web>, socket: WebSocket, filters: Vec<String>, since: Op
 /// Sends one frame. A send blocked by a client that stopped reading is given up
 /// `CLOSE_GRACE` after the client was cut off.
 async fn send(sink: &mut Sink, text: Utf8Bytes, cut: &CancellationToken, web: &Web) -> bool {
-    let sending = sink.send(WsMessage::Text(text));
+    send_all(sink, vec![text], cut, web).await
+}
+
+/// Sends frames with one flush at the end, under the same cut-off rule as [`send`].
+async fn send_all(
+    sink: &mut Sink,
+    texts: Vec<Utf8Bytes>,
+    cut: &CancellationToken,
+    web: &Web,
+) -> bool {
+    let count = texts.len() as u64;
+    let sending = async {
+        for text in texts {
+            sink.feed(WsMessage::Text(text)).await?;
+        }
+        sink.flush().await
+    };
     tokio::pin!(sending);
     let sent = tokio::select! {
         sent = &mut sending => sent,
@@ -195,7 +227,7 @@ async fn send(sink: &mut Sink, text: Utf8Bytes, cut: &CancellationToken, web: &W
     }
     web.fanout
         .frames_sent
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        .fetch_add(count, std::sync::atomic::Ordering::Relaxed);
     true
 }
 
