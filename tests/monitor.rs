@@ -3,6 +3,8 @@
 //! asserts on wall-clock time: "nothing more happens" is checked after the daemon has made a
 //! few more Get Streams calls, counted by the fake.
 
+#[path = "support/fake_twitch.rs"]
+mod fake_twitch;
 #[path = "support/irc_server.rs"]
 mod irc_server;
 mod support;
@@ -10,40 +12,14 @@ mod support;
 use std::path::Path;
 use std::process::Command;
 
+use fake_twitch::{CLIENT_ID, LOGIN, USER_ID, all_scopes as broadcaster_scopes, start as twitch};
 use irc_server::ScriptedIrc;
 use ongwatch::sources::twitch::auth::{Account, StoredToken};
-use ongwatch::sources::twitch::catalog;
-use ongwatch::sources::twitch::fake::{FakeTwitch, Mode};
+use ongwatch::sources::twitch::fake::FakeTwitch;
 use serde_json::{Value, json};
 use support::*;
 
-const CLIENT_ID: &str = "fake-client";
-const LOGIN: &str = "streamer";
-const USER_ID: &str = "4242";
 const STATUS: &str = "stream/status";
-
-/// The fake on its own runtime; the fake is declared first so it stops before the runtime.
-struct Twitch {
-    fake: FakeTwitch,
-    _rt: tokio::runtime::Runtime,
-}
-
-impl std::ops::Deref for Twitch {
-    type Target = FakeTwitch;
-    fn deref(&self) -> &FakeTwitch {
-        &self.fake
-    }
-}
-
-fn twitch() -> Twitch {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let fake = rt.block_on(FakeTwitch::start(Mode::Twitch)).unwrap();
-    Twitch { fake, _rt: rt }
-}
 
 /// `[twitch]` pointing at the fake, and `[monitor]` polling `channels` often.
 fn config(fake: &FakeTwitch, channels: &[&str], extra: &str) -> String {
@@ -84,10 +60,6 @@ fn log_in(fake: &FakeTwitch, dir: &Path, account: Account, login: &str, scopes: 
     }
     .save(&StoredToken::path(&dir.join("state"), account))
     .unwrap();
-}
-
-fn broadcaster_scopes() -> Vec<String> {
-    catalog::requested_scopes(&catalog::resolve(&[]).unwrap())
 }
 
 /// The events of `kind` (`online`, `offline`, `status`) for `channel` in the event log.

@@ -3,49 +3,21 @@
 //! notification the fake sent found exactly once in the event log. Durations are shrunk by
 //! config; nothing asserts on wall-clock time.
 
+#[path = "support/fake_twitch.rs"]
+mod fake_twitch;
 mod support;
 
 use std::path::{Path, PathBuf};
 
+use fake_twitch::{CLIENT_ID, LOGIN, USER_ID, all_scopes, start_as as twitch};
 use ongwatch::sources::twitch::auth::{Account, StoredToken};
 use ongwatch::sources::twitch::catalog;
 use ongwatch::sources::twitch::fake::{FakeTwitch, Mode};
 use serde_json::{Value, json};
 use support::*;
 
-const CLIENT_ID: &str = "fake-client";
-const LOGIN: &str = "streamer";
-const USER_ID: &str = "4242";
-
-/// The fake on its own runtime; the fake is declared first so it stops before the runtime.
-struct Twitch {
-    fake: FakeTwitch,
-    _rt: tokio::runtime::Runtime,
-}
-
-impl std::ops::Deref for Twitch {
-    type Target = FakeTwitch;
-    fn deref(&self) -> &FakeTwitch {
-        &self.fake
-    }
-}
-
-fn twitch(mode: Mode) -> Twitch {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let fake = rt.block_on(FakeTwitch::start(mode)).unwrap();
-    Twitch { fake, _rt: rt }
-}
-
 fn default_count() -> usize {
     catalog::resolve(&[]).unwrap().len()
-}
-
-fn all_scopes() -> Vec<String> {
-    catalog::requested_scopes(&catalog::resolve(&[]).unwrap())
 }
 
 fn config(fake: &FakeTwitch) -> String {

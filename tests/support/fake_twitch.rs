@@ -26,12 +26,17 @@ impl std::ops::Deref for Twitch {
 }
 
 pub fn start() -> Twitch {
+    start_as(Mode::Twitch)
+}
+
+/// The fake serving Twitch's own paths, or the Twitch CLI mock's (`Mode::CliMock`).
+pub fn start_as(mode: Mode) -> Twitch {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
-    let fake = rt.block_on(FakeTwitch::start(Mode::Twitch)).unwrap();
+    let fake = rt.block_on(FakeTwitch::start(mode)).unwrap();
     Twitch { fake, _rt: rt }
 }
 
