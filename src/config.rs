@@ -515,10 +515,17 @@ impl Config {
                 );
             }
         }
-        if chat.server.rsplit_once(':').is_none_or(|(_, port)| port.parse::<u16>().is_err()) {
+        if chat
+            .server
+            .rsplit_once(':')
+            .is_none_or(|(_, port)| port.parse::<u16>().is_err())
+        {
             problem(
                 "chat.server",
-                format!("{:?} has no port; use host:port, e.g. \"irc.chat.twitch.tv:6697\"", chat.server),
+                format!(
+                    "{:?} has no port; use host:port, e.g. \"irc.chat.twitch.tv:6697\"",
+                    chat.server
+                ),
             );
         }
         if http.client_queue == 0 {

@@ -15,7 +15,6 @@ use anyhow::Context as _;
 use bytes::Bytes;
 use tokio_util::sync::CancellationToken;
 
-use crate::{chat, commands};
 use crate::config::{Config, Credentials, MqttMode};
 use crate::event::{DaemonState, Event, EventKind, SystemState, format_time, now};
 use crate::hub::{Hub, OverflowPolicy, Publisher};
@@ -25,6 +24,7 @@ use crate::sinks::{self, eventlog::EventLog};
 use crate::sources::{demo, streamelements, streamlabs, trigger, twitch};
 use crate::state::{self, Runtime};
 use crate::web;
+use crate::{chat, commands};
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 

@@ -272,6 +272,13 @@ fn bad_config_and_credentials_files_exit_2_without_echoing_secrets() {
         b"[mqtt]\nlisten = \"\xff\xfe\"\n".as_slice(),
         b"\x00\x00\x00",
         format!("[http]\ntoken = \"{}\"\n", "a".repeat(TEN_MB)).as_bytes(),
+        // Used to abort with a stack overflow in the CEL parser.
+        format!(
+            "[[rules]]\nwhen = \"a/b\"\nif = \"{}1{}\"\npublish = {{ topic = \"x/y\", payload = \"ON\" }}\n",
+            "(".repeat(3000),
+            ")".repeat(3000)
+        )
+        .as_bytes(),
     ] {
         std::fs::write(&config, bad).unwrap();
         let out = check();

@@ -208,7 +208,10 @@ mod tests {
     fn json_strings_go_out_as_plain_text() {
         assert_eq!(wire_payload(&Bytes::from_static(br#""ON""#)), "ON");
         assert_eq!(wire_payload(&Bytes::from_static(br#""a\"b""#)), r#"a"b"#);
-        assert_eq!(wire_payload(&Bytes::from_static(br#"{"level":3}"#)), r#"{"level":3}"#);
+        assert_eq!(
+            wire_payload(&Bytes::from_static(br#"{"level":3}"#)),
+            r#"{"level":3}"#
+        );
         assert_eq!(wire_payload(&Bytes::from_static(b"42")), "42");
     }
 }

@@ -140,6 +140,40 @@ pub fn parse(value: Option<&toml::Value>) -> (Vec<Rule>, Vec<(String, String)>) 
     (rules, problems)
 }
 
+/// The CEL parser and evaluator recurse once per nesting level and overflow the stack early
+/// (60 parentheses on an 8 MiB main thread, 12 on a 2 MiB tokio worker in a debug build): a
+/// config file could abort the daemon. Conditions past these bounds are refused instead.
+const MAX_CONDITION_DEPTH: usize = 8;
+const MAX_CONDITION_LEN: usize = 256;
+
+/// Bracket depth outside string literals; every `?` counts as a level that never closes, an
+/// upper bound for chained conditionals.
+fn nesting_depth(source: &str) -> usize {
+    let (mut depth, mut max, mut quote, mut escaped) = (0usize, 0usize, None, false);
+    for c in source.chars() {
+        if let Some(q) = quote {
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == q {
+                quote = None;
+            }
+            continue;
+        }
+        match c {
+            '\'' | '"' => quote = Some(c),
+            '(' | '[' | '{' | '?' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            ')' | ']' | '}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
+}
+
 fn check(raw: RuleToml, key: &str) -> Result<Rule, Vec<(String, String)>> {
     let mut problems = Vec::new();
     let mut problem =
@@ -154,6 +188,15 @@ fn check(raw: RuleToml, key: &str) -> Result<Rule, Vec<(String, String)>> {
         );
     }
     let condition = raw.condition.as_ref().and_then(|source| {
+        if source.len() > MAX_CONDITION_LEN || nesting_depth(source) > MAX_CONDITION_DEPTH {
+            problem(
+                "if",
+                format!(
+                    "is longer than {MAX_CONDITION_LEN} characters or nested deeper than {MAX_CONDITION_DEPTH} levels; split it into simpler rules"
+                ),
+            );
+            return None;
+        }
         match cel::Program::compile(source) {
             Ok(program) => Some(Condition {
                 source: source.clone(),
@@ -750,6 +793,54 @@ publish = { topic = "x/y", payload = "1" }
                 .on_message("stream/x", b"\"text\"", Instant::now())
                 .is_empty()
         );
+    }
+
+    fn rule_with_condition(condition: &str) -> String {
+        format!(
+            "[[rules]]\nwhen = \"a/b\"\nif = \"{condition}\"\npublish = {{ topic = \"x/y\", payload = \"ON\" }}\n"
+        )
+    }
+
+    #[test]
+    fn deeply_nested_conditions_are_refused_not_a_stack_overflow() {
+        for deep in [
+            format!("{}1{}", "(".repeat(3000), ")".repeat(3000)),
+            format!("{}{}", "[".repeat(60), "]".repeat(60)),
+            "1+".repeat(20_000) + "1",
+            "true?1:".repeat(100) + "1",
+        ] {
+            let problems = rules(&rule_with_condition(&deep)).unwrap_err();
+            assert_eq!(problems[0].0, "rules[1].if");
+        }
+        assert_eq!(nesting_depth("message == '((((' && (a > 1)"), 1);
+    }
+
+    /// Tokio's worker threads have 2 MiB stacks; rules are checked and run there.
+    fn compile_and_run_on_a_worker_stack(condition: String) {
+        let text = rule_with_condition(&condition);
+        std::thread::Builder::new()
+            .stack_size(2 * 1024 * 1024)
+            .spawn(move || {
+                let mut engine = Engine::new(rules(&text).unwrap());
+                engine.on_message("a/b", br#"{"level": 5}"#, Instant::now());
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+    }
+
+    #[test]
+    fn the_deepest_accepted_condition_runs_on_a_worker_stack() {
+        compile_and_run_on_a_worker_stack(format!(
+            "{}level{} > 3",
+            "(".repeat(MAX_CONDITION_DEPTH),
+            ")".repeat(MAX_CONDITION_DEPTH)
+        ));
+    }
+
+    #[test]
+    fn the_longest_accepted_condition_runs_on_a_worker_stack() {
+        compile_and_run_on_a_worker_stack("level + ".repeat(MAX_CONDITION_LEN / 8 - 1) + "1 > 3");
     }
 
     #[test]
