@@ -10,7 +10,6 @@ mod irc_server;
 mod support;
 
 use std::path::Path;
-use std::process::Command;
 
 use fake_twitch::{CLIENT_ID, LOGIN, USER_ID, all_scopes as broadcaster_scopes, start as twitch};
 use irc_server::ScriptedIrc;
@@ -91,17 +90,6 @@ fn settle(fake: &FakeTwitch, rounds: u64) {
     wait_for("more Get Streams calls", || {
         (fake.stats().streams_requests >= from + rounds).then_some(())
     });
-}
-
-/// The retained state on `topic` as a new subscriber gets it.
-fn retained(port: u16, topic: &str) -> Value {
-    let out = Command::new("mosquitto_sub")
-        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-q", "1"])
-        .args(["-t", topic, "-C", "1", "-W", "10"])
-        .output()
-        .expect("run mosquitto_sub");
-    assert!(out.status.success(), "no retained message on {topic}");
-    serde_json::from_slice(&out.stdout).expect("retained JSON")
 }
 
 fn wait_retained(port: u16, topic: &str, check: impl Fn(&Value) -> bool) -> Value {

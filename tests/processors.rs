@@ -3,8 +3,6 @@
 
 mod support;
 
-use std::process::Command;
-
 use serde_json::Value;
 use support::*;
 
@@ -17,18 +15,6 @@ fn trigger(daemon: &Daemon, args: &[&str]) {
         "trigger {args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-/// The state on `topic` as a new subscriber gets it: the retained message, or the next one if
-/// a new state is published just as it subscribes.
-fn retained(port: u16, topic: &str) -> Value {
-    let out = Command::new("mosquitto_sub")
-        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-q", "1"])
-        .args(["-t", topic, "-C", "1", "-W", "10"])
-        .output()
-        .expect("run mosquitto_sub");
-    assert!(out.status.success(), "no retained message on {topic}");
-    serde_json::from_slice(&out.stdout).expect("retained JSON")
 }
 
 /// Every payload received on `topic` so far, in order.

@@ -42,24 +42,10 @@ fn token_path(dir: &Path) -> PathBuf {
     StoredToken::path(&dir.join("state"), Account::Broadcaster)
 }
 
-/// Logs the broadcaster in at the fake and stores the token where the daemon looks.
+/// Logs the broadcaster in at the fake, with tokens that live `lifetime` seconds.
 fn store_token(fake: &FakeTwitch, dir: &Path, scopes: &[String], lifetime: i64) -> StoredToken {
     fake.set_token_lifetime(lifetime);
-    let (access, refresh) = fake.issue_token(CLIENT_ID, LOGIN, USER_ID, scopes);
-    let now = chrono::Utc::now();
-    let token = StoredToken {
-        account: Account::Broadcaster,
-        client_id: CLIENT_ID.into(),
-        login: LOGIN.into(),
-        user_id: USER_ID.into(),
-        scopes: scopes.to_vec(),
-        access_token: access,
-        refresh_token: Some(refresh),
-        expires_at: Some(now + chrono::TimeDelta::seconds(lifetime)),
-        obtained_at: now,
-    };
-    token.save(&token_path(dir)).unwrap();
-    token
+    fake_twitch::store_token_expiring(fake, &dir.join("state"), scopes, lifetime)
 }
 
 /// A daemon logged in with every default scope, its subscriptions all created.

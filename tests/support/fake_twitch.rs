@@ -60,6 +60,16 @@ pub fn token_path(state_dir: &Path, account: Account) -> PathBuf {
 
 /// Logs the broadcaster in at the fake and stores the token where the daemon looks.
 pub fn store_token(fake: &FakeTwitch, state_dir: &Path, scopes: &[String]) -> StoredToken {
+    store_token_expiring(fake, state_dir, scopes, 4 * 3600)
+}
+
+/// Like [`store_token`], with the token's expiry `lifetime` seconds from now.
+pub fn store_token_expiring(
+    fake: &FakeTwitch,
+    state_dir: &Path,
+    scopes: &[String],
+    lifetime: i64,
+) -> StoredToken {
     let (access, refresh) = fake.issue_token(CLIENT_ID, LOGIN, USER_ID, scopes);
     let now = chrono::Utc::now();
     let token = StoredToken {
@@ -70,7 +80,7 @@ pub fn store_token(fake: &FakeTwitch, state_dir: &Path, scopes: &[String]) -> St
         scopes: scopes.to_vec(),
         access_token: access,
         refresh_token: Some(refresh),
-        expires_at: Some(now + chrono::TimeDelta::hours(4)),
+        expires_at: Some(now + chrono::TimeDelta::seconds(lifetime)),
         obtained_at: now,
     };
     token

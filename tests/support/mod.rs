@@ -324,3 +324,15 @@ pub fn payload_on(line: &str, topic: &str) -> Option<serde_json::Value> {
     let rest = line.strip_prefix(topic)?.strip_prefix(' ')?;
     serde_json::from_str(rest).ok()
 }
+
+/// The state on `topic` as a new subscriber gets it: the retained message, or the next one if
+/// a new state is published just as it subscribes.
+pub fn retained(port: u16, topic: &str) -> serde_json::Value {
+    let out = Command::new("mosquitto_sub")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-q", "1"])
+        .args(["-t", topic, "-C", "1", "-W", "10"])
+        .output()
+        .expect("run mosquitto_sub");
+    assert!(out.status.success(), "no retained message on {topic}");
+    serde_json::from_slice(&out.stdout).expect("retained JSON")
+}
