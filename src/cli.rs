@@ -14,6 +14,7 @@ use crate::config::{Config, Credentials, MqttMode, Problems};
 use crate::daemon;
 use crate::event::{TopicRoot, schema, validate_filter};
 use crate::mqtt::Endpoint;
+use crate::mqtt::access::{Access, LocalLogin};
 use crate::mqtt::client::CliClient;
 use crate::sources::trigger::TriggerRequest;
 use crate::sources::twitch::auth as twitch_auth;
@@ -296,6 +297,7 @@ async fn dispatch(command: Command) -> Result<(), Failure> {
             }
             let credentials =
                 Credentials::load(default_file(credentials, "credentials.toml").as_deref())?;
+            let mqtt_access = Access::new(&config, &credentials)?;
             let state_dir = state::resolve_state_dir(common.state_dir.as_deref());
             let shutdown = CancellationToken::new();
             tokio::spawn(watch_signals(shutdown.clone()));
@@ -303,6 +305,7 @@ async fn dispatch(command: Command) -> Result<(), Failure> {
                 daemon::Options {
                     config,
                     credentials,
+                    mqtt_access,
                     state_dir,
                     demo,
                 },
@@ -443,7 +446,14 @@ fn cli_endpoint(config: &Config, common: &Common) -> Result<Endpoint, Failure> {
             state_dir.display()
         )));
     }
-    Endpoint::for_cli(config, runtime.as_ref()).map_err(Failure::usage)
+    let mut endpoint = Endpoint::for_cli(config, runtime.as_ref()).map_err(Failure::usage)?;
+    if config.mqtt.mode == MqttMode::Embedded
+        && let Some(login) = LocalLogin::read(&state_dir)
+    {
+        endpoint.username = Some(login.username);
+        endpoint.password = Some(login.password);
+    }
+    Ok(endpoint)
 }
 
 /// How long CLI commands wait for a broker that is down or restarting.
@@ -595,6 +605,11 @@ fn check(common: &Common, credentials: Option<PathBuf>) -> Result<(), Failure> {
             None
         }
     };
+    if let (Some(config), Some(credentials)) = (&config, &credentials)
+        && let Err(Problems(found)) = Access::new(config, credentials)
+    {
+        problems.extend(found);
+    }
     if !problems.is_empty() {
         return Err(Failure::usage(Problems(problems)));
     }

@@ -89,6 +89,21 @@ pub struct MqttConfig {
     pub ws_listen: String,
     pub url: String,
     pub client_id: String,
+    /// Which embedded-broker listeners make clients log in with a `[mqtt.users]` entry.
+    pub login: MqttLogin,
+    /// `[mqtt.users]` names allowed to publish on `R/command/#`; empty: every client.
+    pub command_clients: Vec<String>,
+}
+
+/// Which listeners of the embedded broker require a username and password.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MqttLogin {
+    /// Listeners on a non-loopback address; loopback clients may stay anonymous.
+    Remote,
+    Always,
+    /// No listener: only for a network where everyone may drive the bus.
+    Never,
 }
 
 impl Default for MqttConfig {
@@ -99,6 +114,8 @@ impl Default for MqttConfig {
             ws_listen: "127.0.0.1:9001".into(),
             url: "mqtt://127.0.0.1:1883".into(),
             client_id: "ongwatch".into(),
+            login: MqttLogin::Remote,
+            command_clients: Vec::new(),
         }
     }
 }
@@ -543,6 +560,12 @@ impl Config {
                 "must not be empty; e.g. \"ongwatch\"".into(),
             );
         }
+        if mqtt.command_clients.iter().any(|name| name.is_empty()) {
+            problem(
+                "mqtt.command_clients",
+                "holds an empty name; list [mqtt.users] names of credentials.toml, e.g. [\"lightbot\"]".into(),
+            );
+        }
 
         if !problems.is_empty() {
             return Err(Problems(problems));
@@ -630,6 +653,57 @@ fn section<T: DeserializeOwned + Default>(
 }
 
 /// Pulls the field name out of serde's "unknown field `x`, expected ..." message.
+/// `[mqtt.users]` of credentials.toml. Passwords are never quoted in a problem.
+fn parse_mqtt_users(
+    file: &str,
+    value: &toml::Value,
+    problems: &mut Vec<Problem>,
+) -> BTreeMap<String, String> {
+    let mut users = BTreeMap::new();
+    let mut problem = |key: String, message: &str| {
+        problems.push(Problem {
+            file: file.to_owned(),
+            key,
+            message: message.to_owned(),
+        })
+    };
+    let Some(table) = value.as_table() else {
+        problem(
+            "mqtt".into(),
+            "must be a table: [mqtt.users] with name = \"password\" lines",
+        );
+        return users;
+    };
+    for (key, value) in table {
+        if key != "users" {
+            problem(
+                format!("mqtt.{key}"),
+                "unknown key; [mqtt] holds only [mqtt.users] with name = \"password\" lines",
+            );
+            continue;
+        }
+        let Some(entries) = value.as_table() else {
+            problem(
+                "mqtt.users".into(),
+                "must be a table of name = \"password\" lines",
+            );
+            continue;
+        };
+        for (user, password) in entries {
+            match password.as_str() {
+                Some(password) if !password.is_empty() && !user.is_empty() => {
+                    users.insert(user.clone(), password.to_owned());
+                }
+                _ => problem(
+                    format!("mqtt.users.{user}"),
+                    "must be a non-empty name = \"password\" string",
+                ),
+            }
+        }
+    }
+    users
+}
+
 fn unknown_field(message: &str) -> Option<&str> {
     let rest = message.strip_prefix("unknown field `")?;
     rest.split('`').next()
@@ -655,11 +729,13 @@ fn parse_listen(value: &str) -> Result<SocketAddr, &'static str> {
     }
 }
 
-/// `credentials.toml`: `[<provider>.<environment>]` tables, the seed project's format.
+/// `credentials.toml`: `[<provider>.<environment>]` tables, the seed project's format, and
+/// `[mqtt.users]` (name = "password") for the embedded broker.
 #[derive(Clone, Default)]
 pub struct Credentials {
     pub path: Option<PathBuf>,
     providers: BTreeMap<String, BTreeMap<String, ProviderCredentials>>,
+    mqtt_users: BTreeMap<String, String>,
 }
 
 /// Keys of one `[<provider>.<environment>]` table. Values are secrets: never logged.
@@ -694,6 +770,7 @@ impl fmt::Debug for Credentials {
         f.debug_struct("Credentials")
             .field("path", &self.path)
             .field("providers", &self.providers)
+            .field("mqtt_users", &self.mqtt_users.keys().collect::<Vec<_>>())
             .finish()
     }
 }
@@ -734,7 +811,12 @@ impl Credentials {
             }])
         })?;
         let mut providers = BTreeMap::new();
+        let mut mqtt_users = BTreeMap::new();
         for (provider, envs) in table {
+            if provider == "mqtt" {
+                mqtt_users = parse_mqtt_users(&name, &envs, &mut problems);
+                continue;
+            }
             let Some(envs) = envs.as_table() else {
                 problems.push(Problem {
                     file: name.clone(),
@@ -772,7 +854,13 @@ impl Credentials {
         Ok(Self {
             path: path.map(Path::to_path_buf),
             providers,
+            mqtt_users,
         })
+    }
+
+    /// `[mqtt.users]`: who may log in to the embedded broker, name → password.
+    pub fn mqtt_users(&self) -> &BTreeMap<String, String> {
+        &self.mqtt_users
     }
 
     /// The `[<provider>.<environment>]` table, if present.

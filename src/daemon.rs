@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{Config, Credentials, MqttMode};
 use crate::event::{DaemonState, Event, EventKind, SystemState, format_time, now};
 use crate::hub::{Hub, OverflowPolicy, Publisher};
+use crate::mqtt::access::{Access, LocalLogin};
 use crate::mqtt::{Endpoint, bridge, broker};
 use crate::processors;
 use crate::sinks::{self, eventlog::EventLog};
@@ -38,6 +39,8 @@ const WEB_QUEUE: usize = 65_536;
 pub struct Options {
     pub config: Config,
     pub credentials: Credentials,
+    /// Checked with config and credentials before start, so a problem exits 2.
+    pub mqtt_access: Access,
     pub state_dir: PathBuf,
     pub demo: bool,
 }
@@ -47,6 +50,7 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> anyhow::Resul
     let Options {
         config,
         credentials,
+        mqtt_access,
         state_dir,
         demo,
     } = options;
@@ -147,10 +151,25 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> anyhow::Resul
     let endpoint = match config.mqtt.mode {
         MqttMode::Off => None,
         MqttMode::Embedded => {
-            let broker = broker::start(config.mqtt_listen, config.mqtt_ws_listen).await?;
+            let local_login = mqtt_access.local_login().cloned();
+            let broker =
+                broker::start(config.mqtt_listen, config.mqtt_ws_listen, mqtt_access).await?;
             runtime.mqtt = Some(broker.tcp);
             runtime.mqtt_ws = Some(broker.ws);
-            let endpoint = Endpoint::local(broker.tcp);
+            let mut endpoint = Endpoint::local(broker.tcp);
+            match local_login {
+                Some(login) => {
+                    login.write(&state_dir).with_context(|| {
+                        format!(
+                            "cannot write the local MQTT login to {}",
+                            state_dir.display()
+                        )
+                    })?;
+                    endpoint.username = Some(login.username);
+                    endpoint.password = Some(login.password);
+                }
+                None => LocalLogin::remove(&state_dir),
+            }
             embedded = Some(broker);
             Some(endpoint)
         }

@@ -15,6 +15,7 @@ pub mod event;
 pub mod hub;
 pub mod mqtt;
 pub mod processors;
+pub mod secret;
 pub mod sinks;
 pub mod sources;
 pub mod state;

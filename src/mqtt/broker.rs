@@ -13,6 +13,8 @@ use rmqtt::types::{Retain, TopicFilter, TopicName};
 use thiserror::Error;
 use tokio::task::JoinHandle;
 
+use super::access::Access;
+
 #[derive(Debug, Error)]
 pub enum BrokerError {
     #[error("cannot listen on {key} = \"{addr}\": {source}; pick a free port or stop what uses it")]
@@ -70,10 +72,11 @@ impl RetainStorage for MemoryRetain {
     }
 }
 
-fn listener(name: &str, addr: SocketAddr) -> Builder {
+fn listener(name: &str, addr: SocketAddr, anonymous: bool) -> Builder {
     Builder::new()
         .name(name)
         .laddr(addr)
+        .allow_anonymous(anonymous)
         .nodelay(true)
         .reuseaddr(Some(true))
         // Persistent QoS 1 subscribers may be away for a while: keep their backlog.
@@ -83,10 +86,12 @@ fn listener(name: &str, addr: SocketAddr) -> Builder {
         .max_packet_size(1024 * 1024)
 }
 
-/// Binds both listeners (a taken port is an error here, not a silent failure) and serves.
+/// Binds both listeners (a taken port is an error here, not a silent failure) and serves
+/// under the given access rules.
 pub async fn start(
     listen: SocketAddr,
     ws_listen: SocketAddr,
+    access: Access,
 ) -> Result<EmbeddedBroker, BrokerError> {
     // rmqtt's defaults are sized for a broker of millions of sessions; a streamer's bus has a
     // few dozen clients.
@@ -96,8 +101,10 @@ pub async fn start(
         .build()
         .await;
     *scx.extends.retain_mut().await = Box::new(MemoryRetain(DefaultRetainStorage::new()));
+    let (tcp_anonymous, ws_anonymous) = (access.tcp_anonymous, access.ws_anonymous);
+    access.install(&scx).await;
 
-    let tcp = listener("tcp", listen)
+    let tcp = listener("tcp", listen, tcp_anonymous)
         .bind()
         .and_then(|l| l.tcp())
         .map_err(|source| BrokerError::Bind {
@@ -105,7 +112,7 @@ pub async fn start(
             addr: listen,
             source,
         })?;
-    let ws = listener("ws", ws_listen)
+    let ws = listener("ws", ws_listen, ws_anonymous)
         .bind()
         .and_then(|l| l.ws())
         .map_err(|source| BrokerError::Bind {

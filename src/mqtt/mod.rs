@@ -4,6 +4,7 @@
 //! broker is just a broker that happens to live in the same process. One code path then serves
 //! embedded and external mode, and what a bot sees is exactly what the daemon published.
 
+pub mod access;
 pub mod bridge;
 pub mod broker;
 pub mod client;

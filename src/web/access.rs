@@ -23,6 +23,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::api::error_response;
+use crate::secret::same_secret;
 
 /// An address block such as `127.0.0.0/8` or `::1/128`; a bare address means just that one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -230,11 +231,6 @@ fn query_token(query: Option<&str>) -> Option<String> {
     url::form_urlencoded::parse(query?.as_bytes())
         .find(|(key, _)| key == "token")
         .map(|(_, value)| value.into_owned())
-}
-
-/// Compares without an early exit, so response time does not reveal a matching prefix.
-fn same_secret(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 fn is_local_host_name(host: &str) -> bool {

@@ -3,6 +3,7 @@
 // Query string: mqtt=ws://host:9001/mqtt (default: the embedded broker from /api/status)
 //               root=stream (default: topic_root from /api/status)
 //               max=100 (the score that fills the bar)
+//               user=NAME&password=SECRET (a [mqtt.users] login, for a listener that requires one)
 "use strict";
 (async () => {
   const p = OW.params;
@@ -21,7 +22,8 @@
   if (!url) { state.textContent = "no MQTT WebSocket: add ?mqtt=ws://host:port/mqtt"; return; }
   const max = Number(p.get("max")) || 100;
   const topic = OW.filter(root, "synthetic/hype");
-  const client = mqtt.connect(url, { protocolVersion: 4, reconnectPeriod: 2000, clientId: `ongwatch-hype-${Math.random().toString(16).slice(2, 10)}` });
+  const login = p.get("user") ? { username: p.get("user"), password: p.get("password") || "" } : {};
+  const client = mqtt.connect(url, { protocolVersion: 4, reconnectPeriod: 2000, clientId: `ongwatch-hype-${Math.random().toString(16).slice(2, 10)}`, ...login });
   client.on("connect", () => {
     client.subscribe(topic, { qos: 1 }, (err) => { state.textContent = err ? `subscribe failed: ${err.message}` : "connected"; });
   });

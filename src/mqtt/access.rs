@@ -1,0 +1,341 @@
+//! Who may use the embedded broker: logins per listener and who may publish commands.
+//!
+//! A listener on a non-loopback address makes clients log in with a `[mqtt.users]` entry of
+//! credentials.toml (`[mqtt] login` changes which listeners do). Loopback clients may stay
+//! anonymous, as a browser overlay in OBS on the streamer's machine does; but a client that
+//! sends a username must send a right one, so a typo never degrades to anonymous access.
+//!
+//! `R/command/#` drives chat and triggers, so `[mqtt] command_clients` can limit publishing
+//! there to named users. Refused publishes get "not authorized" (MQTT 5) or are dropped
+//! (3.1.1 has no negative acknowledgement); either way one warning line says who and why.
+//!
+//! The daemon's own connection and the CLI log in as a local superuser whose password is made
+//! fresh at every start and kept only in the state dir (0600): whoever can read that dir already
+//! owns the daemon, so `ongwatch trigger` keeps working with no extra setup.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use rmqtt::acl::AuthInfo;
+use rmqtt::context::ServerContext;
+use rmqtt::hook::{Handler, HookResult, Parameter, ReturnType, Type};
+use rmqtt::types::{AuthResult, PublishAclResult};
+use serde::{Deserialize, Serialize};
+
+use crate::config::{Config, Credentials, MqttLogin, MqttMode, Problem, Problems};
+use crate::event::filter_matches;
+use crate::secret::{random_secret, same_secret};
+
+/// The reserved username of the daemon's own connection and the CLI.
+pub const LOCAL_USER: &str = "ongwatch-local";
+const LOCAL_LOGIN_FILE: &str = "mqtt-local-login.json";
+
+/// The local superuser's login, written to the state dir for the CLI.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct LocalLogin {
+    pub username: String,
+    pub password: String,
+}
+
+impl LocalLogin {
+    fn path(state_dir: &Path) -> PathBuf {
+        state_dir.join(LOCAL_LOGIN_FILE)
+    }
+
+    /// The login the running daemon wrote, if access control is on.
+    pub fn read(state_dir: &Path) -> Option<Self> {
+        let text = std::fs::read(Self::path(state_dir)).ok()?;
+        serde_json::from_slice(&text).ok()
+    }
+
+    pub fn write(&self, state_dir: &Path) -> std::io::Result<()> {
+        let text = serde_json::to_vec(self).map_err(std::io::Error::other)?;
+        crate::state::write_private_atomic(&Self::path(state_dir), &text)
+    }
+
+    pub fn remove(state_dir: &Path) {
+        let _ = std::fs::remove_file(Self::path(state_dir));
+    }
+}
+
+/// The embedded broker's access rules, checked against config and credentials together.
+pub struct Access {
+    pub tcp_anonymous: bool,
+    pub ws_anonymous: bool,
+    users: BTreeMap<String, String>,
+    command_filters: Vec<String>,
+    command_clients: BTreeSet<String>,
+    local: LocalLogin,
+}
+
+impl Access {
+    /// Every problem at once, each naming the key to change.
+    pub fn new(config: &Config, credentials: &Credentials) -> Result<Self, Problems> {
+        let anonymous = |addr: SocketAddr| match config.mqtt.login {
+            MqttLogin::Never => true,
+            MqttLogin::Always => false,
+            MqttLogin::Remote => addr.ip().is_loopback(),
+        };
+        let users = credentials.mqtt_users().clone();
+        let config_file = config
+            .path
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "ongwatch.toml".into());
+        let credentials_file = credentials
+            .path
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "credentials.toml".into());
+        let mut problems = Vec::new();
+        if config.mqtt.mode == MqttMode::Embedded && users.is_empty() {
+            for (key, addr) in [
+                ("mqtt.listen", config.mqtt_listen),
+                ("mqtt.ws_listen", config.mqtt_ws_listen),
+            ] {
+                if !anonymous(addr) {
+                    problems.push(Problem {
+                        file: config_file.clone(),
+                        key: key.into(),
+                        message: format!(
+                            "clients of {addr} must log in, but {credentials_file} has no [mqtt.users]; add [mqtt.users] with name = \"password\" lines, or listen on 127.0.0.1, or set [mqtt] login = \"never\" on a trusted network"
+                        ),
+                    });
+                }
+            }
+        }
+        if users.contains_key(LOCAL_USER) {
+            problems.push(Problem {
+                file: credentials_file.clone(),
+                key: format!("mqtt.users.{LOCAL_USER}"),
+                message: "is reserved for the daemon itself; pick another name".into(),
+            });
+        }
+        for name in &config.mqtt.command_clients {
+            if !users.contains_key(name) {
+                problems.push(Problem {
+                    file: config_file.clone(),
+                    key: "mqtt.command_clients".into(),
+                    message: format!(
+                        "{name:?} is not in {credentials_file} [mqtt.users]; add it there with a password"
+                    ),
+                });
+            }
+        }
+        if !problems.is_empty() {
+            return Err(Problems(problems));
+        }
+        Ok(Self {
+            tcp_anonymous: anonymous(config.mqtt_listen),
+            ws_anonymous: anonymous(config.mqtt_ws_listen),
+            users,
+            command_filters: command_filters(config),
+            command_clients: config.mqtt.command_clients.iter().cloned().collect(),
+            local: LocalLogin {
+                username: LOCAL_USER.into(),
+                password: random_secret(),
+            },
+        })
+    }
+
+    /// Whether any rule applies; without one the broker runs with no hooks at all.
+    pub fn enforced(&self) -> bool {
+        let wide_open = self.tcp_anonymous
+            && self.ws_anonymous
+            && self.users.is_empty()
+            && self.command_clients.is_empty();
+        !wide_open
+    }
+
+    /// The login of the daemon's own connection (None when nothing is enforced).
+    pub fn local_login(&self) -> Option<&LocalLogin> {
+        self.enforced().then_some(&self.local)
+    }
+
+    /// Installs the login and command rules as rmqtt hooks.
+    pub async fn install(self, scx: &ServerContext) {
+        if !self.enforced() {
+            return;
+        }
+        let register = scx.extends.hook_mgr().register();
+        let rules = std::sync::Arc::new(self);
+        register
+            .add(
+                Type::ClientAuthenticate,
+                Box::new(LoginCheck(rules.clone())),
+            )
+            .await;
+        if !rules.command_clients.is_empty() {
+            register
+                .add(Type::MessagePublishCheckAcl, Box::new(CommandCheck(rules)))
+                .await;
+        }
+        register.start().await;
+    }
+
+    fn login(&self, username: &str, password: &[u8]) -> Option<bool> {
+        if username == self.local.username {
+            return same_secret(password, self.local.password.as_bytes()).then_some(true);
+        }
+        let expected = self.users.get(username)?;
+        same_secret(password, expected.as_bytes()).then_some(false)
+    }
+
+    fn may_publish(&self, username: Option<&str>, topic: &str) -> bool {
+        let is_command = self
+            .command_filters
+            .iter()
+            .any(|filter| filter_matches(filter, topic));
+        !is_command || username.is_some_and(|name| self.command_clients.contains(name))
+    }
+}
+
+/// `R/command/#` under every root this config can produce.
+fn command_filters(config: &Config) -> Vec<String> {
+    vec![config.topic_root.filter_suffix("command/#")]
+}
+
+struct LoginCheck(std::sync::Arc<Access>);
+
+#[async_trait]
+impl Handler for LoginCheck {
+    async fn hook(&self, param: &Parameter, acc: Option<HookResult>) -> ReturnType {
+        let Parameter::ClientAuthenticate(info) = param else {
+            return (true, acc);
+        };
+        let peer = info
+            .id()
+            .remote_addr
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        let result = match info.username() {
+            None => {
+                tracing::warn!(
+                    peer,
+                    "refused an MQTT client without a login: this listener requires a [mqtt.users] username and password"
+                );
+                AuthResult::NotAuthorized
+            }
+            Some(username) => {
+                let password = info.password().map(|p| p.as_ref()).unwrap_or_default();
+                match self.0.login(username, password) {
+                    Some(superuser) => AuthResult::Allow(
+                        superuser,
+                        Some(AuthInfo {
+                            superuser,
+                            expire_at: None,
+                            rules: Vec::new(),
+                        }),
+                    ),
+                    None => {
+                        tracing::warn!(
+                            peer,
+                            username = username.as_ref() as &str,
+                            "refused an MQTT login: wrong username or password"
+                        );
+                        AuthResult::BadUsernameOrPassword
+                    }
+                }
+            }
+        };
+        (false, Some(HookResult::AuthResult(result)))
+    }
+}
+
+struct CommandCheck(std::sync::Arc<Access>);
+
+#[async_trait]
+impl Handler for CommandCheck {
+    async fn hook(&self, param: &Parameter, acc: Option<HookResult>) -> ReturnType {
+        let Parameter::MessagePublishCheckAcl(session, publish) = param else {
+            return (true, acc);
+        };
+        let username = session.id.username.as_ref().map(|u| u.as_ref() as &str);
+        let topic: &str = publish.inner.topic.as_ref();
+        if self.0.may_publish(username, topic) {
+            return (true, acc);
+        }
+        tracing::warn!(
+            topic,
+            client_id = session.id.client_id.as_ref() as &str,
+            username = username.unwrap_or("(anonymous)"),
+            "refused a command publish: only [mqtt] command_clients may publish on command topics"
+        );
+        (
+            false,
+            Some(HookResult::PublishAclResult(PublishAclResult::rejected(
+                false,
+                Some("not in [mqtt] command_clients".into()),
+            ))),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn access(config: &str, credentials: &str) -> Result<Access, Problems> {
+        let config = Config::parse(None, config).unwrap();
+        let credentials = Credentials::parse(None, credentials).unwrap();
+        Access::new(&config, &credentials)
+    }
+
+    #[test]
+    fn loopback_defaults_enforce_nothing() {
+        let access = access("", "").unwrap();
+        assert!(!access.enforced());
+        assert!(access.local_login().is_none());
+    }
+
+    #[test]
+    fn a_public_listener_without_users_is_refused_with_the_fix() {
+        let err = access("[mqtt]\nlisten = \"0.0.0.0:1883\"\n", "")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("mqtt.listen"), "{err}");
+        assert!(err.contains("[mqtt.users]"), "{err}");
+        assert!(!err.contains("mqtt.ws_listen"), "{err}");
+        let never = access("[mqtt]\nlisten = \"0.0.0.0:1883\"\nlogin = \"never\"\n", "").unwrap();
+        assert!(never.tcp_anonymous);
+    }
+
+    #[test]
+    fn logins_and_command_rights() {
+        let access = access(
+            "[mqtt]\nlisten = \"0.0.0.0:1883\"\ncommand_clients = [\"lights\"]\n",
+            "[mqtt.users]\nlights = \"l1ght\"\noverlay = \"0v3r\"\n",
+        )
+        .unwrap();
+        assert!(!access.tcp_anonymous && access.ws_anonymous);
+        assert_eq!(access.login("lights", b"l1ght"), Some(false));
+        assert_eq!(access.login("lights", b"wrong"), None);
+        assert_eq!(access.login("nobody", b"l1ght"), None);
+        let local = access.local_login().unwrap().clone();
+        assert_eq!(
+            access.login(LOCAL_USER, local.password.as_bytes()),
+            Some(true)
+        );
+        assert!(access.may_publish(Some("lights"), "stream/command/chat/send"));
+        assert!(!access.may_publish(Some("overlay"), "stream/command/chat/send"));
+        assert!(!access.may_publish(None, "stream/command/trigger"));
+        assert!(access.may_publish(Some("overlay"), "stream/synthetic/bpm"));
+    }
+
+    #[test]
+    fn unknown_command_clients_and_the_reserved_name_are_problems() {
+        let err = access(
+            "[mqtt]\ncommand_clients = [\"ghost\"]\n",
+            "[mqtt.users]\nongwatch-local = \"x\"\n",
+        )
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(err.contains("\"ghost\" is not in"), "{err}");
+        assert!(err.contains("mqtt.users.ongwatch-local"), "{err}");
+        assert!(!err.contains("= \"x\""), "{err}");
+    }
+}
