@@ -1,20 +1,16 @@
-//! StreamElements Astro: one WebSocket text frame. The frame reader is a JSON object split
-//! (`type`, `topic`, `data`), so this drives the same split into `normalize_astro`.
+//! StreamElements Astro: one WebSocket text frame through the live reader's frame parser, and
+//! every notification through `normalize_astro`, as the source does.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use ongwatch::sources::streamelements::normalize_astro;
-use serde_json::Value;
+use ongwatch::sources::streamelements::{AstroFrame, normalize_astro, parse_astro_frame};
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(frame) = serde_json::from_slice::<Value>(data) else {
+    let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    let topic = frame
-        .get("topic")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    let payload = frame.get("data").cloned().unwrap_or(Value::Null);
-    let event = normalize_astro(topic, &payload, "channel");
-    let _ = serde_json::to_string(&event);
+    if let Some(AstroFrame::Message { topic, data }) = parse_astro_frame(text) {
+        let event = normalize_astro(&topic, &data, "channel");
+        let _ = serde_json::to_string(&event);
+    }
 });

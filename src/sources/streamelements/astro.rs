@@ -29,7 +29,7 @@ const UNAUTHORIZED: &str = "err_unauthorized";
 
 /// One server frame, by `type`.
 #[derive(Debug, Clone, PartialEq)]
-enum AstroFrame {
+pub enum AstroFrame {
     Response {
         nonce: String,
         /// The error code (`err_unauthorized`, `rate_limit_exceeded`, ...), if the request failed.
@@ -52,7 +52,7 @@ enum AstroFrame {
 }
 
 /// Reads one text frame; `None` when it is not a JSON object with a `type`.
-fn parse_frame(text_frame: &str) -> Option<AstroFrame> {
+pub fn parse_frame(text_frame: &str) -> Option<AstroFrame> {
     let value: Value = serde_json::from_str(text_frame).ok()?;
     let kind = value.get("type").and_then(Value::as_str)?.to_owned();
     let error = text(value.get("error"));

@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use crate::event::Event;
 use crate::sources::socketio::provider::{StateReporter, Timing, supervise};
 
-pub use astro::TOPICS as ASTRO_TOPICS;
+pub use astro::{AstroFrame, TOPICS as ASTRO_TOPICS, parse_frame as parse_astro_frame};
 pub use normalize::{
     PROVIDER, normalize, normalize_astro, normalize_socket_event, trigger_payload,
 };
