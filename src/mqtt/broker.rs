@@ -81,7 +81,9 @@ fn listener(name: &str, addr: SocketAddr, anonymous: bool) -> Builder {
         .reuseaddr(Some(true))
         // Persistent QoS 1 subscribers may be away for a while: keep their backlog.
         .max_mqueue_len(100_000)
-        .max_inflight(std::num::NonZeroU16::new(128).unwrap_or(std::num::NonZeroU16::MIN))
+        .max_inflight(
+            std::num::NonZeroU16::new(super::MAX_INFLIGHT).unwrap_or(std::num::NonZeroU16::MIN),
+        )
         .message_expiry_interval(Duration::from_secs(24 * 60 * 60))
         .max_packet_size(1024 * 1024)
 }
@@ -98,6 +100,9 @@ pub async fn start(
     let scx = ServerContext::new()
         .task_exec_workers(64)
         .task_exec_queue_max(100_000)
+        // rmqtt refuses new connections while the machine's load or CPU is high; a streaming
+        // PC runs its encoder near that all evening, and bots must still get in.
+        .busy_check_enable(false)
         .build()
         .await;
     *scx.extends.retain_mut().await = Box::new(MemoryRetain(DefaultRetainStorage::new()));

@@ -27,6 +27,9 @@ pub enum EndpointError {
     BadUrl(String),
 }
 
+/// QoS 1 publishes awaiting their PUBACK, per connection; the embedded broker grants the same.
+pub const MAX_INFLIGHT: u16 = 128;
+
 /// Where a broker is and how to log in; never printed with its password.
 #[derive(Clone)]
 pub struct Endpoint {
@@ -105,6 +108,9 @@ impl Endpoint {
         let mut options = MqttOptions::new(client_id, self.host.clone(), self.port);
         options.set_keep_alive(Duration::from_secs(15));
         options.set_max_packet_size(Some(1024 * 1024));
+        // rumqttc sizes its in-flight table by this limit up front (u16::MAX slots, about
+        // 15 MB per client, by default); brokers grant far fewer (rmqtt 128, mosquitto 20).
+        options.set_outgoing_inflight_upper_limit(MAX_INFLIGHT);
         // Events are small and latency matters more than packet count.
         let mut network = rumqttc::NetworkOptions::new();
         network.set_tcp_nodelay(true);
