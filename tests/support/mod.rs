@@ -163,6 +163,11 @@ pub const EPHEMERAL: &str = "[mqtt]\nlisten = \"127.0.0.1:0\"\nws_listen = \"127
 impl Daemon {
     /// Starts with `config` (TOML text) in the temp dir `dir`, with extra CLI args.
     pub fn start_in(dir: &Path, config: &str, args: &[&str]) -> Self {
+        Self::start_with_env(dir, config, args, &[])
+    }
+
+    /// `start_in` with extra environment variables, e.g. `ONGWATCH_LOG`.
+    pub fn start_with_env(dir: &Path, config: &str, args: &[&str], env: &[(&str, &str)]) -> Self {
         let config_path = dir.join("ongwatch.toml");
         std::fs::create_dir_all(dir).expect("daemon dir");
         std::fs::write(&config_path, config).expect("write config");
@@ -176,7 +181,8 @@ impl Daemon {
             .arg(&config_path)
             .arg("--state-dir")
             .arg(&state_dir)
-            .args(args);
+            .args(args)
+            .envs(env.iter().copied());
         let proc = Proc::spawn("ongwatch run", &mut command);
         let runtime = wait_for("the daemon's runtime.json", || {
             let text = std::fs::read(state_dir.join("runtime.json")).ok()?;
