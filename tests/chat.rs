@@ -126,6 +126,30 @@ fn scripted_server_lines_reach_the_right_topics() {
     }
     // Invalid lines were skipped, not fatal.
     assert!(daemon.proc.child.try_wait().unwrap().is_none());
+
+    // The connection's life is on the providers topic: in the channel, then RECONNECT, then back.
+    let states = wait_for("chat connected again after RECONNECT", || {
+        let states: Vec<(String, String)> = logged(&daemon, "stream/system/providers/twitch_chat")
+            .iter()
+            .map(|e| {
+                (
+                    e["state"].as_str().unwrap_or_default().to_owned(),
+                    e["detail"].as_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect();
+        let in_channel = |(state, detail): &(String, String)| {
+            state == "connected" && detail.contains("#pajlada")
+        };
+        let first = states.iter().position(in_channel)?;
+        let lost = first
+            + 1
+            + states[first + 1..]
+                .iter()
+                .position(|(s, _)| s == "connecting")?;
+        states[lost + 1..].iter().any(in_channel).then_some(states)
+    });
+    assert_eq!(states[0].0, "connecting", "{states:?}");
     assert_eq!(daemon.proc.terminate(), Some(0));
 }
 

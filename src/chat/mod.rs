@@ -13,6 +13,7 @@ pub mod helix;
 pub mod limiter;
 pub mod send;
 pub mod split;
+pub mod state;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::Path;
@@ -189,10 +190,18 @@ impl Chat {
             }),
         };
         let (events_tx, events) = mpsc::channel(4096);
+        let server = settings.irc.server.clone();
         let (irc, irc_task) = irc::spawn(settings.irc, events_tx, shutdown.clone());
         for channel in &settings.channels {
             irc.join(channel);
         }
+        let state_task = tokio::spawn(state::report(
+            irc.status(),
+            server,
+            !settings.channels.is_empty(),
+            publisher.clone(),
+            settings.default_channel.clone(),
+        ));
         let coverage = Arc::new(Coverage::default());
         let rooms = Arc::new(Rooms::default());
         let dispatch = tokio::spawn(dispatch(
@@ -223,7 +232,7 @@ impl Chat {
             rooms,
             default_channel: settings.default_channel,
         });
-        (chat, vec![irc_task, dispatch])
+        (chat, vec![irc_task, dispatch, state_task])
     }
 
     pub fn irc(&self) -> &IrcHandle {

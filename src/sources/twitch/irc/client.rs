@@ -104,6 +104,8 @@ pub struct IrcStatus {
     pub invalid_lines: u64,
     /// Why the last connection ended, or what is happening now.
     pub detail: String,
+    /// Twitch refused the login and the token could not be refreshed: a person must log in.
+    pub refused: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -587,6 +589,7 @@ impl Client {
                 session.to_join = channels.into();
                 self.status.send_modify(|s| {
                     s.connected = true;
+                    s.refused = false;
                     s.sessions += 1;
                     s.detail = format!("connected as {}", session.nick);
                 });
@@ -660,9 +663,12 @@ impl Client {
             Ok(_) => End::retry(format!(
                 "Twitch refused the chat login of {login}; token refreshed"
             )),
-            Err(e) => End::retry(format!(
-                "Twitch refused the chat login of {login} and the token cannot be refreshed ({e}); log in again with `ongwatch auth twitch`"
-            )),
+            Err(e) => {
+                self.status.send_modify(|s| s.refused = true);
+                End::retry(format!(
+                    "Twitch refused the chat login of {login} and the token cannot be refreshed ({e}); log in again with `ongwatch auth twitch`"
+                ))
+            }
         }
     }
 
