@@ -1,6 +1,8 @@
 //! Twitch chat end to end: the daemon against a scripted IRC server (vector lines onto the bus,
 //! the send path, `/ws/chat`), and the IRC client against a real ngircd.
 
+#[path = "support/fake_twitch.rs"]
+mod fake_twitch;
 #[path = "support/irc_server.rs"]
 mod irc_server;
 mod support;
@@ -254,6 +256,114 @@ fn chat_send_goes_out_over_irc_and_publishes_its_result() {
             .unwrap()
             .contains("ongwatch auth twitch"),
         "{refused}"
+    );
+}
+
+/// With `user:write:chat` the bot sends through Helix (the in-repo fake's Send Chat Message):
+/// the channel's id is looked up, replies carry their parent, an expired token is refreshed
+/// and the send retried, and a message Twitch holds back comes back with its drop reason.
+#[test]
+fn chat_send_goes_out_over_helix_with_the_send_scope() {
+    use ongwatch::sources::twitch::auth::{Account, StoredToken};
+
+    let twitch = fake_twitch::start();
+    twitch.add_user("somechan", "9001");
+    let irc = ScriptedIrc::start(|_| Vec::new());
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("credentials.toml"),
+        format!("[twitch.test]\nclient_id = '{}'\n", fake_twitch::CLIENT_ID),
+    )
+    .unwrap();
+    let scopes: Vec<String> = ["chat:read", "chat:edit", "user:write:chat"]
+        .map(String::from)
+        .to_vec();
+    let (access, refresh) = twitch.issue_token(fake_twitch::CLIENT_ID, "ongbot", "777", &scopes);
+    let now = chrono::Utc::now();
+    let state_dir = dir.path().join("state");
+    std::fs::create_dir_all(&state_dir).unwrap();
+    StoredToken {
+        account: Account::Bot,
+        client_id: fake_twitch::CLIENT_ID.into(),
+        login: "ongbot".into(),
+        user_id: "777".into(),
+        scopes,
+        access_token: access.clone(),
+        refresh_token: Some(refresh),
+        expires_at: Some(now + chrono::TimeDelta::hours(4)),
+        obtained_at: now,
+    }
+    .save(&fake_twitch::token_path(&state_dir, Account::Bot))
+    .unwrap();
+    let config = format!(
+        "{}{}",
+        chat_config(irc.port, &[]),
+        fake_twitch::config_section(&twitch)
+    );
+    let daemon = Daemon::start_in(dir.path(), &config, &[]);
+    let http = daemon.runtime.http.unwrap();
+    let result = |id: &str| {
+        wait_for(&format!("the result of {id}"), || {
+            logged(&daemon, "stream/command/chat/send/result")
+                .into_iter()
+                .find(|r| r["id"] == id)
+        })
+    };
+
+    let status = publish(
+        http,
+        "stream/command/chat/send",
+        json!({"message": "hello over helix", "channel": "SomeChan", "id": "h-1", "reply_to": "abc-1"}),
+    );
+    assert_eq!(status, 202);
+    let sent = result("h-1");
+    assert_eq!(sent["is_sent"], true, "{sent}");
+    assert_eq!(sent["via"], "helix", "{sent}");
+    assert_eq!(sent["as"], "bot", "{sent}");
+    assert_eq!(
+        sent["message_ids"].as_array().map(Vec::len),
+        Some(1),
+        "{sent}"
+    );
+    let bodies = twitch.chat_messages();
+    assert_eq!(bodies.len(), 1);
+    assert_eq!(bodies[0]["broadcaster_id"], "9001");
+    assert_eq!(bodies[0]["sender_id"], "777");
+    assert_eq!(bodies[0]["message"], "hello over helix");
+    assert_eq!(bodies[0]["reply_parent_message_id"], "abc-1");
+
+    // The token dies: one refresh, the same request again, and it goes out.
+    twitch.expire_token(&access);
+    publish(
+        http,
+        "stream/command/chat/send",
+        json!({"message": "after the refresh", "channel": "somechan", "id": "h-2"}),
+    );
+    let sent = result("h-2");
+    assert_eq!(sent["is_sent"], true, "{sent}");
+    assert_eq!(sent["via"], "helix", "{sent}");
+    assert_eq!(twitch.stats().refreshes, 1);
+    let stored = StoredToken::load(&fake_twitch::token_path(&state_dir, Account::Bot))
+        .unwrap()
+        .unwrap();
+    assert_ne!(stored.access_token, access, "the refreshed token is stored");
+
+    twitch.drop_next_chat(
+        "msg_duplicate",
+        "Your message is identical to the previous one.",
+    );
+    publish(
+        http,
+        "stream/command/chat/send",
+        json!({"message": "after the refresh", "channel": "somechan", "id": "h-3"}),
+    );
+    let dropped = result("h-3");
+    assert_eq!(dropped["is_sent"], false, "{dropped}");
+    assert_eq!(dropped["drop_reason"]["code"], "msg_duplicate", "{dropped}");
+    assert_eq!(twitch.chat_messages().len(), 3);
+    assert!(
+        !irc.received().iter().any(|l| l.contains("PRIVMSG")),
+        "Helix sent it: nothing over IRC"
     );
 }
 

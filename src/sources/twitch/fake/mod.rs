@@ -127,6 +127,12 @@ pub(crate) struct Inner {
     others: Vec<String>,
     /// Live streams by login, as Get Streams lists them.
     streams: HashMap<String, Value>,
+    /// Users Get Users knows besides the owners of issued tokens, login → id.
+    users: HashMap<String, String>,
+    /// Bodies of accepted Send Chat Message requests, in order.
+    chat_messages: Vec<Value>,
+    /// Scripted drops for the next Send Chat Message requests: (code, message).
+    chat_drops: VecDeque<(String, String)>,
     stats: Stats,
 }
 
@@ -225,6 +231,9 @@ impl FakeTwitch {
             answers: VecDeque::new(),
             others: Vec::new(),
             streams: HashMap::new(),
+            users: HashMap::new(),
+            chat_messages: Vec::new(),
+            chat_drops: VecDeque::new(),
             stats: Stats::default(),
         }));
         let app = server::router(shared.clone());
@@ -298,6 +307,27 @@ impl FakeTwitch {
             expires_at,
         });
         (access, refresh)
+    }
+
+    /// A Twitch user Get Users can find by login (channels other than the token owners').
+    pub fn add_user(&self, login: &str, user_id: &str) {
+        lock(&self.shared)
+            .users
+            .insert(login.to_lowercase(), user_id.to_owned());
+    }
+
+    /// Every accepted Send Chat Message body (`broadcaster_id`, `sender_id`, `message`,
+    /// `reply_parent_message_id`), dropped ones included.
+    pub fn chat_messages(&self) -> Vec<Value> {
+        lock(&self.shared).chat_messages.clone()
+    }
+
+    /// The next Send Chat Message is answered `is_sent: false` with this drop reason, as when
+    /// AutoMod or a channel setting holds a message back.
+    pub fn drop_next_chat(&self, code: &str, message: &str) {
+        lock(&self.shared)
+            .chat_drops
+            .push_back((code.to_owned(), message.to_owned()));
     }
 
     /// Makes an access token invalid at once, as if it had expired.

@@ -33,6 +33,8 @@ pub(crate) fn router(shared: Shared) -> Router {
             post(create).get(list).delete(delete),
         )
         .route("/helix/streams", get(streams))
+        .route("/helix/users", get(users))
+        .route("/helix/chat/messages", post(send_chat))
         .route("/ws", get(websocket))
         .with_state(shared)
 }
@@ -356,6 +358,78 @@ async fn streams(
         .filter_map(|login| inner.streams.get(login).cloned())
         .collect();
     axum::Json(json!({ "data": data, "pagination": {} })).into_response()
+}
+
+/// Get Users by `login`: the owners of issued tokens and the users added by the test.
+async fn users(
+    State(shared): State<Shared>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let inner = lock(&shared);
+    if let Err((status, message)) = authorize(&inner, &headers) {
+        return error(status, message);
+    }
+    let data: Vec<Value> = url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .filter(|(key, _)| key == "login")
+        .filter_map(|(_, login)| {
+            let login = login.to_lowercase();
+            let id = inner.users.get(&login).cloned().or_else(|| {
+                inner
+                    .tokens
+                    .values()
+                    .find(|info| info.login.eq_ignore_ascii_case(&login))
+                    .map(|info| info.user_id.clone())
+            })?;
+            Some(json!({ "id": id, "login": login, "display_name": login }))
+        })
+        .collect();
+    axum::Json(json!({ "data": data })).into_response()
+}
+
+/// Send Chat Message: the sender must be the token's user and the token must carry
+/// `user:write:chat`, as on Helix.
+async fn send_chat(
+    State(shared): State<Shared>,
+    headers: HeaderMap,
+    axum::Json(body): axum::Json<Value>,
+) -> Response {
+    let mut inner = lock(&shared);
+    let info = match authorize(&inner, &headers) {
+        Ok(info) => info,
+        Err((status, message)) => return error(status, message),
+    };
+    let field = |name: &str| body.get(name).and_then(Value::as_str).unwrap_or_default();
+    if field("broadcaster_id").is_empty()
+        || field("sender_id").is_empty()
+        || field("message").is_empty()
+    {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "Missing required parameter: broadcaster_id, sender_id and message are required",
+        );
+    }
+    if let Some(info) = info {
+        if !info.scopes.iter().any(|s| s == "user:write:chat") {
+            return error(StatusCode::UNAUTHORIZED, "Missing scope: user:write:chat");
+        }
+        if info.user_id != field("sender_id") {
+            return error(
+                StatusCode::FORBIDDEN,
+                "The sender must be the user associated with the access token",
+            );
+        }
+    }
+    inner.chat_messages.push(body.clone());
+    let answer = match inner.chat_drops.pop_front() {
+        Some((code, message)) => json!({
+            "message_id": "",
+            "is_sent": false,
+            "drop_reason": { "code": code, "message": message },
+        }),
+        None => json!({ "message_id": secret(), "is_sent": true, "drop_reason": null }),
+    };
+    axum::Json(json!({ "data": [answer] })).into_response()
 }
 
 async fn websocket(
