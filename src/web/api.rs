@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, Query, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -26,6 +27,25 @@ const DEFAULT_LIMIT: usize = 100;
 /// Every error answer: `{"error": "..."}` with a status code.
 pub fn error_response(status: StatusCode, error: impl std::fmt::Display) -> Response {
     (status, Json(json!({ "error": error.to_string() }))).into_response()
+}
+
+/// A JSON request body whose rejections (bad JSON, wrong field types, no JSON content type, too
+/// large) answer like every other API error, instead of axum's plain text.
+pub struct JsonBody<T>(pub T);
+
+impl<S, T> FromRequest<S> for JsonBody<T>
+where
+    Json<T>: FromRequest<S, Rejection = JsonRejection>,
+    S: Send + Sync,
+{
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Json::<T>::from_request(request, state).await {
+            Ok(Json(value)) => Ok(Self(value)),
+            Err(rejection) => Err(error_response(rejection.status(), rejection.body_text())),
+        }
+    }
 }
 
 pub async fn status(State(web): State<Arc<Web>>) -> Response {
@@ -158,7 +178,10 @@ pub struct PublishBody {
     retain: bool,
 }
 
-pub async fn publish(State(web): State<Arc<Web>>, Json(body): Json<PublishBody>) -> Response {
+pub async fn publish(
+    State(web): State<Arc<Web>>,
+    JsonBody(body): JsonBody<PublishBody>,
+) -> Response {
     let topic = body.topic.clone();
     match web.publish(body.topic, &body.payload, body.retain).await {
         Ok(()) => (StatusCode::ACCEPTED, Json(json!({ "published": topic }))).into_response(),
@@ -171,7 +194,7 @@ pub async fn publish(State(web): State<Arc<Web>>, Json(body): Json<PublishBody>)
 /// command processor normalizes it like any other trigger, whoever sent it.
 pub async fn trigger(
     State(web): State<Arc<Web>>,
-    Json(mut request): Json<TriggerRequest>,
+    JsonBody(mut request): JsonBody<TriggerRequest>,
 ) -> Response {
     if let Err(e) = trigger::validate(&request) {
         return error_response(StatusCode::BAD_REQUEST, e);

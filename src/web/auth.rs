@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::Web;
-use super::api::error_response;
+use super::api::{JsonBody, error_response};
 use crate::sources::twitch::auth::Account;
 use crate::sources::twitch::auth::logins::StartError;
 
@@ -27,7 +27,7 @@ fn broadcaster() -> Account {
 
 /// `POST /api/auth/twitch/start` `{"account": "broadcaster"|"bot"}` →
 /// `{verification_uri, user_code, expires_in}`.
-pub async fn start(State(web): State<Arc<Web>>, Json(body): Json<StartBody>) -> Response {
+pub async fn start(State(web): State<Arc<Web>>, JsonBody(body): JsonBody<StartBody>) -> Response {
     match web.logins.start(body.account).await {
         Ok(started) => Json(started).into_response(),
         Err(e @ StartError::Unavailable(_)) => error_response(StatusCode::CONFLICT, e),
