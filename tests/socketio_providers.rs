@@ -1,17 +1,20 @@
 //! Streamlabs and StreamElements sources against real servers on loopback:
 //! - a real Socket.IO 2 / Engine.IO 3 server (python-socketio 4.6.1, tests/support/socketio_server.py,
 //!   venv from scripts/setup-socketio-venv.sh), playing Streamlabs and StreamElements realtime;
-//! - an in-process fake of StreamElements Astro (plain WebSocket JSON).
+//! - an in-process fake of StreamElements Astro (plain WebSocket JSON, tests/support/fake_astro.rs).
 //!
 //! Time-dependent behaviour (ping interval, backoff) runs on small configured durations and every
 //! wait has a generous timeout; nothing asserts how long something took.
 
+#[path = "support/fake_astro.rs"]
+mod fake_astro;
+
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::OnceLock;
 use std::time::Duration;
 
-use futures::{SinkExt, StreamExt};
+use fake_astro::{Astro, FakeAstro};
 use ongwatch::event::{ConnectionState, Event, EventKind, ProviderState, Tier};
 use ongwatch::sources::socketio::provider::Timing;
 use ongwatch::sources::{streamelements, streamlabs};
@@ -20,7 +23,6 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::mpsc;
 use tokio::time::timeout;
-use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -568,116 +570,7 @@ async fn streamelements_realtime_bad_token_is_unauthorized_once() {
     assert_eq!(server.count("handshake").await, 1);
 }
 
-// ---- a fake Astro gateway ----
-
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Astro {
-    /// Every subscribe succeeds.
-    Ok,
-    /// `channel.tips` is refused with a non-auth error.
-    TipsRefused,
-    /// Every subscribe is refused with `err_unauthorized`.
-    Unauthorized,
-    /// The first connection subscribes fine, then stops reading (so no pongs); later ones are Ok.
-    FirstGoesSilent,
-}
-
-struct FakeAstro {
-    url: String,
-    /// Subscribe frames received, across connections.
-    subscribes: Arc<Mutex<Vec<Value>>>,
-    connections: Arc<Mutex<usize>>,
-    /// Sends a frame to the most recent connection.
-    push: Arc<Mutex<Option<mpsc::UnboundedSender<String>>>>,
-    connected: mpsc::UnboundedReceiver<usize>,
-}
-
-impl FakeAstro {
-    async fn start(behavior: Astro) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("ws://{}", listener.local_addr().unwrap());
-        let subscribes = Arc::new(Mutex::new(Vec::new()));
-        let connections = Arc::new(Mutex::new(0));
-        let push = Arc::new(Mutex::new(None));
-        let (connected_tx, connected) = mpsc::unbounded_channel();
-        let (subs, conns, pushes) = (subscribes.clone(), connections.clone(), push.clone());
-        tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let n = {
-                    let mut c = conns.lock().unwrap();
-                    *c += 1;
-                    *c
-                };
-                let (subs, pushes, connected_tx) =
-                    (subs.clone(), pushes.clone(), connected_tx.clone());
-                tokio::spawn(async move {
-                    let Ok(mut ws) = tokio_tungstenite::accept_async(stream).await else {
-                        return;
-                    };
-                    for _ in 0..2 {
-                        let Some(Ok(Message::Text(text))) = ws.next().await else {
-                            return;
-                        };
-                        let frame: Value = serde_json::from_str(text.as_str()).unwrap();
-                        subs.lock().unwrap().push(frame.clone());
-                        let error = match (behavior, frame["data"]["topic"].as_str()) {
-                            (Astro::Unauthorized, _) => Some("err_unauthorized"),
-                            (Astro::TipsRefused, Some("channel.tips")) => Some("err_bad_request"),
-                            _ => None,
-                        };
-                        let mut reply = json!({"id":"r","ts":"2026-01-01T00:00:00Z","type":"response","nonce":frame["nonce"],"data":{"message":"ok"}});
-                        if let Some(error) = error {
-                            reply["error"] = json!(error);
-                            reply["data"] = json!({"message": "refused by the fake"});
-                        }
-                        if ws.send(Message::text(reply.to_string())).await.is_err() {
-                            return;
-                        }
-                    }
-                    let (tx, mut rx) = mpsc::unbounded_channel::<String>();
-                    *pushes.lock().unwrap() = Some(tx);
-                    let _ = connected_tx.send(n);
-                    if behavior == Astro::FirstGoesSilent && n == 1 {
-                        // Hold the socket without reading: websocket pings go unanswered.
-                        let _ = rx.recv().await;
-                        return;
-                    }
-                    loop {
-                        tokio::select! {
-                            frame = rx.recv() => match frame {
-                                Some(frame) => if ws.send(Message::text(frame)).await.is_err() { return },
-                                None => return,
-                            },
-                            incoming = ws.next() => if !matches!(incoming, Some(Ok(_))) { return },
-                        }
-                    }
-                });
-            }
-        });
-        FakeAstro {
-            url,
-            subscribes,
-            connections,
-            push,
-            connected,
-        }
-    }
-
-    fn send(&self, topic: &str, data: Value) {
-        let frame = json!({"id":"m","ts":"2026-01-01T00:00:00Z","type":"message","topic":topic,"room":"5afbafb0c3a79ebedde18249","data":data});
-        self.push
-            .lock()
-            .unwrap()
-            .as_ref()
-            .expect("a connected client")
-            .send(frame.to_string())
-            .unwrap();
-    }
-
-    async fn wait_connected(&mut self) -> usize {
-        timeout(WAIT, self.connected.recv()).await.unwrap().unwrap()
-    }
-}
+// ---- the fake Astro gateway (tests/support/fake_astro.rs) ----
 
 fn astro_source(astro: &FakeAstro, token: &str) -> Source {
     se_source(
