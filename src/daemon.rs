@@ -70,7 +70,8 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> anyhow::Resul
     );
     hub.remember_ids(recovered.recent_ids);
 
-    let log_queue = hub.add_output("event_log", LOG_QUEUE, OverflowPolicy::Block, true);
+    // Written before any other output sees a record (see `Hub::add_write_ahead_output`).
+    let log_queue = hub.add_write_ahead_output("event_log", LOG_QUEUE);
     let command_queue = hub.add_output("commands", COMMAND_QUEUE, OverflowPolicy::DropNewest, true);
     let mqtt_queue = (config.mqtt.mode != MqttMode::Off).then(|| {
         hub.add_output(

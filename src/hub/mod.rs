@@ -6,11 +6,18 @@
 //! a monotonic `seq` (continued from the event log after a restart), and pushes it into every
 //! output's own [`BoundedQueue`]. Each output states its overflow policy; a slow output with a
 //! dropping policy never slows the others.
+//!
+//! Write-ahead: with an output registered by [`Hub::add_write_ahead_output`] (the event log),
+//! a record reaches the other outputs only once that one has marked it delivered (written).
+//! So nothing is published on MQTT, to WebSocket clients or to processors that a `kill -9`
+//! could still take out of the log, where it would be missing from history, from the dedup
+//! window seeded at the next start, and its `seq` would be given out again.
 
 pub mod crosscheck;
 mod dedup;
 pub mod queue;
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -165,6 +172,8 @@ pub struct OutputSlot {
     pub name: String,
     pub queue: Arc<BoundedQueue<Delivery>>,
     pub wants_mqtt_origin: bool,
+    /// Gets every record first; the others get it once this one delivered it.
+    pub write_ahead: bool,
 }
 
 pub struct Hub {
@@ -181,8 +190,9 @@ pub struct Hub {
 
 /// Capacity of the ingress channel; senders wait beyond it.
 const INGRESS_CAPACITY: usize = 8192;
-/// How many ids the dedup window holds at most, whatever the time window.
-const DEDUP_MAX_IDS: usize = 200_000;
+/// How many ids the dedup window holds at most, whatever the time window. The event log
+/// gives back up to this many at start, so a restart forgets no id the window would keep.
+pub const DEDUP_MAX_IDS: usize = 200_000;
 
 impl Hub {
     pub fn new(root: TopicRoot, include_raw: bool, dedup_window: Duration, last_seq: u64) -> Self {
@@ -246,6 +256,30 @@ impl Hub {
             name: name.into(),
             queue: queue.clone(),
             wants_mqtt_origin,
+            write_ahead: false,
+        });
+        queue
+    }
+
+    /// Registers the output that gets every record before the others do (policy `block`):
+    /// the others get a record once this one has called `mark_delivered` for it, in order. If
+    /// its consumer gives up ([`BoundedQueue::abandon`]), records go on to the others without
+    /// it. At most one.
+    pub fn add_write_ahead_output(
+        &mut self,
+        name: impl Into<String>,
+        capacity: usize,
+    ) -> Arc<BoundedQueue<Delivery>> {
+        assert!(
+            !self.outputs.iter().any(|o| o.write_ahead),
+            "one write-ahead output at most"
+        );
+        let queue = Arc::new(BoundedQueue::new(capacity, OverflowPolicy::Block));
+        self.outputs.push(OutputSlot {
+            name: name.into(),
+            queue: queue.clone(),
+            wants_mqtt_origin: true,
+            write_ahead: true,
         });
         queue
     }
@@ -262,23 +296,29 @@ impl Hub {
     /// closes the output queues so each output can flush and finish.
     pub async fn run(mut self, shutdown: tokio_util::sync::CancellationToken) {
         drop(self.tx);
+        let mut ahead = WriteAhead::new(&self.outputs);
         loop {
+            let written = ahead.written();
             tokio::select! {
+                delivered = written, if ahead.waiting() => {
+                    ahead.release(delivered, &self.outputs).await;
+                }
                 message = self.rx.recv() => match message {
                     Some(message) => {
-                        Self::route(&mut self.dedup, &mut self.next_seq, &self.outputs, &self.counters, message).await;
+                        Self::route(&mut self.dedup, &mut self.next_seq, &self.outputs, &mut ahead, &self.counters, message).await;
                     }
                     None => break,
                 },
                 _ = shutdown.cancelled() => {
                     self.rx.close();
                     while let Some(message) = self.rx.recv().await {
-                        Self::route(&mut self.dedup, &mut self.next_seq, &self.outputs, &self.counters, message).await;
+                        Self::route(&mut self.dedup, &mut self.next_seq, &self.outputs, &mut ahead, &self.counters, message).await;
                     }
                     break;
                 }
             }
         }
+        ahead.finish(&self.outputs).await;
         for output in &self.outputs {
             output.queue.close();
         }
@@ -288,6 +328,7 @@ impl Hub {
         dedup: &mut DedupWindow,
         next_seq: &mut u64,
         outputs: &[OutputSlot],
+        ahead: &mut WriteAhead,
         counters: &HubCounters,
         message: Message,
     ) {
@@ -305,11 +346,98 @@ impl Hub {
         });
         *next_seq += 1;
         counters.accepted.fetch_add(1, Ordering::Relaxed);
-        for output in outputs {
-            if record.message.origin == Origin::Mqtt && !output.wants_mqtt_origin {
-                continue;
+        ahead.admit(record, outputs).await;
+    }
+}
+
+/// Pushes a record into every output but the write-ahead one.
+async fn fan_out(outputs: &[OutputSlot], record: &Delivery) {
+    for output in outputs {
+        if output.write_ahead
+            || (record.message.origin == Origin::Mqtt && !output.wants_mqtt_origin)
+        {
+            continue;
+        }
+        output.queue.push(record.clone()).await;
+    }
+}
+
+/// Records the write-ahead output has not delivered yet, held back from the others.
+struct WriteAhead {
+    queue: Option<Arc<BoundedQueue<Delivery>>>,
+    pending: VecDeque<Delivery>,
+    /// Records pushed into `queue` and handed on since; its delivered count counts the same.
+    released: u64,
+    /// The write-ahead output's consumer gave up; reported once.
+    reported: bool,
+}
+
+impl WriteAhead {
+    fn new(outputs: &[OutputSlot]) -> Self {
+        Self {
+            queue: outputs
+                .iter()
+                .find(|o| o.write_ahead)
+                .map(|o| o.queue.clone()),
+            pending: VecDeque::new(),
+            released: 0,
+            reported: false,
+        }
+    }
+
+    fn waiting(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    /// Resolves with the delivered count once it is past what was released (or the consumer
+    /// gave up). Owns what it needs, so the hub can route while it waits.
+    fn written(&self) -> impl Future<Output = u64> + use<> {
+        let queue = self.queue.clone();
+        let released = self.released;
+        async move {
+            match queue {
+                Some(queue) => queue.delivered_beyond(released).await,
+                None => std::future::pending().await,
             }
-            output.queue.push(record.clone()).await;
+        }
+    }
+
+    async fn admit(&mut self, record: Delivery, outputs: &[OutputSlot]) {
+        let Some(queue) = &self.queue else {
+            return fan_out(outputs, &record).await;
+        };
+        if !queue.is_abandoned() && queue.push(record.clone()).await {
+            self.pending.push_back(record);
+            return;
+        }
+        // Nothing to wait for any more: the rest goes on, in order.
+        self.release(u64::MAX, outputs).await;
+        fan_out(outputs, &record).await;
+    }
+
+    /// Hands on the records the write-ahead output has delivered (all of them once it gave up).
+    async fn release(&mut self, delivered: u64, outputs: &[OutputSlot]) {
+        let abandoned = self.queue.as_ref().is_some_and(|q| q.is_abandoned());
+        if abandoned && !self.reported {
+            self.reported = true;
+            tracing::error!(
+                "the event log stopped; events go on to the other outputs without being logged"
+            );
+        }
+        while self.released < delivered || (abandoned && !self.pending.is_empty()) {
+            let Some(record) = self.pending.pop_front() else {
+                break;
+            };
+            fan_out(outputs, &record).await;
+            self.released += 1;
+        }
+    }
+
+    /// After the last record: waits until the write-ahead output has everything, hands it on.
+    async fn finish(&mut self, outputs: &[OutputSlot]) {
+        while self.waiting() {
+            let delivered = self.written().await;
+            self.release(delivered, outputs).await;
         }
     }
 }
@@ -365,5 +493,92 @@ mod tests {
         assert!(all.pop().await.is_none());
         assert_eq!(mqtt.pop().await.unwrap().seq, 42);
         assert!(mqtt.pop().await.is_none());
+    }
+
+    fn follow(id: &str) -> Event {
+        Event::new(
+            id,
+            "twitch",
+            "Chan",
+            EventKind::Follow(Follow {
+                user: UserRef::named("a"),
+            }),
+        )
+    }
+
+    /// Lets the hub task run as far as it can on this single-threaded runtime.
+    async fn settle() {
+        for _ in 0..100 {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    /// Regression (tests/crash.rs): the MQTT bridge published records the event log had not
+    /// written yet, so after a `kill -9` events were published that the log never had.
+    #[tokio::test]
+    async fn others_get_a_record_only_once_the_write_ahead_output_delivered_it() {
+        let mut hub = Hub::new(
+            TopicRoot::new("stream").unwrap(),
+            false,
+            Duration::from_secs(60),
+            0,
+        );
+        let log = hub.add_write_ahead_output("log", 16);
+        let mqtt = hub.add_output("mqtt", 16, OverflowPolicy::DropOldest, false);
+        let publisher = hub.publisher();
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let task = tokio::spawn(hub.run(shutdown.clone()));
+
+        publisher.event(follow("twitch:1")).await.unwrap();
+        publisher.event(follow("twitch:2")).await.unwrap();
+        assert_eq!(log.pop().await.unwrap().seq, 1);
+        assert_eq!(log.pop().await.unwrap().seq, 2);
+        settle().await;
+        assert!(mqtt.is_empty(), "published before it was written");
+        log.mark_delivered(1);
+        assert_eq!(mqtt.pop().await.unwrap().seq, 1);
+        settle().await;
+        assert!(mqtt.is_empty());
+        log.mark_delivered(1);
+        assert_eq!(mqtt.pop().await.unwrap().seq, 2);
+
+        // At shutdown the hub still waits for the log before handing the rest on.
+        publisher.event(follow("twitch:3")).await.unwrap();
+        drop(publisher);
+        shutdown.cancel();
+        assert_eq!(log.pop().await.unwrap().seq, 3);
+        settle().await;
+        assert!(mqtt.is_empty());
+        log.mark_delivered(1);
+        assert_eq!(mqtt.pop().await.unwrap().seq, 3);
+        task.await.unwrap();
+        assert!(mqtt.pop().await.is_none());
+        assert!(log.pop().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_failed_write_ahead_output_no_longer_holds_records_back() {
+        let mut hub = Hub::new(
+            TopicRoot::new("stream").unwrap(),
+            false,
+            Duration::from_secs(60),
+            0,
+        );
+        let log = hub.add_write_ahead_output("log", 16);
+        let mqtt = hub.add_output("mqtt", 16, OverflowPolicy::DropOldest, false);
+        let publisher = hub.publisher();
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let task = tokio::spawn(hub.run(shutdown.clone()));
+
+        publisher.event(follow("twitch:1")).await.unwrap();
+        settle().await;
+        assert!(mqtt.is_empty());
+        log.abandon();
+        assert_eq!(mqtt.pop().await.unwrap().seq, 1);
+        publisher.event(follow("twitch:2")).await.unwrap();
+        assert_eq!(mqtt.pop().await.unwrap().seq, 2);
+        drop(publisher);
+        shutdown.cancel();
+        task.await.unwrap();
     }
 }

@@ -45,6 +45,11 @@ pub struct BoundedQueue<T> {
     closed: AtomicBool,
     item_ready: Notify,
     room_ready: Notify,
+    /// Someone waits in [`Self::delivered_beyond`]: `mark_delivered` wakes it.
+    delivered_watched: AtomicBool,
+    delivered_ready: Notify,
+    /// The consumer stopped for good ([`Self::abandon`]).
+    abandoned: AtomicBool,
     pub counters: QueueCounters,
 }
 
@@ -57,6 +62,9 @@ impl<T> BoundedQueue<T> {
             closed: AtomicBool::new(false),
             item_ready: Notify::new(),
             room_ready: Notify::new(),
+            delivered_watched: AtomicBool::new(false),
+            delivered_ready: Notify::new(),
+            abandoned: AtomicBool::new(false),
             counters: QueueCounters::default(),
         }
     }
@@ -144,7 +152,38 @@ impl<T> BoundedQueue<T> {
 
     /// Marks one item handed over by the output, for the delivered counter.
     pub fn mark_delivered(&self, n: u64) {
-        self.counters.delivered.fetch_add(n, Ordering::Relaxed);
+        self.counters.delivered.fetch_add(n, Ordering::SeqCst);
+        if self.delivered_watched.load(Ordering::SeqCst) {
+            self.delivered_ready.notify_waiters();
+        }
+    }
+
+    /// Waits until more than `n` items were marked delivered, or the consumer abandoned the
+    /// queue; returns the delivered count.
+    pub async fn delivered_beyond(&self, n: u64) -> u64 {
+        self.delivered_watched.store(true, Ordering::SeqCst);
+        loop {
+            let ready = self.delivered_ready.notified();
+            tokio::pin!(ready);
+            ready.as_mut().enable();
+            let delivered = self.counters.delivered.load(Ordering::SeqCst);
+            if delivered > n || self.is_abandoned() {
+                return delivered;
+            }
+            ready.await;
+        }
+    }
+
+    /// The consumer stopped for good (its disk failed): the queue is closed, and whoever
+    /// waits for its deliveries stops waiting.
+    pub fn abandon(&self) {
+        self.abandoned.store(true, Ordering::SeqCst);
+        self.close();
+        self.delivered_ready.notify_waiters();
+    }
+
+    pub fn is_abandoned(&self) -> bool {
+        self.abandoned.load(Ordering::SeqCst)
     }
 
     /// No more pushes; `pop` returns what is left, then `None`.

@@ -1,9 +1,10 @@
 //! The append-only event log: one `{"seq","topic","event"}` JSON object per line.
 //!
 //! The log is the daemon's memory across restarts: `seq` continues from its last line and the
-//! ids of its recent lines seed the dedup window. A crash can leave a torn last line (no
-//! newline, or cut JSON); opening detects it, logs it once and truncates it away so appends
-//! start on a clean line. Its output queue uses the `block` policy: the log never drops.
+//! ids of its recent lines seed the dedup window (as many as the window holds at most,
+//! [`DEDUP_MAX_IDS`], read back from the end). A crash can leave a torn last line (no newline,
+//! or cut JSON); opening detects it, logs it once and truncates it away so appends start on a
+//! clean line. Its output queue uses the `block` policy: the log never drops.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
@@ -12,9 +13,9 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-use crate::hub::{BoundedQueue, Delivery};
+use crate::hub::{BoundedQueue, DEDUP_MAX_IDS, Delivery};
 
-/// How much of the end of the log is read at start-up to recover `seq` and recent ids.
+/// How much of the log is read at a time at start-up, from the end backwards.
 const TAIL_BYTES: u64 = 8 * 1024 * 1024;
 /// Records written in one batch before flushing.
 const BATCH: usize = 1024;
@@ -61,7 +62,7 @@ impl EventLog {
             options.mode(0o600);
         }
         let mut file = options.open(path)?;
-        let recovered = recover(&mut file)?;
+        let recovered = recover(&mut file, TAIL_BYTES, DEDUP_MAX_IDS)?;
         if recovered.torn_bytes > 0 {
             tracing::warn!(
                 path = %path.display(),
@@ -91,7 +92,9 @@ impl EventLog {
         while let Some(first) = queue.pop().await {
             batch.push(first);
             queue.drain_up_to(BATCH - 1, &mut batch);
-            // Writes go to the page cache; a kill -9 cannot lose them once write returns.
+            // Writes go to the page cache; a kill -9 cannot lose them once write returns. Only
+            // then are they marked delivered, which is when the hub hands them to the other
+            // outputs (it is the write-ahead output): nothing is published before it is here.
             let written = tokio::task::block_in_place(|| -> io::Result<()> {
                 for record in &batch {
                     write_line(&mut writer, record)?;
@@ -100,6 +103,8 @@ impl EventLog {
             });
             if let Err(e) = written {
                 tracing::error!(path = %path.display(), error = %e, "cannot write the event log");
+                // The hub holds records back until the log has them: tell it to stop waiting.
+                queue.abandon();
                 return Err(e);
             }
             queue.mark_delivered(batch.len() as u64);
@@ -120,12 +125,17 @@ fn write_line(out: &mut impl Write, record: &Delivery) -> io::Result<()> {
     out.write_all(b"}\n")
 }
 
-fn recover(file: &mut File) -> io::Result<Recovered> {
+/// Cuts a torn last line, then reads the log backwards in `chunk`-sized pieces for the last
+/// `seq` and the ids of the newest lines, until it has `max_ids` of them or reaches the start.
+/// A fixed-size tail was not enough: a burst can write more than any tail holds within the
+/// dedup window, and a redelivery of an id older than the tail was published again after a
+/// restart.
+fn recover(file: &mut File, chunk: u64, max_ids: usize) -> io::Result<Recovered> {
     let len = file.metadata()?.len();
     if len == 0 {
         return Ok(Recovered::default());
     }
-    let start = len.saturating_sub(TAIL_BYTES);
+    let start = len.saturating_sub(chunk);
     file.seek(SeekFrom::Start(start))?;
     let mut tail = Vec::with_capacity((len - start) as usize);
     file.read_to_end(&mut tail)?;
@@ -143,14 +153,6 @@ fn recover(file: &mut File) -> io::Result<Recovered> {
         // The chunk began mid-line.
         lines.remove(0);
     }
-    for line in lines.iter().filter(|l| !l.is_empty()) {
-        if let Ok(head) = serde_json::from_slice::<LineHead>(line) {
-            recovered.last_seq = recovered.last_seq.max(head.seq);
-            if let Some(id) = head.event.and_then(|e| e.id) {
-                recovered.recent_ids.push(id);
-            }
-        }
-    }
     // A last line with its newline but cut JSON can only come from a torn write too.
     if let Some(last) = lines.iter().rev().find(|l| !l.is_empty())
         && serde_json::from_slice::<LineHead>(last).is_err()
@@ -161,6 +163,40 @@ fn recover(file: &mut File) -> io::Result<Recovered> {
         recovered.torn_bytes = len - cut_at;
         file.set_len(cut_at)?;
     }
+
+    // Newest first; `carry` is a line cut at the start of the last piece read: its beginning
+    // is in the piece before.
+    let mut ids = Vec::new();
+    let mut end = cut_at;
+    let mut carry: Vec<u8> = Vec::new();
+    while ids.len() < max_ids && end > 0 {
+        let start = end.saturating_sub(chunk);
+        let mut piece = vec![0; (end - start) as usize];
+        file.seek(SeekFrom::Start(start))?;
+        file.read_exact(&mut piece)?;
+        piece.extend_from_slice(&carry);
+        let mut lines: Vec<&[u8]> = piece.split(|&b| b == b'\n').collect();
+        carry = if start > 0 {
+            lines.remove(0).to_vec()
+        } else {
+            Vec::new()
+        };
+        for line in lines.iter().rev().filter(|l| !l.is_empty()) {
+            // Garbage lines are skipped; they neither number nor dedup anything.
+            if let Ok(head) = serde_json::from_slice::<LineHead>(line) {
+                recovered.last_seq = recovered.last_seq.max(head.seq);
+                if let Some(id) = head.event.and_then(|e| e.id) {
+                    ids.push(id);
+                    if ids.len() >= max_ids {
+                        break;
+                    }
+                }
+            }
+        }
+        end = start;
+    }
+    ids.reverse();
+    recovered.recent_ids = ids;
     Ok(recovered)
 }
 
@@ -201,6 +237,65 @@ mod tests {
         let (_, recovered) = EventLog::open(&path).unwrap();
         assert_eq!(recovered.last_seq, 2);
         assert_eq!(recovered.recent_ids, vec!["a", "b"]);
+    }
+
+    fn line(seq: u64, id: &str) -> String {
+        format!("{{\"seq\":{seq},\"topic\":\"t\",\"event\":{{\"id\":\"{id}\"}}}}\n")
+    }
+
+    /// Regression (tests/crash.rs): only the last 8 MiB were read at start, so after a burst an
+    /// id still inside the dedup window was forgotten by a restart and its redelivery was
+    /// published again.
+    #[test]
+    fn ids_older_than_the_first_chunk_still_seed_the_dedup_window() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.jsonl");
+        let mut text = line(1, "old");
+        let filler = "x".repeat(1000);
+        let mut seq = 1;
+        while text.len() as u64 <= TAIL_BYTES + 4096 {
+            seq += 1;
+            text.push_str(&format!(
+                "{{\"seq\":{seq},\"topic\":\"t\",\"event\":{{\"id\":\"f{seq}\",\"pad\":\"{filler}\"}}}}\n"
+            ));
+        }
+        std::fs::write(&path, &text).unwrap();
+        let (_, recovered) = EventLog::open(&path).unwrap();
+        assert_eq!(recovered.last_seq, seq);
+        assert_eq!(
+            recovered.recent_ids.first().map(String::as_str),
+            Some("old")
+        );
+        assert_eq!(recovered.recent_ids.len() as u64, seq);
+    }
+
+    #[test]
+    fn ids_are_read_back_across_pieces_up_to_the_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.jsonl");
+        let mut text = String::new();
+        for seq in 1..=50 {
+            text.push_str(&line(seq, &format!("id{seq}")));
+            if seq == 20 {
+                text.push_str("garbage in the middle\n");
+            }
+        }
+        std::fs::write(&path, format!("{text}{{\"seq\":51,\"to")).unwrap();
+        for chunk in [7, 64, 1000, TAIL_BYTES] {
+            let mut file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&path)
+                .unwrap();
+            let all = recover(&mut file, chunk, 1000).unwrap();
+            assert_eq!(all.last_seq, 50, "chunk {chunk}");
+            let wanted: Vec<String> = (1..=50).map(|i| format!("id{i}")).collect();
+            assert_eq!(all.recent_ids, wanted, "chunk {chunk}");
+            let bounded = recover(&mut file, chunk, 30).unwrap();
+            assert_eq!(bounded.last_seq, 50, "chunk {chunk}");
+            assert_eq!(bounded.recent_ids, wanted[20..], "chunk {chunk}");
+        }
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
     }
 
     #[test]
