@@ -60,12 +60,13 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> anyhow::Resul
         .with_context(|| format!("cannot create the state dir {}", state_dir.display()))?;
 
     let log_path = state_dir.join(&config.log.path);
-    let (event_log, recovered) = EventLog::open(&log_path)
+    let dedup_window = Duration::from_secs(config.bus.dedup_window_seconds);
+    let (event_log, recovered) = EventLog::open(&log_path, dedup_window)
         .with_context(|| format!("cannot open the event log {}", log_path.display()))?;
     let mut hub = Hub::new(
         config.topic_root.clone(),
         config.bus.include_raw,
-        Duration::from_secs(config.bus.dedup_window_seconds),
+        dedup_window,
         recovered.last_seq,
     );
     hub.remember_ids(recovered.recent_ids);

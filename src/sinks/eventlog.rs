@@ -10,6 +10,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -17,6 +18,9 @@ use crate::hub::{BoundedQueue, DEDUP_MAX_IDS, Delivery};
 
 /// How much of the log is read at a time at start-up, from the end backwards.
 const TAIL_BYTES: u64 = 8 * 1024 * 1024;
+/// Recovery stops after this many lines in a row older than the dedup window allows: one
+/// provider's clock may lag (a tip stamped with its creation time), a run of them is the past.
+const OLD_RUN: usize = 1000;
 /// Records written in one batch before flushing.
 const BATCH: usize = 1024;
 
@@ -41,6 +45,8 @@ struct LineHead {
 struct EventHead {
     #[serde(default)]
     id: Option<String>,
+    #[serde(default)]
+    time: Option<String>,
 }
 
 pub struct EventLog {
@@ -49,8 +55,9 @@ pub struct EventLog {
 }
 
 impl EventLog {
-    /// Opens (creating) the log for appending and recovers its tail.
-    pub fn open(path: &Path) -> io::Result<(Self, Recovered)> {
+    /// Opens (creating) the log for appending and recovers its tail: the last `seq` and the
+    /// ids the dedup window (`dedup_window` long) would still hold.
+    pub fn open(path: &Path, dedup_window: Duration) -> io::Result<(Self, Recovered)> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
@@ -62,7 +69,7 @@ impl EventLog {
             options.mode(0o600);
         }
         let mut file = options.open(path)?;
-        let recovered = recover(&mut file, TAIL_BYTES, DEDUP_MAX_IDS)?;
+        let recovered = recover(&mut file, TAIL_BYTES, DEDUP_MAX_IDS, dedup_window)?;
         if recovered.torn_bytes > 0 {
             tracing::warn!(
                 path = %path.display(),
@@ -126,11 +133,14 @@ fn write_line(out: &mut impl Write, record: &Delivery) -> io::Result<()> {
 }
 
 /// Cuts a torn last line, then reads the log backwards in `chunk`-sized pieces for the last
-/// `seq` and the ids of the newest lines, until it has `max_ids` of them or reaches the start.
-/// A fixed-size tail was not enough: a burst can write more than any tail holds within the
-/// dedup window, and a redelivery of an id older than the tail was published again after a
-/// restart.
-fn recover(file: &mut File, chunk: u64, max_ids: usize) -> io::Result<Recovered> {
+/// `seq` and the ids of the newest lines, until it has `max_ids` of them, reaches events older
+/// than the window, or reaches the start. A fixed-size tail was not enough: a burst can write
+/// more than any tail holds within the dedup window, and a redelivery of an id older than the
+/// tail was published again after a restart. The age limit keeps start-up quick on a long log:
+/// a running daemon forgets those ids too. Event times come from upstream clocks, so the limit
+/// is twice the window, measured from the newest line, and only a run of [`OLD_RUN`] older
+/// lines ends the scan.
+fn recover(file: &mut File, chunk: u64, max_ids: usize, window: Duration) -> io::Result<Recovered> {
     let len = file.metadata()?.len();
     if len == 0 {
         return Ok(Recovered::default());
@@ -169,7 +179,12 @@ fn recover(file: &mut File, chunk: u64, max_ids: usize) -> io::Result<Recovered>
     let mut ids = Vec::new();
     let mut end = cut_at;
     let mut carry: Vec<u8> = Vec::new();
-    while ids.len() < max_ids && end > 0 {
+    let age_limit =
+        chrono::TimeDelta::from_std(window.saturating_mul(2)).unwrap_or(chrono::TimeDelta::MAX);
+    let mut oldest_wanted: Option<chrono::DateTime<chrono::FixedOffset>> = None;
+    let mut too_old = false;
+    let mut old_run = 0;
+    while ids.len() < max_ids && end > 0 && !too_old {
         let start = end.saturating_sub(chunk);
         let mut piece = vec![0; (end - start) as usize];
         file.seek(SeekFrom::Start(start))?;
@@ -185,7 +200,23 @@ fn recover(file: &mut File, chunk: u64, max_ids: usize) -> io::Result<Recovered>
             // Garbage lines are skipped; they neither number nor dedup anything.
             if let Ok(head) = serde_json::from_slice::<LineHead>(line) {
                 recovered.last_seq = recovered.last_seq.max(head.seq);
-                if let Some(id) = head.event.and_then(|e| e.id) {
+                let Some(event) = head.event else { continue };
+                if let Some(time) = event
+                    .time
+                    .and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok())
+                {
+                    let limit = *oldest_wanted.get_or_insert_with(|| time - age_limit);
+                    if time >= limit {
+                        old_run = 0;
+                    } else {
+                        old_run += 1;
+                        if old_run > OLD_RUN {
+                            too_old = true;
+                            break;
+                        }
+                    }
+                }
+                if let Some(id) = event.id {
                     ids.push(id);
                     if ids.len() >= max_ids {
                         break;
@@ -203,6 +234,8 @@ fn recover(file: &mut File, chunk: u64, max_ids: usize) -> io::Result<Recovered>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const WINDOW: Duration = Duration::from_secs(600);
     use crate::hub::{Message, Origin, OverflowPolicy, Record};
 
     fn record(seq: u64, id: &str) -> Delivery {
@@ -221,7 +254,7 @@ mod tests {
     async fn appends_and_recovers_seq_and_ids() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("events.jsonl");
-        let (log, recovered) = EventLog::open(&path).unwrap();
+        let (log, recovered) = EventLog::open(&path, WINDOW).unwrap();
         assert_eq!(recovered, Recovered::default());
         let queue = Arc::new(BoundedQueue::new(8, OverflowPolicy::Block));
         queue.push(record(1, "a")).await;
@@ -234,7 +267,7 @@ mod tests {
             text.lines().next().unwrap(),
             r#"{"seq":1,"topic":"stream/support/cheers","event":{"id":"a","amount":1}}"#
         );
-        let (_, recovered) = EventLog::open(&path).unwrap();
+        let (_, recovered) = EventLog::open(&path, WINDOW).unwrap();
         assert_eq!(recovered.last_seq, 2);
         assert_eq!(recovered.recent_ids, vec!["a", "b"]);
     }
@@ -260,7 +293,7 @@ mod tests {
             ));
         }
         std::fs::write(&path, &text).unwrap();
-        let (_, recovered) = EventLog::open(&path).unwrap();
+        let (_, recovered) = EventLog::open(&path, WINDOW).unwrap();
         assert_eq!(recovered.last_seq, seq);
         assert_eq!(
             recovered.recent_ids.first().map(String::as_str),
@@ -287,11 +320,11 @@ mod tests {
                 .write(true)
                 .open(&path)
                 .unwrap();
-            let all = recover(&mut file, chunk, 1000).unwrap();
+            let all = recover(&mut file, chunk, 1000, WINDOW).unwrap();
             assert_eq!(all.last_seq, 50, "chunk {chunk}");
             let wanted: Vec<String> = (1..=50).map(|i| format!("id{i}")).collect();
             assert_eq!(all.recent_ids, wanted, "chunk {chunk}");
-            let bounded = recover(&mut file, chunk, 30).unwrap();
+            let bounded = recover(&mut file, chunk, 30, WINDOW).unwrap();
             assert_eq!(bounded.last_seq, 50, "chunk {chunk}");
             assert_eq!(bounded.recent_ids, wanted[20..], "chunk {chunk}");
         }
@@ -309,10 +342,49 @@ mod tests {
             "garbage\n",
         ] {
             std::fs::write(&path, format!("{good}{torn}")).unwrap();
-            let (_, recovered) = EventLog::open(&path).unwrap();
+            let (_, recovered) = EventLog::open(&path, WINDOW).unwrap();
             assert_eq!(recovered.last_seq, 7, "{torn:?}");
             assert_eq!(recovered.torn_bytes, torn.len() as u64, "{torn:?}");
             assert_eq!(std::fs::read_to_string(&path).unwrap(), good);
         }
+    }
+
+    /// A running daemon forgets ids after the window: recovery stops after a run of events
+    /// older than twice the window (from the newest line), however many lines lie before them.
+    #[test]
+    fn recovery_stops_at_events_older_than_the_window() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.jsonl");
+        let timed = |seq: u64, id: &str, time: &str| {
+            format!(
+                "{{\"seq\":{seq},\"topic\":\"t\",\"event\":{{\"id\":\"{id}\",\"time\":\"{time}\"}}}}\n"
+            )
+        };
+        let mut text = String::new();
+        let mut seq = 0;
+        for i in 0..=OLD_RUN {
+            seq += 1;
+            text += &timed(seq, &format!("hours-ago-{i}"), "2026-11-23T17:00:00.000Z");
+        }
+        for (id, time) in [
+            ("recent", "2026-11-23T19:45:00.000Z"),
+            ("lagging-clock", "2026-11-20T12:00:00.000Z"),
+            ("newest", "2026-11-23T20:00:00.000Z"),
+        ] {
+            seq += 1;
+            text += &timed(seq, id, time);
+        }
+        seq += 1;
+        text += &line(seq, "untimed");
+        std::fs::write(&path, text).unwrap();
+        let (_, recovered) = EventLog::open(&path, WINDOW).unwrap();
+        assert_eq!(recovered.last_seq, seq);
+        // A lone line with a lagging clock is still remembered; the run of old ones ends it.
+        let ids = &recovered.recent_ids;
+        assert_eq!(
+            ids[ids.len() - 4..],
+            ["recent", "lagging-clock", "newest", "untimed"]
+        );
+        assert_eq!(ids.len(), 4 + OLD_RUN, "{} ids", ids.len());
     }
 }
