@@ -30,7 +30,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use fake_twitch::{CLIENT_ID, LOGIN, USER_ID, all_scopes};
+use fake_twitch::{CLIENT_ID, all_scopes};
 use ongwatch::sources::twitch::auth::{Account, StoredToken};
 use ongwatch::sources::twitch::catalog;
 use ongwatch::sources::twitch::fake::FakeTwitch;
@@ -302,18 +302,6 @@ impl Drop for LinePub {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn follow(i: usize) -> Value {
-    json!({
-        "user_id": format!("{}", 100_000 + i),
-        "user_login": format!("viewer{i}"),
-        "user_name": format!("Viewer{i}"),
-        "broadcaster_user_id": USER_ID,
-        "broadcaster_user_login": LOGIN,
-        "broadcaster_user_name": "Streamer",
-        "followed_at": "2026-03-13T20:01:02.345Z",
-    })
 }
 
 fn command(id: &str) -> String {
@@ -865,7 +853,11 @@ impl Run<'_> {
         }
         for f in &resent {
             assert!(
-                fake.notify_as("channel.follow", follow(f.index), &f.message_id),
+                fake.notify_as(
+                    "channel.follow",
+                    fake_twitch::follow(f.index),
+                    &f.message_id
+                ),
                 "the fake could not redeliver"
             );
             self.tally.resent_follows += 1;
@@ -884,7 +876,7 @@ impl Run<'_> {
         // Fresh ones after them, on both paths: once these are logged and published, so
         // would be any redelivery the daemon let through (each path keeps its order).
         let marker = fake
-            .notify("channel.follow", follow(900_000 + round))
+            .notify("channel.follow", fake_twitch::follow(900_000 + round))
             .expect("the new session takes notifications");
         let command_marker = format!("crash-mark-{round}");
         mosquitto_pub(self.port, COMMANDS, &command(&command_marker), &[]);
@@ -1024,7 +1016,7 @@ fn crash_loop(kills: usize) {
         scope.spawn(|| {
             let mut i = 0;
             while !stop.load(Ordering::SeqCst) {
-                let notified = fake.notify("channel.follow", follow(i));
+                let notified = fake.notify("channel.follow", fake_twitch::follow(i));
                 let mut sent = sent.lock().unwrap();
                 match notified {
                     Some(message_id) => sent.follows.push(SentFollow {
@@ -1069,7 +1061,7 @@ fn crash_loop(kills: usize) {
 
     // One more of each after the feeders stopped: anything earlier has arrived once they have.
     let marker = fake
-        .notify("channel.follow", follow(999_999))
+        .notify("channel.follow", fake_twitch::follow(999_999))
         .expect("a live session");
     run.wait_logged_and_published(&format!("twitch:{marker}"));
     mosquitto_pub(port, COMMANDS, &command("crash-mark-end"), &[]);

@@ -365,18 +365,6 @@ struct Soak {
     _dir: tempfile::TempDir,
 }
 
-fn follow(i: usize) -> Value {
-    json!({
-        "user_id": format!("{}", 1_000_000 + i),
-        "user_login": format!("follower{i}"),
-        "user_name": format!("Follower{i}"),
-        "broadcaster_user_id": fake_twitch::USER_ID,
-        "broadcaster_user_login": fake_twitch::LOGIN,
-        "broadcaster_user_name": "Streamer",
-        "followed_at": "2026-03-13T20:01:02.345Z",
-    })
-}
-
 /// A Streamlabs donation: a tip, which cross-source dedup never compares.
 fn streamlabs_donation(i: usize) -> Value {
     json!({
@@ -520,7 +508,7 @@ impl Soak {
                 Provider::Twitch => {
                     let message_id = self
                         .tw
-                        .notify("channel.follow", follow(i))
+                        .notify("channel.follow", fake_twitch::follow(i))
                         .expect("an enabled follow subscription on a connected session");
                     format!("twitch:{message_id}")
                 }

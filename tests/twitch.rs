@@ -64,22 +64,10 @@ fn wait_subscribed(fake: &FakeTwitch) {
     });
 }
 
-fn follow(i: usize) -> Value {
-    json!({
-        "user_id": format!("{}", 1000 + i),
-        "user_login": format!("viewer{i}"),
-        "user_name": format!("Viewer{i}"),
-        "broadcaster_user_id": USER_ID,
-        "broadcaster_user_login": LOGIN,
-        "broadcaster_user_name": "Streamer",
-        "followed_at": "2026-03-13T20:01:02.345Z",
-    })
-}
-
 fn send_follows(fake: &FakeTwitch, range: std::ops::Range<usize>) -> Vec<String> {
     range
         .map(|i| {
-            fake.notify("channel.follow", follow(i))
+            fake.notify("channel.follow", fake_twitch::follow(i))
                 .expect("an enabled channel.follow subscription")
         })
         .collect()
@@ -89,7 +77,7 @@ fn send_follows(fake: &FakeTwitch, range: std::ops::Range<usize>) -> Vec<String>
 /// for it (so a late duplicate would be in the log too), then checks each appears once.
 fn assert_delivered_once(fake: &FakeTwitch, daemon: &Daemon, ids: &[String]) {
     let marker = fake
-        .notify("channel.follow", follow(999_999))
+        .notify("channel.follow", fake_twitch::follow(999_999))
         .expect("an enabled channel.follow subscription");
     let mut wanted: Vec<String> = ids.iter().map(|id| format!("twitch:{id}")).collect();
     wanted.push(format!("twitch:{marker}"));
@@ -152,9 +140,11 @@ fn reconnect_hand_off_under_load_loses_and_doubles_nothing() {
     // Keeps sending while the daemon moves: to the old socket until the new welcome, then
     // to the new one; some are delivered twice on purpose, as Twitch may.
     for i in 100..300 {
-        let id = fake.notify("channel.follow", follow(i)).unwrap();
+        let id = fake
+            .notify("channel.follow", fake_twitch::follow(i))
+            .unwrap();
         if i % 25 == 0 {
-            assert!(fake.notify_as("channel.follow", follow(i), &id));
+            assert!(fake.notify_as("channel.follow", fake_twitch::follow(i), &id));
         }
         ids.push(id);
     }
@@ -416,7 +406,7 @@ fn localdev_needs_nothing_but_a_client_id() {
             .all(|s| s.condition.to_string().contains("12345"))
     );
     // The Twitch CLI puts random broadcaster ids into its events; they are accepted.
-    let mut event = follow(1);
+    let mut event = fake_twitch::follow(1);
     event["broadcaster_user_id"] = json!("98765");
     let id = fake.notify("channel.follow", event).unwrap();
     assert_delivered_once(&fake, &daemon, &[id]);

@@ -513,10 +513,16 @@ mod tests {
         }
     }
 
-    /// Regression (tests/crash.rs): the MQTT bridge published records the event log had not
-    /// written yet, so after a `kill -9` events were published that the log never had.
-    #[tokio::test]
-    async fn others_get_a_record_only_once_the_write_ahead_output_delivered_it() {
+    /// A running hub with a write-ahead "log" output and an "mqtt" one.
+    struct WriteAheadHub {
+        log: Arc<BoundedQueue<Delivery>>,
+        mqtt: Arc<BoundedQueue<Delivery>>,
+        publisher: Publisher,
+        shutdown: tokio_util::sync::CancellationToken,
+        task: tokio::task::JoinHandle<()>,
+    }
+
+    fn write_ahead_hub() -> WriteAheadHub {
         let mut hub = Hub::new(
             TopicRoot::new("stream").unwrap(),
             false,
@@ -528,6 +534,26 @@ mod tests {
         let publisher = hub.publisher();
         let shutdown = tokio_util::sync::CancellationToken::new();
         let task = tokio::spawn(hub.run(shutdown.clone()));
+        WriteAheadHub {
+            log,
+            mqtt,
+            publisher,
+            shutdown,
+            task,
+        }
+    }
+
+    /// Regression (tests/crash.rs): the MQTT bridge published records the event log had not
+    /// written yet, so after a `kill -9` events were published that the log never had.
+    #[tokio::test]
+    async fn others_get_a_record_only_once_the_write_ahead_output_delivered_it() {
+        let WriteAheadHub {
+            log,
+            mqtt,
+            publisher,
+            shutdown,
+            task,
+        } = write_ahead_hub();
 
         publisher.event(follow("twitch:1")).await.unwrap();
         publisher.event(follow("twitch:2")).await.unwrap();
@@ -558,17 +584,13 @@ mod tests {
 
     #[tokio::test]
     async fn a_failed_write_ahead_output_no_longer_holds_records_back() {
-        let mut hub = Hub::new(
-            TopicRoot::new("stream").unwrap(),
-            false,
-            Duration::from_secs(60),
-            0,
-        );
-        let log = hub.add_write_ahead_output("log", 16);
-        let mqtt = hub.add_output("mqtt", 16, OverflowPolicy::DropOldest, false);
-        let publisher = hub.publisher();
-        let shutdown = tokio_util::sync::CancellationToken::new();
-        let task = tokio::spawn(hub.run(shutdown.clone()));
+        let WriteAheadHub {
+            log,
+            mqtt,
+            publisher,
+            shutdown,
+            task,
+        } = write_ahead_hub();
 
         publisher.event(follow("twitch:1")).await.unwrap();
         settle().await;

@@ -120,3 +120,16 @@ pub fn http_json(
         (status, json)
     })
 }
+
+/// A `channel.follow` event for the broadcaster by viewer number `i`.
+pub fn follow(i: usize) -> serde_json::Value {
+    serde_json::json!({
+        "user_id": format!("{}", 1000 + i),
+        "user_login": format!("viewer{i}"),
+        "user_name": format!("Viewer{i}"),
+        "broadcaster_user_id": USER_ID,
+        "broadcaster_user_login": LOGIN,
+        "broadcaster_user_name": "Streamer",
+        "followed_at": "2026-03-13T20:01:02.345Z",
+    })
+}
