@@ -68,9 +68,7 @@ fn cheers_from(daemon: &Daemon, user: &str) -> usize {
     daemon
         .log_lines()
         .iter()
-        .filter(|line| {
-            line["topic"] == "stream/support/cheers" && line["event"]["user"] == user
-        })
+        .filter(|line| line["topic"] == "stream/support/cheers" && line["event"]["user"] == user)
         .count()
 }
 
