@@ -197,6 +197,64 @@ fn a_restart_while_live_publishes_no_second_online() {
     assert!(logged(&daemon, "online", "shroud").is_empty());
 }
 
+/// `kill -9` between saving a transition and logging it leaves it in monitor.json's
+/// `unannounced`: the next start publishes it once; the hub drops it if the log has it.
+#[test]
+fn a_transition_the_log_missed_is_published_once_after_a_restart() {
+    let fake = twitch();
+    let dir = tempfile::tempdir().unwrap();
+    log_in(
+        &fake,
+        dir.path(),
+        Account::Broadcaster,
+        LOGIN,
+        &broadcaster_scopes(),
+    );
+    let config = config(&fake, &["ninja"], "");
+    let mut daemon = Daemon::start_in(dir.path(), &config, &[]);
+    wait_logged(&daemon, "status", "ninja", |s| s["live"] == false);
+    fake.go_live("ninja", "Day 3", "Chess", 5);
+    let online = wait_logged(&daemon, "online", "ninja", |_| true);
+    assert_eq!(daemon.proc.terminate(), Some(0));
+    let state_file = daemon.state_dir.join("monitor.json");
+    let mut saved: Value = serde_json::from_slice(&std::fs::read(&state_file).unwrap()).unwrap();
+    assert!(
+        saved.get("unannounced").is_none(),
+        "seen back, so not pending: {saved}"
+    );
+    let log_file = daemon.state_dir.join("events.jsonl");
+    let mark_unannounced = |saved: &mut Value| {
+        saved["unannounced"] = json!([online.clone()]);
+        std::fs::write(&state_file, serde_json::to_vec(saved).unwrap()).unwrap();
+    };
+
+    // The log has it: published again, dropped by the hub.
+    mark_unannounced(&mut saved);
+    let mut daemon = Daemon::start_in(dir.path(), &config, &[]);
+    daemon.proc.wait_line(&["publishing again the transitions"]);
+    settle(&fake, 5);
+    assert_eq!(logged(&daemon, "online", "ninja").len(), 1);
+    assert_eq!(daemon.proc.terminate(), Some(0));
+
+    // The log lost it (the kill came before the write): published now, once.
+    let text = std::fs::read_to_string(&log_file).unwrap();
+    let kept: String = text
+        .lines()
+        .filter(|l| !l.contains(online["id"].as_str().unwrap()))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&log_file, kept).unwrap();
+    mark_unannounced(&mut saved);
+    let mut daemon = Daemon::start_in(dir.path(), &config, &[]);
+    let again = wait_logged(&daemon, "online", "ninja", |_| true);
+    assert_eq!(again["id"], online["id"]);
+    settle(&fake, 5);
+    assert_eq!(logged(&daemon, "online", "ninja").len(), 1);
+    assert_eq!(daemon.proc.terminate(), Some(0));
+    let saved: Value = serde_json::from_slice(&std::fs::read(&state_file).unwrap()).unwrap();
+    assert!(saved.get("unannounced").is_none(), "{saved}");
+}
+
 #[test]
 fn eventsub_and_polling_together_report_each_transition_of_the_broadcaster_once() {
     let fake = twitch();

@@ -145,6 +145,10 @@ impl Known {
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct Saved {
     channels: BTreeMap<String, Known>,
+    /// Transitions saved as known but not yet seen back from the hub (so maybe not logged):
+    /// published again at the next start, where the hub drops those it already logged.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    unannounced: Vec<Event>,
 }
 
 /// One stream as Get Streams lists it.
@@ -173,6 +177,8 @@ struct Streams {
 #[derive(Debug, Default)]
 struct Tracker {
     known: BTreeMap<String, Known>,
+    /// See [`Saved::unannounced`].
+    unannounced: Vec<Event>,
     /// Channels polled successfully at least once in this run.
     polled: HashSet<String>,
     /// The status last published per channel in this run.
@@ -184,6 +190,15 @@ struct Tracker {
 struct Change {
     events: Vec<Event>,
     save: bool,
+}
+
+/// Every event id of the monitor starts with this.
+const ID_PREFIX: &str = "monitor:";
+
+/// An online or offline of the monitor's own (not a status update).
+fn is_transition(event: &Event) -> bool {
+    event.id.starts_with(ID_PREFIX)
+        && matches!(event.kind, EventKind::Online(_) | EventKind::Offline(_))
 }
 
 fn online_event(channel: &str, known: &Known) -> Event {
@@ -214,6 +229,7 @@ impl Tracker {
     fn new(saved: Saved) -> Self {
         Self {
             known: saved.channels,
+            unannounced: saved.unannounced,
             ..Self::default()
         }
     }
@@ -221,6 +237,7 @@ impl Tracker {
     fn saved(&self) -> Saved {
         Saved {
             channels: self.known.clone(),
+            unannounced: self.unannounced.clone(),
         }
     }
 
@@ -471,14 +488,19 @@ impl Monitor {
         }
     }
 
+    /// Saves first, with the transitions among `change` marked unannounced, then publishes: a
+    /// crash in between republishes them at the next start instead of losing them.
     async fn publish(&mut self, change: Change) -> bool {
+        self.tracker
+            .unannounced
+            .extend(change.events.iter().filter(|e| is_transition(e)).cloned());
+        if change.save {
+            self.save().await;
+        }
         for event in change.events {
             if self.publisher.event(event).await.is_err() {
                 return false;
             }
-        }
-        if change.save {
-            self.save().await;
         }
         true
     }
@@ -615,9 +637,18 @@ impl Monitor {
         let Some(event) = super::event_of(record, &root, &[Kind::Online, Kind::Offline]) else {
             return true;
         };
+        if event.id.starts_with(ID_PREFIX) {
+            // Our own transition is back from the hub, so the log has it.
+            let before = self.tracker.unannounced.len();
+            self.tracker.unannounced.retain(|e| e.id != event.id);
+            if self.tracker.unannounced.len() != before {
+                self.save().await;
+            }
+            return true;
+        }
         // Test events (triggers, replays) say nothing about the real channel.
         let monitored = self.settings.channels.contains(&event.channel);
-        if !monitored || event.test || event.id.starts_with("monitor:") {
+        if !monitored || event.test {
             return true;
         }
         let change = self.tracker.adopt(&event);
@@ -668,6 +699,21 @@ pub async fn run(
             monitor.settings.channels.len().div_ceil(BATCH),
             monitor.settings.round_interval()
         );
+    }
+    // Once: the hub drops those the log already has, and a copy that stayed marked could be
+    // published again after the dedup window has forgotten it.
+    let unannounced = std::mem::take(&mut monitor.tracker.unannounced);
+    if !unannounced.is_empty() {
+        tracing::info!(
+            count = unannounced.len(),
+            "monitor: publishing again the transitions a crash may have kept out of the log"
+        );
+        for event in unannounced {
+            if monitor.publisher.event(event).await.is_err() {
+                return;
+            }
+        }
+        monitor.save().await;
     }
     let restored = monitor.tracker.restore(&monitor.settings.channels);
     if !monitor
