@@ -567,3 +567,60 @@ fn without_a_client_id_twitch_is_disabled_and_says_why() {
         "{state}"
     );
 }
+
+/// Chat and the Twitch source each hold the broadcaster's token. A public client's refresh
+/// token is single-use, so the second holder must take the token the first one refreshed and
+/// saved, not spend the old refresh token (which would end in "log in again") nor write its
+/// stale copy back over the new one.
+#[test]
+fn two_holders_of_one_account_share_refreshes_through_the_token_file() {
+    use ongwatch::sources::twitch::auth::{OAuth, Tokens};
+
+    let tw = twitch(Mode::Twitch);
+    let fake = &tw.fake;
+    let dir = tempfile::tempdir().unwrap();
+    let stored = fake_twitch::store_token(fake, dir.path(), &all_scopes());
+    let path = fake_twitch::token_path(dir.path(), Account::Broadcaster);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let holder = || {
+        let oauth = OAuth::new(
+            ongwatch::sources::twitch::helix::http_client(),
+            &fake.auth_url(),
+            CLIENT_ID,
+            None,
+        );
+        Tokens::new(
+            oauth,
+            path.clone(),
+            StoredToken::load(&path).unwrap().unwrap(),
+        )
+    };
+    let (source, chat) = (holder(), holder());
+
+    let refreshed = runtime
+        .block_on(source.refresh(&stored.access_token))
+        .unwrap();
+    assert_ne!(refreshed, stored.access_token);
+    assert_eq!(fake.stats().refreshes, 1);
+    let on_disk = StoredToken::load(&path).unwrap().unwrap();
+    assert!(!fake.refresh_token_valid(stored.refresh_token.as_deref().unwrap()));
+
+    // Chat's old access token is refused later: it takes the saved one, Twitch is not asked.
+    let taken = runtime
+        .block_on(chat.refresh(&stored.access_token))
+        .unwrap();
+    assert_eq!(taken, refreshed);
+    assert_eq!(fake.stats().refreshes, 1);
+
+    // An hourly validation by a holder that missed the refresh does not write its old copy back.
+    let _ = runtime.block_on(source.refresh(&refreshed)).unwrap();
+    let newest = StoredToken::load(&path).unwrap().unwrap();
+    assert_ne!(newest.refresh_token, on_disk.refresh_token);
+    let validated = runtime.block_on(chat.validate()).unwrap();
+    assert_eq!(validated.access_token, newest.access_token);
+    assert_eq!(
+        StoredToken::load(&path).unwrap().unwrap().refresh_token,
+        newest.refresh_token
+    );
+    assert!(fake.refresh_token_valid(newest.refresh_token.as_deref().unwrap()));
+}

@@ -382,6 +382,10 @@ impl OAuth {
     }
 }
 
+/// Token refreshes and validations in this process, one at a time, so two holders of one
+/// account never spend the same refresh token (see `Tokens::adopt_newer_from_disk`).
+static REFRESHING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// The live token of one account: hands out the access token, refreshes it, and persists
 /// every change before anyone uses it.
 pub struct Tokens {
@@ -407,10 +411,26 @@ impl Tokens {
         self.current.lock().await.clone()
     }
 
+    /// Takes the token on disk when another holder of the same account (chat and the Twitch
+    /// source each hold one, `ongwatch auth` may run beside the daemon) saved a newer one: a
+    /// public client's refresh token is single-use, so the older copy must not be spent or
+    /// written back.
+    fn adopt_newer_from_disk(&self, current: &mut StoredToken) {
+        if let Ok(Some(stored)) = StoredToken::load(&self.path)
+            && stored.account == current.account
+            && stored.client_id == current.client_id
+            && stored.obtained_at > current.obtained_at
+        {
+            *current = stored;
+        }
+    }
+
     /// Refreshes unless someone already replaced `stale` (several callers may see the same
     /// 401; only the first one spends the refresh token). Returns the access token to use.
     pub async fn refresh(&self, stale: &str) -> Result<String, AuthError> {
+        let _one_at_a_time = REFRESHING.lock().await;
         let mut current = self.current.lock().await;
+        self.adopt_newer_from_disk(&mut current);
         if current.access_token != stale {
             return Ok(current.access_token.clone());
         }
@@ -441,7 +461,12 @@ impl Tokens {
 
     /// Asks Twitch whether the token is still good and what it allows; a 401 refreshes it.
     pub async fn validate(&self) -> Result<StoredToken, AuthError> {
-        let access = self.access().await;
+        let access = {
+            let _one_at_a_time = REFRESHING.lock().await;
+            let mut current = self.current.lock().await;
+            self.adopt_newer_from_disk(&mut current);
+            current.access_token.clone()
+        };
         let validation = match self.oauth.validate(&access).await {
             Err(AuthError::Rejected { status: 401, .. }) => {
                 let access = self.refresh(&access).await?;
@@ -449,7 +474,13 @@ impl Tokens {
             }
             other => other?,
         };
+        let _one_at_a_time = REFRESHING.lock().await;
         let mut current = self.current.lock().await;
+        self.adopt_newer_from_disk(&mut current);
+        if current.access_token != access {
+            // Replaced meanwhile: what was validated is no longer the token to describe.
+            return Ok(current.clone());
+        }
         let mut next = current.clone();
         if !validation.login.is_empty() {
             next.login = validation.login;
