@@ -32,6 +32,17 @@ fn config(fake: &FakeTwitch, channels: &[&str], extra: &str) -> String {
 }
 
 /// credentials.toml with the fake's client id, and a login of `account` stored in the state dir.
+/// The broadcaster logged in with every scope the default subscriptions need.
+fn log_in_broadcaster(fake: &FakeTwitch, dir: &Path) {
+    log_in(
+        fake,
+        dir,
+        Account::Broadcaster,
+        LOGIN,
+        &broadcaster_scopes(),
+    );
+}
+
 fn log_in(fake: &FakeTwitch, dir: &Path, account: Account, login: &str, scopes: &[String]) {
     std::fs::create_dir_all(dir).unwrap();
     std::fs::write(
@@ -102,13 +113,7 @@ fn wait_retained(port: u16, topic: &str, check: impl Fn(&Value) -> bool) -> Valu
 fn polling_offline_online_offline_gives_one_event_each_and_the_retained_status() {
     let fake = twitch();
     let dir = tempfile::tempdir().unwrap();
-    log_in(
-        &fake,
-        dir.path(),
-        Account::Broadcaster,
-        LOGIN,
-        &broadcaster_scopes(),
-    );
+    log_in_broadcaster(&fake, dir.path());
     let daemon = Daemon::start_in(dir.path(), &config(&fake, &["ninja"], ""), &[]);
     let port = daemon.mqtt_port();
 
@@ -155,13 +160,7 @@ fn polling_offline_online_offline_gives_one_event_each_and_the_retained_status()
 fn a_restart_while_live_publishes_no_second_online() {
     let fake = twitch();
     let dir = tempfile::tempdir().unwrap();
-    log_in(
-        &fake,
-        dir.path(),
-        Account::Broadcaster,
-        LOGIN,
-        &broadcaster_scopes(),
-    );
+    log_in_broadcaster(&fake, dir.path());
     let config = config(&fake, &["ninja", "shroud"], "");
     let mut daemon = Daemon::start_in(dir.path(), &config, &[]);
     wait_logged(&daemon, "status", "ninja", |s| s["live"] == false);
@@ -203,13 +202,7 @@ fn a_restart_while_live_publishes_no_second_online() {
 fn a_transition_the_log_missed_is_published_once_after_a_restart() {
     let fake = twitch();
     let dir = tempfile::tempdir().unwrap();
-    log_in(
-        &fake,
-        dir.path(),
-        Account::Broadcaster,
-        LOGIN,
-        &broadcaster_scopes(),
-    );
+    log_in_broadcaster(&fake, dir.path());
     let config = config(&fake, &["ninja"], "");
     let mut daemon = Daemon::start_in(dir.path(), &config, &[]);
     wait_logged(&daemon, "status", "ninja", |s| s["live"] == false);
@@ -259,13 +252,7 @@ fn a_transition_the_log_missed_is_published_once_after_a_restart() {
 fn eventsub_and_polling_together_report_each_transition_of_the_broadcaster_once() {
     let fake = twitch();
     let dir = tempfile::tempdir().unwrap();
-    log_in(
-        &fake,
-        dir.path(),
-        Account::Broadcaster,
-        LOGIN,
-        &broadcaster_scopes(),
-    );
+    log_in_broadcaster(&fake, dir.path());
     let mut daemon = Daemon::start_in(dir.path(), &config(&fake, &[LOGIN], ""), &[]);
     daemon.proc.wait_line(&["monitor", "streamer via EventSub"]);
     let port = daemon.mqtt_port();
@@ -318,13 +305,7 @@ fn an_online_with_a_600_character_title_is_announced_once_within_500_characters(
     let fake = twitch();
     let irc = ScriptedIrc::start(|_| Vec::new());
     let dir = tempfile::tempdir().unwrap();
-    log_in(
-        &fake,
-        dir.path(),
-        Account::Broadcaster,
-        LOGIN,
-        &broadcaster_scopes(),
-    );
+    log_in_broadcaster(&fake, dir.path());
     // The bot sends over IRC (without user:write:chat, Helix is not tried).
     log_in(
         &fake,
