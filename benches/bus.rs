@@ -15,41 +15,24 @@
 //! Latency is measured at 1,000 events/s on each path from the publisher's send to the
 //! subscriber's receipt (both in this process, one clock).
 
+mod support;
+
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::mqttbytes::v5::Packet;
 use rumqttc::v5::{AsyncClient, Event, MqttOptions};
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use support::{Killed, start_daemon, status_kib, wait_until};
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .unwrap_or(18830)
-}
-
-fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !ready() {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "timed out: {what}"
-        );
-        std::thread::sleep(Duration::from_millis(1));
-    }
 }
 
 fn start_mosquitto(dir: &Path) -> (Killed, u16) {
@@ -76,62 +59,6 @@ fn start_mosquitto(dir: &Path) -> (Killed, u16) {
         TcpStream::connect(("127.0.0.1", port)).is_ok()
     });
     (Killed(child), port)
-}
-
-struct Daemon {
-    _child: Killed,
-    pid: u32,
-    mqtt_port: u16,
-    ready_after: Duration,
-}
-
-fn start_daemon(dir: &Path) -> Daemon {
-    let config = dir.join("ongwatch.toml");
-    std::fs::write(&config, "[mqtt]\nlisten = \"127.0.0.1:0\"\nws_listen = \"127.0.0.1:0\"\n[http]\nlisten = \"127.0.0.1:0\"\n").unwrap();
-    let state = dir.join("state");
-    let started = Instant::now();
-    let child = Command::new(env!("CARGO_BIN_EXE_ongwatch"))
-        .args(["run", "--config"])
-        .arg(&config)
-        .arg("--state-dir")
-        .arg(&state)
-        .env("ONGWATCH_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let mut runtime = serde_json::Value::Null;
-    wait_until("runtime.json", || {
-        runtime = std::fs::read(state.join("runtime.json"))
-            .ok()
-            .and_then(|t| serde_json::from_slice(&t).ok())
-            .unwrap_or(serde_json::Value::Null);
-        runtime["mqtt"].is_string()
-    });
-    let ready_after = started.elapsed();
-    let mqtt_port = runtime["mqtt"]
-        .as_str()
-        .and_then(|a| a.rsplit(':').next())
-        .and_then(|p| p.parse().ok())
-        .unwrap();
-    Daemon {
-        _child: Killed(child),
-        pid,
-        mqtt_port,
-        ready_after,
-    }
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
-        })
-        .unwrap_or(0)
 }
 
 fn client(port: u16, id: &str) -> (AsyncClient, rumqttc::v5::EventLoop) {
@@ -317,7 +244,7 @@ async fn main() {
 
     let daemon = start_daemon(dir.path());
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let idle_rss = rss_kib(daemon.pid);
+    let idle_rss = status_kib(daemon.pid, "VmRSS:");
     let embedded = measure(
         daemon.mqtt_port,
         "stream/support/cheers",
@@ -334,7 +261,7 @@ async fn main() {
         2_000_000,
     )
     .await;
-    let busy_rss = rss_kib(daemon.pid);
+    let busy_rss = status_kib(daemon.pid, "VmRSS:");
 
     println!("bus benchmark: {events} events per path, QoS 1, payload = the seed cheer");
     report("mosquitto pub→sub", &bare, bare.rate);

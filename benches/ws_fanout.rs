@@ -16,13 +16,15 @@
 //! publish → daemon (hub, event log, fan-out) → client. Phase 1 runs with the clients only;
 //! phase 2 adds stalled clients that complete the handshake and never read a byte.
 
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+mod support;
+
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::{SinkExt, StreamExt};
+use support::{Daemon, start_daemon, status_kib};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -30,15 +32,6 @@ use tokio_tungstenite::tungstenite::Message;
 const BUCKET_US: u64 = 10;
 const BUCKETS: usize = 200_000;
 const TOPIC: &str = "stream/bench/fanout";
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 struct Settings {
     clients: usize,
@@ -134,54 +127,6 @@ fn stamp(frame: &str) -> Option<(usize, u64)> {
     Some((usize::try_from(number("\"p\":")?).ok()?, number("\"t\":")?))
 }
 
-struct Daemon {
-    _child: Killed,
-    pid: u32,
-    http: String,
-}
-
-fn start_daemon(dir: &Path) -> Daemon {
-    let config = dir.join("ongwatch.toml");
-    std::fs::write(
-        &config,
-        "[mqtt]\nlisten = \"127.0.0.1:0\"\nws_listen = \"127.0.0.1:0\"\n[http]\nlisten = \"127.0.0.1:0\"\n",
-    )
-    .expect("write the config");
-    let state = dir.join("state");
-    let child = Command::new(env!("CARGO_BIN_EXE_ongwatch"))
-        .args(["run", "--config"])
-        .arg(&config)
-        .arg("--state-dir")
-        .arg(&state)
-        .env("ONGWATCH_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start the daemon");
-    let pid = child.id();
-    let child = Killed(child);
-    let started = Instant::now();
-    let http = loop {
-        let runtime: serde_json::Value = std::fs::read(state.join("runtime.json"))
-            .ok()
-            .and_then(|t| serde_json::from_slice(&t).ok())
-            .unwrap_or_default();
-        if let Some(http) = runtime["http"].as_str() {
-            break http.to_owned();
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "the daemon did not start"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    };
-    Daemon {
-        _child: child,
-        pid,
-        http,
-    }
-}
-
 /// User + system CPU time of `pid` in seconds.
 fn cpu_seconds(pid: u32, ticks_per_second: f64) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
@@ -201,16 +146,8 @@ fn cpu_seconds(pid: u32, ticks_per_second: f64) -> f64 {
 
 /// `VmRSS` and `VmHWM` of `pid` in MiB.
 fn rss_mib(pid: u32) -> (f64, f64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let kib = |key: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(key))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (kib("VmRSS:") / 1024.0, kib("VmHWM:") / 1024.0)
+    let mib = |key| status_kib(pid, key) as f64 / 1024.0;
+    (mib("VmRSS:"), mib("VmHWM:"))
 }
 
 fn clock_ticks() -> f64 {
