@@ -450,8 +450,7 @@ fn cli_endpoint(config: &Config, common: &Common) -> Result<Endpoint, Failure> {
     if config.mqtt.mode == MqttMode::Embedded
         && let Some(login) = LocalLogin::read(&state_dir)
     {
-        endpoint.username = Some(login.username);
-        endpoint.password = Some(login.password);
+        login.use_for(&mut endpoint);
     }
     Ok(endpoint)
 }

@@ -167,8 +167,7 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> anyhow::Resul
                             state_dir.display()
                         )
                     })?;
-                    endpoint.username = Some(login.username);
-                    endpoint.password = Some(login.password);
+                    login.use_for(&mut endpoint);
                 }
                 None => LocalLogin::remove(&state_dir),
             }

@@ -4,7 +4,7 @@
 
 use tokio::sync::watch;
 
-use crate::event::{ConnectionState, Event, EventKind, ProviderState, format_time, now};
+use crate::event::{ConnectionState, Event, ProviderState, format_time, now};
 use crate::hub::Publisher;
 use crate::sources::twitch::irc::IrcStatus;
 
@@ -62,18 +62,17 @@ pub async fn report(
         let current = shown(&status.borrow_and_update(), &server, channels_wanted);
         if last.as_ref() != Some(&current) {
             let at = now();
-            let event = Event::new(
-                format!("{PROVIDER}:state:{}", uuid::Uuid::new_v4()),
+            let event = Event::provider_state(
                 PROVIDER,
                 channel.clone(),
-                EventKind::ProviderState(ProviderState {
+                ProviderState {
                     state: current.state,
                     detail: current.detail.clone(),
                     since: format_time(&at),
                     subscriptions: Vec::new(),
-                }),
-            )
-            .at(at);
+                },
+                at,
+            );
             if publisher.event(event).await.is_err() {
                 return;
             }

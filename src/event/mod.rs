@@ -67,6 +67,23 @@ impl Event {
         }
     }
 
+    /// A provider's connection state for `R/system/providers/<provider>`, stamped `at`. Each
+    /// report gets a fresh id: the same state may be reported again, and each report is news.
+    pub fn provider_state(
+        provider: &str,
+        channel: impl Into<String>,
+        state: ProviderState,
+        at: DateTime<Utc>,
+    ) -> Self {
+        Self::new(
+            format!("{provider}:state:{}", uuid::Uuid::new_v4()),
+            provider,
+            channel,
+            EventKind::ProviderState(state),
+        )
+        .at(at)
+    }
+
     pub fn at(mut self, time: DateTime<Utc>) -> Self {
         self.time = time;
         self

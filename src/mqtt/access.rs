@@ -24,6 +24,7 @@ use rmqtt::hook::{Handler, HookResult, Parameter, ReturnType, Type};
 use rmqtt::types::{AuthResult, PublishAclResult};
 use serde::{Deserialize, Serialize};
 
+use super::Endpoint;
 use crate::config::{Config, Credentials, MqttLogin, MqttMode, Problem, Problems};
 use crate::event::filter_matches;
 use crate::secret::{random_secret, same_secret};
@@ -55,6 +56,12 @@ impl LocalLogin {
         crate::state::write_private_atomic(&Self::path(state_dir), &text)
     }
 
+    /// Makes `endpoint` log in as this user.
+    pub fn use_for(self, endpoint: &mut Endpoint) {
+        endpoint.username = Some(self.username);
+        endpoint.password = Some(self.password);
+    }
+
     pub fn remove(state_dir: &Path) {
         let _ = std::fs::remove_file(Self::path(state_dir));
     }
@@ -65,7 +72,8 @@ pub struct Access {
     pub tcp_anonymous: bool,
     pub ws_anonymous: bool,
     users: BTreeMap<String, String>,
-    command_filters: Vec<String>,
+    /// `R/command/#` under the root (every channel's, with a `{channel}` root).
+    command_filter: String,
     command_clients: BTreeSet<String>,
     local: LocalLogin,
 }
@@ -131,7 +139,7 @@ impl Access {
             tcp_anonymous: anonymous(config.mqtt_listen),
             ws_anonymous: anonymous(config.mqtt_ws_listen),
             users,
-            command_filters: command_filters(config),
+            command_filter: config.topic_root.filter_suffix("command/#"),
             command_clients: config.mqtt.command_clients.iter().cloned().collect(),
             local: LocalLogin {
                 username: LOCAL_USER.into(),
@@ -184,17 +192,9 @@ impl Access {
     }
 
     fn may_publish(&self, username: Option<&str>, topic: &str) -> bool {
-        let is_command = self
-            .command_filters
-            .iter()
-            .any(|filter| filter_matches(filter, topic));
-        !is_command || username.is_some_and(|name| self.command_clients.contains(name))
+        !filter_matches(&self.command_filter, topic)
+            || username.is_some_and(|name| self.command_clients.contains(name))
     }
-}
-
-/// `R/command/#` under every root this config can produce.
-fn command_filters(config: &Config) -> Vec<String> {
-    vec![config.topic_root.filter_suffix("command/#")]
 }
 
 struct LoginCheck(std::sync::Arc<Access>);

@@ -204,7 +204,7 @@ fn is_transition(event: &Event) -> bool {
 fn online_event(channel: &str, known: &Known) -> Event {
     let started_at = known.started_at.clone().unwrap_or_default();
     Event::new(
-        format!("monitor:{channel}:online:{started_at}"),
+        format!("{ID_PREFIX}{channel}:online:{started_at}"),
         PROVIDER,
         channel,
         EventKind::Online(Online {
@@ -218,7 +218,7 @@ fn online_event(channel: &str, known: &Known) -> Event {
 fn offline_event(channel: &str, ended: &Known) -> Event {
     let started_at = ended.started_at.clone().unwrap_or_default();
     Event::new(
-        format!("monitor:{channel}:offline:{started_at}"),
+        format!("{ID_PREFIX}{channel}:offline:{started_at}"),
         PROVIDER,
         channel,
         EventKind::Offline(Offline {}),
@@ -249,7 +249,10 @@ impl Tracker {
         }
         self.published.insert(channel.to_owned(), status.clone());
         Some(Event::new(
-            format!("monitor:{channel}:status:{}", uuid::Uuid::new_v4().simple()),
+            format!(
+                "{ID_PREFIX}{channel}:status:{}",
+                uuid::Uuid::new_v4().simple()
+            ),
             PROVIDER,
             channel,
             EventKind::Status(status),

@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::event::{ConnectionState, Event, EventKind, ProviderState, SubscriptionHealth};
+use crate::event::{ConnectionState, Event, ProviderState, SubscriptionHealth};
 
 /// Every duration a provider connection uses, so tests can shrink them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,18 +112,17 @@ impl StateReporter {
             _ => tracing::info!(provider = self.provider, "{detail}"),
         }
         let now = crate::event::now();
-        let event = Event::new(
-            format!("{}:state:{}", self.provider, uuid::Uuid::new_v4()),
+        let event = Event::provider_state(
             self.provider,
             self.channel.clone(),
-            EventKind::ProviderState(ProviderState {
+            ProviderState {
                 state,
                 detail,
                 since: crate::event::format_time(&now),
                 subscriptions,
-            }),
-        )
-        .at(now);
+            },
+            now,
+        );
         self.send(event).await
     }
 
@@ -301,6 +300,7 @@ pub mod json {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::EventKind;
 
     #[test]
     fn backoff_grows_with_jitter_and_caps() {

@@ -21,9 +21,7 @@ use super::eventsub::{Context, Notification, PROVIDER, normalize, raw_event};
 use super::helix::{Helix, Totals, http_client};
 use super::session;
 use crate::config::{Config, Credentials};
-use crate::event::{
-    ConnectionState, Event, EventKind, ProviderState, SubscriptionHealth, format_time, now,
-};
+use crate::event::{ConnectionState, Event, ProviderState, SubscriptionHealth, format_time, now};
 use crate::hub::{BusClosed, Publisher};
 
 /// Twitch's documented limits, shown in the provider state.
@@ -316,20 +314,19 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 /// credentials.toml has no client id for the environment.
 pub async fn disabled(publisher: &Publisher, channel: &str, environment: &str) {
     let at = now();
-    let event = Event::new(
-        format!("{PROVIDER}:state:{}", uuid::Uuid::new_v4()),
+    let event = Event::provider_state(
         PROVIDER,
         channel,
-        EventKind::ProviderState(ProviderState {
+        ProviderState {
             state: ConnectionState::Disabled,
             detail: format!(
                 "credentials.toml has no [twitch.{environment}] client_id; see docs/TWITCH.md"
             ),
             since: format_time(&at),
             subscriptions: Vec::new(),
-        }),
-    )
-    .at(at);
+        },
+        at,
+    );
     let _ = publisher.event(event).await;
 }
 
@@ -655,18 +652,17 @@ impl Source {
                 last_error: s.last_error.clone(),
             })
             .collect();
-        let event = Event::new(
-            format!("{PROVIDER}:state:{}", uuid::Uuid::new_v4()),
+        let event = Event::provider_state(
             PROVIDER,
             self.channel.clone(),
-            EventKind::ProviderState(ProviderState {
+            ProviderState {
                 state: self.state,
                 detail: self.detail.clone(),
                 since: self.since.clone(),
                 subscriptions,
-            }),
-        )
-        .at(at);
+            },
+            at,
+        );
         self.publisher.event(event).await
     }
 }
