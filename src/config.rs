@@ -93,6 +93,16 @@ pub struct MqttConfig {
     pub login: MqttLogin,
     /// `[mqtt.users]` names allowed to publish on `R/command/#`; empty: every client.
     pub command_clients: Vec<String>,
+    /// Browser origins allowed on `ws_listen` besides ongwatch's own pages.
+    pub ws_origins: Vec<String>,
+}
+
+/// `[bots.<name>]`: a bot that logs in as `<name>` and owns the topics it lists.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BotConfig {
+    /// MQTT topic filters only this bot may publish on.
+    pub publish: Vec<String>,
 }
 
 /// Which listeners of the embedded broker require a username and password.
@@ -116,6 +126,7 @@ impl Default for MqttConfig {
             client_id: "ongwatch".into(),
             login: MqttLogin::Remote,
             command_clients: Vec::new(),
+            ws_origins: Vec::new(),
         }
     }
 }
@@ -291,6 +302,8 @@ pub struct Config {
     pub monitor: crate::processors::monitor::MonitorConfig,
     /// `[announce]`, checked (see docs/PROCESSORS.md).
     pub announce: crate::processors::announce::Announce,
+    /// `[bots.<name>]`, by name.
+    pub bots: BTreeMap<String, BotConfig>,
     pub topic_root: TopicRoot,
     pub mqtt_listen: SocketAddr,
     pub mqtt_ws_listen: SocketAddr,
@@ -316,6 +329,7 @@ const SECTIONS: &[&str] = &[
     "dedup",
     "monitor",
     "announce",
+    "bots",
 ];
 
 impl Config {
@@ -419,6 +433,7 @@ impl Config {
             section(&table, "announce", &mut section_problems),
         );
         section_problems.extend(announce_problems);
+        let bots: BTreeMap<String, BotConfig> = section(&table, "bots", &mut section_problems);
         for (key, message) in section_problems {
             problem(&key, message);
         }
@@ -560,6 +575,22 @@ impl Config {
                 "must not be empty; e.g. \"ongwatch\"".into(),
             );
         }
+        for origin in &mqtt.ws_origins {
+            let usable = url::Url::parse(origin).is_ok_and(|url| {
+                matches!(url.scheme(), "http" | "https")
+                    && url.host_str().is_some()
+                    && url.path() == "/"
+                    && !origin.ends_with('/')
+            });
+            if !usable {
+                problem(
+                    "mqtt.ws_origins",
+                    format!(
+                        "{origin:?} is not a browser origin; use scheme://host[:port] with no path, e.g. \"https://overlays.example\""
+                    ),
+                );
+            }
+        }
         if mqtt.command_clients.iter().any(|name| name.is_empty()) {
             problem(
                 "mqtt.command_clients",
@@ -589,6 +620,7 @@ impl Config {
             dedup,
             monitor,
             announce,
+            bots,
             topic_root,
             mqtt_listen,
             mqtt_ws_listen,

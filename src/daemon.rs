@@ -18,7 +18,9 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{Config, Credentials, MqttMode};
 use crate::event::{DaemonState, Event, EventKind, SystemState, format_time, now};
 use crate::hub::{Hub, OverflowPolicy, Publisher};
-use crate::mqtt::access::{Access, LocalLogin};
+use crate::mqtt::access::Access;
+use crate::mqtt::authority;
+use crate::mqtt::ws_front::OriginPolicy;
 use crate::mqtt::{Endpoint, bridge, broker};
 use crate::processors;
 use crate::sinks::{self, eventlog::EventLog};
@@ -150,27 +152,38 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> anyhow::Resul
         http: None,
     };
     let mut embedded = None;
+    let authority = mqtt_access.authority();
+    let origins = OriginPolicy::new(&config.mqtt.ws_origins);
+    let presence_stop = CancellationToken::new();
+    let mut presence_task = None;
     let endpoint = match config.mqtt.mode {
         MqttMode::Off => None,
         MqttMode::Embedded => {
-            let local_login = mqtt_access.local_login().cloned();
-            let broker =
-                broker::start(config.mqtt_listen, config.mqtt_ws_listen, mqtt_access).await?;
+            let local_login = mqtt_access.local_login().clone();
+            let broker = broker::start(
+                config.mqtt_listen,
+                config.mqtt_ws_listen,
+                mqtt_access,
+                origins.clone(),
+            )
+            .await?;
             runtime.mqtt = Some(broker.tcp);
             runtime.mqtt_ws = Some(broker.ws);
             let mut endpoint = Endpoint::local(broker.tcp);
-            match local_login {
-                Some(login) => {
-                    login.write(&state_dir).with_context(|| {
-                        format!(
-                            "cannot write the local MQTT login to {}",
-                            state_dir.display()
-                        )
-                    })?;
-                    login.use_for(&mut endpoint);
-                }
-                None => LocalLogin::remove(&state_dir),
-            }
+            local_login.write(&state_dir).with_context(|| {
+                format!(
+                    "cannot write the local MQTT login to {}",
+                    state_dir.display()
+                )
+            })?;
+            local_login.use_for(&mut endpoint);
+            presence_task = Some(tokio::spawn(authority::publish_presence(
+                authority.clone(),
+                publisher.clone(),
+                config.topic_root.clone(),
+                channel.clone(),
+                presence_stop.clone(),
+            )));
             embedded = Some(broker);
             Some(endpoint)
         }
@@ -190,6 +203,10 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> anyhow::Resul
                 system_topic: system_topic.clone(),
                 online: payload_of(&system_event(DaemonState::Online)),
                 offline: payload_of(&system_event(DaemonState::Offline)),
+                // The embedded broker refuses bots there itself; `ongwatch replay` may publish
+                // there as the daemon's own login. An external broker is not ours to trust.
+                refuse_reserved: (config.mqtt.mode == MqttMode::External)
+                    .then(|| authority.rules().clone()),
             };
             Some(tokio::spawn(bridge::run(
                 options,
@@ -288,6 +305,7 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> anyhow::Resul
                 ws: runtime.mqtt_ws,
                 url: runtime.mqtt_url.clone(),
                 bridge: bridge_task.is_some().then(|| bridge_status.clone()),
+                authority: embedded.is_some().then(|| authority.clone()),
             },
             logins,
         },
@@ -295,6 +313,9 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> anyhow::Resul
     )
     .await?;
     runtime.http = Some(web_server.addr);
+    origins
+        .http_port
+        .store(web_server.addr.port(), std::sync::atomic::Ordering::Relaxed);
 
     publisher
         .event(system_event(DaemonState::Online))
@@ -330,6 +351,11 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> anyhow::Resul
         let _ = task.await;
     }
     for task in socket_tasks {
+        let _ = task.await;
+    }
+    // Presence holds a publisher: stop it before the hub drains.
+    presence_stop.cancel();
+    if let Some(task) = presence_task {
         let _ = task.await;
     }
     // The sources are done: reports still waiting for an EventSub twin go out now.

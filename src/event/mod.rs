@@ -13,7 +13,10 @@ mod topic;
 
 pub use kinds::*;
 pub use time::{format_time, now};
-pub use topic::{Kind, TopicError, TopicRoot, filter_matches, validate_filter, validate_topic};
+pub use topic::{
+    Kind, RESERVED_SUFFIXES, TopicError, TopicRoot, filter_matches, filters_overlap,
+    sanitize_level, validate_filter, validate_topic,
+};
 
 use chrono::{DateTime, Utc};
 use schemars::JsonSchema;

@@ -246,8 +246,50 @@ pub fn filter_matches(filter: &str, topic: &str) -> bool {
     topic_levels.next().is_none()
 }
 
+/// Whether some topic matches both filters (so two owners of them would collide).
+pub fn filters_overlap(a: &str, b: &str) -> bool {
+    if validate_filter(a).is_err() || validate_filter(b).is_err() {
+        return false;
+    }
+    let (mut a_levels, mut b_levels) = (a.split('/'), b.split('/'));
+    loop {
+        match (a_levels.next(), b_levels.next()) {
+            (Some("#"), _) | (_, Some("#")) => return true,
+            (None, None) => return true,
+            // One ran out before the other reached `#` (`x/#` matching `x` is the arm above).
+            (None, Some(_)) | (Some(_), None) => return false,
+            (Some(x), Some(y)) => {
+                if x != "+" && y != "+" && x != y {
+                    return false;
+                }
+            }
+        }
+    }
+}
+
+/// Topic suffixes (below the root) that only ongwatch publishes: every family of the
+/// contract's event and state topics, what providers relay raw, the daemon's system state,
+/// OBS state and command results (CONTRACT §3, topic authority). `synthetic/hype` is not
+/// here: a bot may take it over from the built-in meter. `command/...` requests are not here
+/// either: they are inbound, and `[mqtt] command_clients` governs them.
+pub const RESERVED_SUFFIXES: [&str; 13] = [
+    "support/#",
+    "community/#",
+    "chat/#",
+    "interactive/#",
+    "channel/#",
+    "status",
+    "synthetic/totals",
+    "raw/#",
+    "system/#",
+    "obs/#",
+    "command/+/result",
+    "command/+/+/result",
+    "command/+/+/+/result",
+];
+
 /// Replaces characters that would change a topic's structure in a value placed into one level.
-pub(crate) fn sanitize_level(value: &str) -> String {
+pub fn sanitize_level(value: &str) -> String {
     let cleaned: String = value
         .chars()
         .map(|c| match c {
@@ -354,6 +396,28 @@ mod tests {
         assert!(filter_matches("#", "a/b"));
         assert!(!filter_matches("#", "$SYS/x"));
         assert!(filter_matches("+/support/cheers", "ninja/support/cheers"));
+    }
+
+    #[test]
+    fn overlapping_filters() {
+        assert!(filters_overlap(
+            "stream/synthetic/bpm",
+            "stream/synthetic/bpm"
+        ));
+        assert!(filters_overlap("stream/synthetic/+", "stream/+/bpm"));
+        assert!(filters_overlap("stream/#", "stream/synthetic/bpm"));
+        assert!(filters_overlap("stream/support/#", "stream/support"));
+        assert!(filters_overlap("stream/support", "stream/support/#"));
+        assert!(!filters_overlap(
+            "stream/synthetic/bpm",
+            "stream/synthetic/crowd"
+        ));
+        assert!(!filters_overlap(
+            "stream/synthetic/bpm",
+            "stream/synthetic/bpm/x"
+        ));
+        assert!(!filters_overlap("stream/+", "stream/a/b"));
+        assert!(filters_overlap("+/support/cheers", "ninja/#"));
     }
 
     #[test]

@@ -5,15 +5,17 @@
 //! anonymous, as a browser overlay in OBS on the streamer's machine does; but a client that
 //! sends a username must send a right one, so a typo never degrades to anonymous access.
 //!
-//! `R/command/#` drives chat and triggers, so `[mqtt] command_clients` can limit publishing
-//! there to named users. Refused publishes get "not authorized" (MQTT 5) or are dropped
-//! (3.1.1 has no negative acknowledgement); either way one warning line says who and why.
+//! Who may publish where is topic authority (`authority.rs`): reserved topics, `[bots.*]`
+//! filters, first publishers, and `[mqtt] command_clients` for `R/command/#`. Refused publishes
+//! get "not authorized" (MQTT 5 reason 0x87) or are dropped (3.1.1 has no negative
+//! acknowledgement); one warning line per client and topic says who and why.
 //!
 //! The daemon's own connection and the CLI log in as a local superuser whose password is made
 //! fresh at every start and kept only in the state dir (0600): whoever can read that dir already
-//! owns the daemon, so `ongwatch trigger` keeps working with no extra setup.
+//! owns the daemon, so `ongwatch trigger` keeps working with no extra setup. The superuser is
+//! what makes the daemon's publishes on reserved topics pass, so it is always in use.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -25,8 +27,8 @@ use rmqtt::types::{AuthResult, PublishAclResult};
 use serde::{Deserialize, Serialize};
 
 use super::Endpoint;
+use super::authority::{Authority, Rules};
 use crate::config::{Config, Credentials, MqttLogin, MqttMode, Problem, Problems};
-use crate::event::filter_matches;
 use crate::secret::{random_secret, same_secret};
 
 /// The reserved username of the daemon's own connection and the CLI.
@@ -72,9 +74,7 @@ pub struct Access {
     pub tcp_anonymous: bool,
     pub ws_anonymous: bool,
     users: BTreeMap<String, String>,
-    /// `R/command/#` under the root (every channel's, with a `{channel}` root).
-    command_filter: String,
-    command_clients: BTreeSet<String>,
+    authority: std::sync::Arc<Authority>,
     local: LocalLogin,
 }
 
@@ -121,6 +121,12 @@ impl Access {
                 message: "is reserved for the daemon itself; pick another name".into(),
             });
         }
+        let rules = Rules::new(
+            &config.topic_root,
+            &config.bots,
+            &config.mqtt.command_clients,
+        );
+        problems.extend(rules.problems(&users, &config_file, &credentials_file));
         for name in &config.mqtt.command_clients {
             if !users.contains_key(name) {
                 problems.push(Problem {
@@ -139,8 +145,7 @@ impl Access {
             tcp_anonymous: anonymous(config.mqtt_listen),
             ws_anonymous: anonymous(config.mqtt_ws_listen),
             users,
-            command_filter: config.topic_root.filter_suffix("command/#"),
-            command_clients: config.mqtt.command_clients.iter().cloned().collect(),
+            authority: Authority::new(rules),
             local: LocalLogin {
                 username: LOCAL_USER.into(),
                 password: random_secret(),
@@ -148,25 +153,18 @@ impl Access {
         })
     }
 
-    /// Whether any rule applies; without one the broker runs with no hooks at all.
-    pub fn enforced(&self) -> bool {
-        let wide_open = self.tcp_anonymous
-            && self.ws_anonymous
-            && self.users.is_empty()
-            && self.command_clients.is_empty();
-        !wide_open
+    /// The login of the daemon's own connection and of the CLI.
+    pub fn local_login(&self) -> &LocalLogin {
+        &self.local
     }
 
-    /// The login of the daemon's own connection (None when nothing is enforced).
-    pub fn local_login(&self) -> Option<&LocalLogin> {
-        self.enforced().then_some(&self.local)
+    /// The topic-authority table the broker's hooks fill (presence, counters, owners).
+    pub fn authority(&self) -> std::sync::Arc<Authority> {
+        self.authority.clone()
     }
 
-    /// Installs the login and command rules as rmqtt hooks.
+    /// Installs logins, topic authority and presence as rmqtt hooks.
     pub async fn install(self, scx: &ServerContext) {
-        if !self.enforced() {
-            return;
-        }
         let register = scx.extends.hook_mgr().register();
         let rules = std::sync::Arc::new(self);
         register
@@ -175,9 +173,13 @@ impl Access {
                 Box::new(LoginCheck(rules.clone())),
             )
             .await;
-        if !rules.command_clients.is_empty() {
+        for hook in [
+            Type::MessagePublishCheckAcl,
+            Type::ClientConnected,
+            Type::ClientDisconnected,
+        ] {
             register
-                .add(Type::MessagePublishCheckAcl, Box::new(CommandCheck(rules)))
+                .add(hook, Box::new(AuthorityHooks(rules.authority.clone())))
                 .await;
         }
         register.start().await;
@@ -187,13 +189,13 @@ impl Access {
         if username == self.local.username {
             return same_secret(password, self.local.password.as_bytes()).then_some(true);
         }
+        // Without [mqtt.users] a name is only a label (no [bots.*] can name it): as before
+        // topic authority, any name is let in where anonymous clients are.
+        if self.users.is_empty() {
+            return Some(false);
+        }
         let expected = self.users.get(username)?;
         same_secret(password, expected.as_bytes()).then_some(false)
-    }
-
-    fn may_publish(&self, username: Option<&str>, topic: &str) -> bool {
-        !filter_matches(&self.command_filter, topic)
-            || username.is_some_and(|name| self.command_clients.contains(name))
     }
 }
 
@@ -244,32 +246,47 @@ impl Handler for LoginCheck {
     }
 }
 
-struct CommandCheck(std::sync::Arc<Access>);
+/// Topic authority and presence: every publish of a client that is not the daemon, and every
+/// connect and disconnect (clean, dropped or keepalive expiry) of one.
+struct AuthorityHooks(std::sync::Arc<Authority>);
+
+fn is_local(session: &rmqtt::session::Session) -> bool {
+    session.id.username.as_ref().map(|u| u.as_ref() as &str) == Some(LOCAL_USER)
+}
 
 #[async_trait]
-impl Handler for CommandCheck {
+impl Handler for AuthorityHooks {
     async fn hook(&self, param: &Parameter, acc: Option<HookResult>) -> ReturnType {
-        let Parameter::MessagePublishCheckAcl(session, publish) = param else {
-            return (true, acc);
-        };
-        let username = session.id.username.as_ref().map(|u| u.as_ref() as &str);
-        let topic: &str = publish.inner.topic.as_ref();
-        if self.0.may_publish(username, topic) {
-            return (true, acc);
+        match param {
+            Parameter::MessagePublishCheckAcl(session, publish) => {
+                let username = session.id.username.as_ref().map(|u| u.as_ref() as &str);
+                let client_id: &str = session.id.client_id.as_ref();
+                let topic: &str = publish.inner.topic.as_ref();
+                if let Err(rule) = self.0.check_publish(client_id, username, topic) {
+                    return (
+                        false,
+                        Some(HookResult::PublishAclResult(PublishAclResult::rejected(
+                            false,
+                            Some(rule.name().into()),
+                        ))),
+                    );
+                }
+            }
+            Parameter::ClientConnected(session) if !is_local(session) => {
+                let username = session.id.username.as_ref().map(|u| u.as_ref() as &str);
+                self.0.connected(
+                    session.id.client_id.as_ref(),
+                    username,
+                    session.id.create_time,
+                );
+            }
+            Parameter::ClientDisconnected(session, _) if !is_local(session) => {
+                self.0
+                    .disconnected(session.id.client_id.as_ref(), session.id.create_time);
+            }
+            _ => {}
         }
-        tracing::warn!(
-            topic,
-            client_id = session.id.client_id.as_ref() as &str,
-            username = username.unwrap_or("(anonymous)"),
-            "refused a command publish: only [mqtt] command_clients may publish on command topics"
-        );
-        (
-            false,
-            Some(HookResult::PublishAclResult(PublishAclResult::rejected(
-                false,
-                Some("not in [mqtt] command_clients".into()),
-            ))),
-        )
+        (true, acc)
     }
 }
 
@@ -284,10 +301,11 @@ mod tests {
     }
 
     #[test]
-    fn loopback_defaults_enforce_nothing() {
+    fn loopback_defaults_let_any_name_in_but_not_the_daemons() {
         let access = access("", "").unwrap();
-        assert!(!access.enforced());
-        assert!(access.local_login().is_none());
+        assert!(access.tcp_anonymous && access.ws_anonymous);
+        assert_eq!(access.login("anybot", b"whatever"), Some(false));
+        assert_eq!(access.login(LOCAL_USER, b"guess"), None);
     }
 
     #[test]
@@ -314,15 +332,17 @@ mod tests {
         assert_eq!(access.login("lights", b"l1ght"), Some(false));
         assert_eq!(access.login("lights", b"wrong"), None);
         assert_eq!(access.login("nobody", b"l1ght"), None);
-        let local = access.local_login().unwrap().clone();
+        let local = access.local_login().clone();
         assert_eq!(
             access.login(LOCAL_USER, local.password.as_bytes()),
             Some(true)
         );
-        assert!(access.may_publish(Some("lights"), "stream/command/chat/send"));
-        assert!(!access.may_publish(Some("overlay"), "stream/command/chat/send"));
-        assert!(!access.may_publish(None, "stream/command/trigger"));
-        assert!(access.may_publish(Some("overlay"), "stream/synthetic/bpm"));
+        let authority = access.authority();
+        let check = |login, topic| authority.check_publish("c", login, topic).is_ok();
+        assert!(check(Some("lights"), "stream/command/chat/send"));
+        assert!(!check(Some("overlay"), "stream/command/chat/send"));
+        assert!(!check(None, "stream/command/trigger"));
+        assert!(check(Some("overlay"), "stream/synthetic/bpm"));
     }
 
     #[test]

@@ -28,6 +28,7 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use super::Endpoint;
+use super::authority::Rules;
 use crate::hub::{BoundedQueue, Delivery, Message, Origin, Publisher};
 
 /// Requests waiting inside the MQTT client. Kept small: if the broker comes back without our
@@ -39,6 +40,8 @@ pub struct BridgeStatus {
     pub connected: AtomicBool,
     pub connects: AtomicU64,
     pub received: AtomicU64,
+    /// External mode: inbound publishes on reserved topics, ignored.
+    pub refused: AtomicU64,
 }
 
 pub struct BridgeOptions {
@@ -51,6 +54,9 @@ pub struct BridgeOptions {
     pub system_topic: String,
     pub online: Bytes,
     pub offline: Bytes,
+    /// External mode: inbound publishes on the topics only ongwatch publishes are dropped
+    /// (the external broker let somebody else publish there; see `ongwatch acl`).
+    pub refuse_reserved: Option<Rules>,
 }
 
 /// Connects (retrying in the background) and runs until the output queue is closed by the hub.
@@ -80,6 +86,7 @@ pub async fn run(
         options.endpoint.clone(),
         options.subscribe.clone(),
         (options.system_topic.clone(), options.online.clone()),
+        options.refuse_reserved,
         inbound,
         status.clone(),
         stop_loop.clone(),
@@ -132,6 +139,7 @@ async fn drive(
     endpoint: Endpoint,
     subscribe: Vec<String>,
     online: (String, Bytes),
+    refuse_reserved: Option<Rules>,
     inbound: Publisher,
     status: Arc<BridgeStatus>,
     stop: CancellationToken,
@@ -175,6 +183,15 @@ async fn drive(
                 let Ok(topic) = String::from_utf8(publish.topic.to_vec()) else {
                     continue;
                 };
+                if let Some(rules) = &refuse_reserved
+                    && rules.is_reserved(&topic)
+                {
+                    status.refused.fetch_add(1, Ordering::Relaxed);
+                    if status.refused.load(Ordering::Relaxed) == 1 {
+                        tracing::warn!(%topic, "ignored a publish on a topic only ongwatch publishes; the external broker allowed it: install the rules of `ongwatch acl --mosquitto`. Further ones are only counted");
+                    }
+                    continue;
+                }
                 status.received.fetch_add(1, Ordering::Relaxed);
                 let message = Message::from_bytes(topic, &publish.payload, false, Origin::Mqtt);
                 if inbound.message(message).await.is_err() {

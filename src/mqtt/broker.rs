@@ -14,6 +14,7 @@ use thiserror::Error;
 use tokio::task::JoinHandle;
 
 use super::access::Access;
+use super::ws_front::OriginPolicy;
 
 #[derive(Debug, Error)]
 pub enum BrokerError {
@@ -23,6 +24,12 @@ pub enum BrokerError {
         addr: SocketAddr,
         source: rmqtt::Error,
     },
+    #[error("cannot listen on {key} = \"{addr}\": {source}; pick a free port or stop what uses it")]
+    BindFront {
+        key: &'static str,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 /// A running embedded broker; dropping it stops it.
@@ -30,11 +37,13 @@ pub struct EmbeddedBroker {
     pub tcp: SocketAddr,
     pub ws: SocketAddr,
     task: JoinHandle<()>,
+    front: JoinHandle<()>,
 }
 
 impl Drop for EmbeddedBroker {
     fn drop(&mut self) {
         self.task.abort();
+        self.front.abort();
     }
 }
 
@@ -89,11 +98,12 @@ fn listener(name: &str, addr: SocketAddr, anonymous: bool) -> Builder {
 }
 
 /// Binds both listeners (a taken port is an error here, not a silent failure) and serves
-/// under the given access rules.
+/// under the given access rules; WebSocket clients pass the origin check of `origins` first.
 pub async fn start(
     listen: SocketAddr,
     ws_listen: SocketAddr,
     access: Access,
+    origins: std::sync::Arc<OriginPolicy>,
 ) -> Result<EmbeddedBroker, BrokerError> {
     // rmqtt's defaults are sized for a broker of millions of sessions; a streamer's bus has a
     // few dozen clients.
@@ -117,16 +127,29 @@ pub async fn start(
             addr: listen,
             source,
         })?;
-    let ws = listener("ws", ws_listen, ws_anonymous)
+    // rmqtt's own WebSocket listener is private; the front door on ws_listen checks origins
+    // and tells it the real client address with the PROXY protocol.
+    let private = SocketAddr::from(([127, 0, 0, 1], 0));
+    let ws = listener("ws", private, ws_anonymous)
+        .proxy_protocol(true)
         .bind()
         .and_then(|l| l.ws())
         .map_err(|source| BrokerError::Bind {
+            key: "mqtt.ws_listen",
+            addr: private,
+            source,
+        })?;
+    let front = tokio::net::TcpListener::bind(ws_listen)
+        .await
+        .map_err(|source| BrokerError::BindFront {
             key: "mqtt.ws_listen",
             addr: ws_listen,
             source,
         })?;
     let tcp_addr = tcp.local_addr().unwrap_or(listen);
-    let ws_addr = ws.local_addr().unwrap_or(ws_listen);
+    let ws_private = ws.local_addr().unwrap_or(private);
+    let ws_addr = front.local_addr().unwrap_or(ws_listen);
+    let front = tokio::spawn(super::ws_front::serve(front, ws_private, origins));
     let server = MqttServer::new(scx)
         .listener_by_id(tcp, 1)
         .listener_by_id(ws, 2)
@@ -140,5 +163,6 @@ pub async fn start(
         tcp: tcp_addr,
         ws: ws_addr,
         task,
+        front,
     })
 }

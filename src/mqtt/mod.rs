@@ -5,9 +5,11 @@
 //! embedded and external mode, and what a bot sees is exactly what the daemon published.
 
 pub mod access;
+pub mod authority;
 pub mod bridge;
 pub mod broker;
 pub mod client;
+pub mod ws_front;
 
 use std::time::Duration;
 

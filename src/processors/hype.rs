@@ -6,6 +6,12 @@
 //! the level changes, whether through new support or through decay: the meter wakes up exactly
 //! when the score will fall below the current level's threshold, so it costs nothing while idle.
 //!
+//! The meter steps aside while a bot owns `R/synthetic/hype` (CONTRACT §3, topic authority): it
+//! keeps counting but publishes nothing there, says so on `R/system/providers/hype` and in the
+//! log, and publishes its level again once the bot is gone. It learns of the bot from the bus
+//! itself: the bot's publishes there, and the bot's presence (`R/system/bots/<id>`, whose
+//! `owns` lists the topic while the broker gives it to the bot).
+//!
 //! Time is tokio's clock, so tests drive decay with a paused clock instead of waiting.
 
 use std::collections::{BTreeMap, HashMap};
@@ -14,8 +20,17 @@ use std::sync::Arc;
 use serde::Deserialize;
 use tokio::time::{Duration, Instant};
 
-use crate::event::{Direction, Event, EventKind, Hype, Kind, Tier, TopicRoot};
-use crate::hub::{BoundedQueue, Delivery, Publisher};
+use crate::event::{
+    ConnectionState, Direction, Event, EventKind, Hype, Kind, ProviderState, Tier, TopicRoot,
+    format_time, now,
+};
+use crate::hub::{BoundedQueue, Delivery, Origin, Publisher, Record};
+
+/// How long a bot keeps the hype topic after its last sign of life there (its presence going
+/// offline, or, with no presence as on an external broker, its last publish). The broker's
+/// first-publisher grace.
+const BOT_GRACE: Duration = Duration::from_secs(60);
+const HYPE_SUFFIX: &str = "synthetic/hype";
 
 /// `[hype]`.
 #[derive(Debug, Clone, Deserialize)]
@@ -259,6 +274,17 @@ impl Meter {
         changed
     }
 
+    /// A channel's level and score at `now` (level 0 for a channel never seen).
+    pub fn current(&self, channel: &str, now: Instant) -> Hype {
+        match self.buckets.get(channel) {
+            Some(bucket) => {
+                let score = self.decayed(bucket, now);
+                hype(self.config.level_of(score), score)
+            }
+            None => hype(0, 0.0),
+        }
+    }
+
     /// When the next level drop happens if nothing else does; `None` when every meter is at 0.
     pub fn next_drop(&self) -> Option<Instant> {
         self.buckets
@@ -291,6 +317,111 @@ fn hype_event(channel: &str, state: Hype) -> Event {
     )
 }
 
+/// Which bots hold which channel's hype topic, as the bus tells it.
+#[derive(Debug, Default)]
+struct Owners {
+    /// hype topic → holder (client id, or "" for a bot known only by its publishes) → until
+    /// when (`None`: while it stays online).
+    held: HashMap<String, HashMap<String, Option<Instant>>>,
+}
+
+impl Owners {
+    /// Takes what `record` says about hype ownership; true if it was about that.
+    fn observe(&mut self, record: &Record, root: &TopicRoot, at: Instant) -> bool {
+        let message = &record.message;
+        let Some((_, suffix)) = root.strip(&message.topic) else {
+            return false;
+        };
+        if suffix == HYPE_SUFFIX {
+            if message.origin == Origin::Mqtt {
+                self.held
+                    .entry(message.topic.clone())
+                    .or_default()
+                    .insert(String::new(), Some(at + BOT_GRACE));
+                return true;
+            }
+            return false;
+        }
+        let Some(client) = suffix.strip_prefix("system/bots/") else {
+            return false;
+        };
+        #[derive(Deserialize)]
+        struct Presence {
+            state: String,
+            #[serde(default)]
+            owns: Vec<String>,
+        }
+        let presence = serde_json::from_slice::<Presence>(&message.payload).ok();
+        for holders in self.held.values_mut() {
+            holders.remove(client);
+        }
+        for topic in presence.iter().flat_map(|p| &p.owns) {
+            if root.strip(topic).is_some_and(|(_, s)| s == HYPE_SUFFIX) {
+                let until = match presence.as_ref().map(|p| p.state.as_str()) {
+                    Some("online") => None,
+                    _ => Some(at + BOT_GRACE),
+                };
+                let holders = self.held.entry(topic.clone()).or_default();
+                // The broker names the owner now: its publishes need no separate entry.
+                holders.remove("");
+                holders.insert(client.to_owned(), until);
+            }
+        }
+        true
+    }
+
+    /// The bot holding `topic` at `at`, if any ("a bot" when only its publishes are known).
+    fn holder(&self, topic: &str, at: Instant) -> Option<&str> {
+        self.held.get(topic)?.iter().find_map(|(client, until)| {
+            until
+                .is_none_or(|until| at < until)
+                .then_some(if client.is_empty() {
+                    "a bot"
+                } else {
+                    client.as_str()
+                })
+        })
+    }
+
+    /// When a hold runs out next.
+    fn next_expiry(&self, at: Instant) -> Option<Instant> {
+        self.held
+            .values()
+            .flat_map(|holders| holders.values().flatten())
+            .filter(|until| **until > at)
+            .min()
+            .copied()
+    }
+}
+
+/// `R/system/providers/hype`: whether the built-in meter publishes, or which bot does.
+fn meter_state(channel: &str, topic: &str, holder: Option<&str>) -> Event {
+    let (state, detail) = match holder {
+        None => (
+            ConnectionState::Connected,
+            format!("the built-in hype meter publishes {topic}"),
+        ),
+        Some(bot) => (
+            ConnectionState::Disabled,
+            format!(
+                "{bot} publishes {topic}; the built-in hype meter stepped aside until it leaves"
+            ),
+        ),
+    };
+    let at = now();
+    Event::provider_state(
+        "hype",
+        channel,
+        ProviderState {
+            state,
+            detail,
+            since: format_time(&at),
+            subscriptions: Vec::new(),
+        },
+        at,
+    )
+}
+
 /// Runs until the hub closes `queue`. Publishes level 0 for `channel` at start, so the
 /// retained state never shows a level from before a restart.
 pub async fn run(
@@ -301,35 +432,93 @@ pub async fn run(
 ) {
     let root: TopicRoot = publisher.root().clone();
     let mut meter = Meter::new(config);
-    if publisher
-        .event(hype_event(&channel, hype(0, 0.0)))
-        .await
-        .is_err()
-    {
-        return;
+    let mut owners = Owners::default();
+    // Hype topic → the holder last announced (None: the meter publishes).
+    let mut announced: HashMap<String, Option<String>> = HashMap::new();
+    let start_topic = root.topic(&channel, HYPE_SUFFIX);
+    announced.insert(start_topic.clone(), None);
+    for event in [
+        meter_state(&channel, &start_topic, None),
+        hype_event(&channel, hype(0, 0.0)),
+    ] {
+        if publisher.event(event).await.is_err() {
+            return;
+        }
     }
     loop {
-        let wake = meter.next_drop();
-        let changes = tokio::select! {
+        let at = Instant::now();
+        let wake = [meter.next_drop(), owners.next_expiry(at)]
+            .into_iter()
+            .flatten()
+            .min();
+        let mut changes = tokio::select! {
             record = queue.pop() => {
                 let Some(record) = record else { return };
                 queue.mark_delivered(1);
-                super::event_of(&record, &root, SUPPORT)
-                    .and_then(|event| {
-                        let state = meter.add(&event, Instant::now())?;
-                        Some(vec![(event.channel, state)])
-                    })
-                    .unwrap_or_default()
+                if owners.observe(&record, &root, Instant::now()) {
+                    Vec::new()
+                } else {
+                    super::event_of(&record, &root, SUPPORT)
+                        .and_then(|event| {
+                            let state = meter.add(&event, Instant::now())?;
+                            Some(vec![(event.channel, state)])
+                        })
+                        .unwrap_or_default()
+                }
             }
             _ = sleep_until(wake) => meter.decay(Instant::now()),
         };
+        // Hand-overs: announce them, and publish the meter's level again when a bot left.
+        let at = Instant::now();
+        let mut states = Vec::new();
+        for (topic, last) in &mut announced {
+            let holder = owners.holder(topic, at).map(str::to_owned);
+            if holder == *last {
+                continue;
+            }
+            let Some(channel) = meter_channel(&root, topic, &channel) else {
+                continue;
+            };
+            match &holder {
+                Some(bot) => {
+                    tracing::info!(topic = %topic, bot = %bot, "a bot publishes the hype topic: the built-in hype meter steps aside")
+                }
+                None => {
+                    tracing::info!(topic = %topic, "the bot that published the hype topic is gone: the built-in hype meter publishes again");
+                    changes.push((channel.clone(), meter.current(&channel, at)));
+                }
+            }
+            states.push(meter_state(&channel, topic, holder.as_deref()));
+            *last = holder;
+        }
         for (channel, state) in changes {
+            let topic = root.topic(&channel, HYPE_SUFFIX);
+            let last = announced.entry(topic.clone()).or_insert(None);
+            let holder = owners.holder(&topic, at);
+            if holder.is_some() {
+                if last.is_none() {
+                    *last = holder.map(str::to_owned);
+                    states.push(meter_state(&channel, &topic, holder));
+                }
+                continue;
+            }
             tracing::debug!(%channel, level = state.level, score = state.score, "hype level changed");
             if publisher.event(hype_event(&channel, state)).await.is_err() {
                 return;
             }
         }
+        for state in states {
+            if publisher.event(state).await.is_err() {
+                return;
+            }
+        }
     }
+}
+
+/// The channel a hype topic belongs to: from the topic with a `{channel}` root, else ours.
+fn meter_channel(root: &TopicRoot, topic: &str, own: &str) -> Option<String> {
+    let (channel, _) = root.strip(topic)?;
+    Some(channel.unwrap_or(own).to_owned())
 }
 
 /// Sleeps until `at`, or forever without one.

@@ -29,7 +29,7 @@ use std::sync::Arc;
 use tokio::task::JoinHandle;
 
 use crate::config::Config;
-use crate::event::{Event, Kind, TopicRoot, validate_filter};
+use crate::event::{Event, Kind, TopicRoot, filters_overlap};
 use crate::hub::{BoundedQueue, Delivery, Hub, OverflowPolicy, Publisher, Record};
 
 /// Capacity of each processor's queue (`drop_oldest`: a processor that falls this far behind
@@ -129,27 +129,6 @@ pub fn subscriptions(config: &Config, root_filters: &[String]) -> Vec<String> {
         }
     }
     extra
-}
-
-/// Whether some topic matches both MQTT filters.
-fn filters_overlap(a: &str, b: &str) -> bool {
-    if validate_filter(a).is_err() || validate_filter(b).is_err() {
-        return false;
-    }
-    let mut a = a.split('/');
-    let mut b = b.split('/');
-    loop {
-        match (a.next(), b.next()) {
-            (Some("#"), _) | (_, Some("#")) => return true,
-            (None, None) => return true,
-            (None, Some(_)) | (Some(_), None) => return false,
-            (Some(x), Some(y)) => {
-                if x != "+" && y != "+" && x != y {
-                    return false;
-                }
-            }
-        }
-    }
 }
 
 /// The contract event in `record` if its topic under `root` is one of `kinds`; anything else

@@ -48,6 +48,18 @@ where
     }
 }
 
+/// Every MQTT client seen on the embedded broker, as on `R/system/bots/<id>`, plus refusals.
+/// An external broker's clients are not ours to see: the list is empty there.
+pub async fn bots(State(web): State<Arc<Web>>) -> Response {
+    let bots = web
+        .mqtt
+        .authority
+        .as_ref()
+        .map(|authority| authority.bots())
+        .unwrap_or_default();
+    Json(serde_json::json!({ "bots": bots })).into_response()
+}
+
 pub async fn status(State(web): State<Arc<Web>>) -> Response {
     let view = web.fanout.view();
     let (clients, waiting) = web.fanout.client_stats();
@@ -385,6 +397,41 @@ pub async fn metrics(State(web): State<Arc<Web>>) -> Response {
         ] {
             let n = family_line(&mut out, name, kind, help);
             lines.push(format!("{n} {value}"));
+            flush(&mut out, &mut lines);
+        }
+    }
+
+    if let Some(authority) = &web.mqtt.authority {
+        let bots = authority.bots();
+        for (name, kind, help, pick) in [
+            (
+                "ongwatch_bot_online",
+                "gauge",
+                "1 while the MQTT client is connected to the embedded broker.",
+                (|b: &crate::mqtt::authority::BotInfo| u64::from(b.presence.state == "online"))
+                    as fn(&crate::mqtt::authority::BotInfo) -> u64,
+            ),
+            (
+                "ongwatch_bot_published_total",
+                "counter",
+                "Publishes of the MQTT client that the broker let through.",
+                |b| b.presence.published,
+            ),
+            (
+                "ongwatch_bot_refused_total",
+                "counter",
+                "Publishes of the MQTT client refused by topic authority.",
+                |b| b.presence.refused,
+            ),
+        ] {
+            let n = family_line(&mut out, name, kind, help);
+            for bot in &bots {
+                lines.push(format!(
+                    "{n}{{client_id=\"{}\"}} {}",
+                    label(&bot.client_id),
+                    pick(bot)
+                ));
+            }
             flush(&mut out, &mut lines);
         }
     }

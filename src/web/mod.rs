@@ -45,6 +45,8 @@ pub struct MqttInfo {
     /// The external broker's URL, without credentials.
     pub url: Option<String>,
     pub bridge: Option<Arc<BridgeStatus>>,
+    /// The embedded broker's topic authority: bots, owners, refusals (`/api/bots`).
+    pub authority: Option<Arc<crate::mqtt::authority::Authority>>,
 }
 
 pub struct WebOptions {
@@ -160,6 +162,7 @@ pub async fn start(
         .route("/api/trigger", post(api::trigger))
         .route("/api/auth/twitch", get(auth::status))
         .route("/api/auth/twitch/start", post(auth::start))
+        .route("/api/bots", get(api::bots))
         .route("/metrics", get(api::metrics))
         .with_state(web)
         .layer(middleware::from_fn_with_state(access, access::guard));
