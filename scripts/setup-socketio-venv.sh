@@ -3,6 +3,7 @@
 # Engine.IO 3 server (python-socketio 4.x), because no maintained Rust server speaks EIO 3 and
 # the Streamlabs/StreamElements client must be tested against an implementation we did not write.
 # aiohttp is its websocket-capable async mode (the threading mode has no websocket transport).
+# paho-mqtt is the Python MQTT client bots are written with (tests/bots/seed_bot.py).
 #
 # Idempotent: a venv whose pinned packages import is left alone. Override the location with
 # SOCKETIO_VENV (tests/socketio_providers.rs reads the same variable).
@@ -18,7 +19,8 @@ import importlib.metadata as m
 assert m.version("python-socketio") == "4.6.1"
 assert m.version("python-engineio") == "3.14.2"
 assert m.version("aiohttp") == "3.9.5"
-import aiohttp, socketio, engineio  # noqa: F401
+assert m.version("paho-mqtt") == "2.1.0"
+import aiohttp, socketio, engineio, paho.mqtt.client  # noqa: F401
 PY
 }
 
@@ -35,6 +37,6 @@ fi
 rm -rf "$venv"
 "$python" -m venv "$venv"
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
-    "python-socketio==4.6.1" "python-engineio==3.14.2" "aiohttp==3.9.5"
+    "python-socketio==4.6.1" "python-engineio==3.14.2" "aiohttp==3.9.5" "paho-mqtt==2.1.0"
 check
 echo "socketio venv ready: $venv"

@@ -115,7 +115,7 @@ fn a_public_listener_needs_a_login_and_commands_need_a_command_client() {
     );
     daemon
         .proc
-        .wait_line(&["refused a command publish", "overlay"]);
+        .wait_line(&["refused a publish", "overlay", "command_clients"]);
 
     // A command client drives the daemon; the overlay sees the result.
     let allowed = publish(

@@ -457,11 +457,24 @@ fn websocket_ops_and_bad_frames_keep_the_connection() {
         json!({"op": "unsubscribed", "topics": ["stream/support/cheers"]})
     );
     publish(&daemon, "stream/bots/bpm", json!({"bpm": 91}));
-    publish(&daemon, "stream/support/cheers", json!({"marker": 1}));
+    // Only ongwatch publishes cheers (topic authority): the marker is a triggered one.
+    let refused = post(
+        &daemon,
+        "/api/publish",
+        &json!({"topic": "stream/support/cheers", "payload": {"marker": 1}}),
+    );
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert!(refused.body.contains("topic authority"), "{}", refused.body);
+    let accepted = post(
+        &daemon,
+        "/api/trigger",
+        &json!({"type": "cheer", "user": "marker", "amount": 1}),
+    );
+    assert_eq!(accepted.status, 202, "{}", accepted.body);
     let frame = next_json(&mut client);
     assert_eq!(
-        frame["event"],
-        json!({"marker": 1}),
+        (&frame["topic"], &frame["event"]["user"]),
+        (&json!("stream/support/cheers"), &json!("marker")),
         "no bots/ after unsubscribe"
     );
 

@@ -365,6 +365,15 @@ impl TopicRoot {
         )
     }
 
+    /// Whether only ongwatch may publish `topic` ([`RESERVED_SUFFIXES`] under this root).
+    pub fn is_reserved(&self, topic: &str) -> bool {
+        self.strip(topic).is_some_and(|(_, suffix)| {
+            RESERVED_SUFFIXES
+                .iter()
+                .any(|filter| filter_matches(filter, suffix))
+        })
+    }
+
     /// Splits a topic under this root into (channel if the root is per-channel, suffix).
     pub fn strip<'t>(&self, topic: &'t str) -> Option<(Option<&'t str>, &'t str)> {
         let root_levels = self.template.split('/').count();

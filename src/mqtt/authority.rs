@@ -78,6 +78,7 @@ impl Rule {
 /// The rules, from config alone: reserved filters, bot filters, command rights.
 #[derive(Debug, Clone)]
 pub struct Rules {
+    root: TopicRoot,
     root_filter: String,
     reserved: Vec<String>,
     command_filter: String,
@@ -93,6 +94,7 @@ impl Rules {
         command_clients: &[String],
     ) -> Self {
         Self {
+            root: root.clone(),
             root_filter: root.filter_all(),
             reserved: RESERVED_SUFFIXES
                 .iter()
@@ -125,7 +127,7 @@ impl Rules {
     }
 
     pub fn is_reserved(&self, topic: &str) -> bool {
-        self.reserved.iter().any(|f| filter_matches(f, topic))
+        self.root.is_reserved(topic)
     }
 
     /// The rules that need no state: reserved topics, bot filters, command rights.

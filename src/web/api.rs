@@ -198,6 +198,7 @@ pub async fn publish(
     match web.publish(body.topic, &body.payload, body.retain).await {
         Ok(()) => (StatusCode::ACCEPTED, Json(json!({ "published": topic }))).into_response(),
         Err(e @ PublishError::ShuttingDown) => error_response(StatusCode::SERVICE_UNAVAILABLE, e),
+        Err(e @ PublishError::Ongwatch(_)) => error_response(StatusCode::FORBIDDEN, e),
         Err(e) => error_response(StatusCode::BAD_REQUEST, e),
     }
 }

@@ -341,6 +341,9 @@ impl Web {
         if topic.starts_with('$') {
             return Err(PublishError::Reserved(topic));
         }
+        if self.root.is_reserved(&topic) {
+            return Err(PublishError::Ongwatch(topic));
+        }
         let bytes = serde_json::to_vec(payload).unwrap_or_default();
         let message = Message::from_bytes(topic, &bytes, retain, Origin::Api);
         self.publisher
@@ -356,6 +359,10 @@ pub enum PublishError {
     Topic(#[from] crate::event::TopicError),
     #[error("topic {0:?} starts with '$', which MQTT reserves for the broker")]
     Reserved(String),
+    #[error(
+        "only ongwatch publishes {0:?} (topic authority); publish what your tool knows under another topic, e.g. synthetic/<name>"
+    )]
+    Ongwatch(String),
     #[error("ongwatch is shutting down")]
     ShuttingDown,
 }
