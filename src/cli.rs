@@ -106,6 +106,14 @@ enum Command {
         #[arg(long, env = "ONGWATCH_CREDENTIALS")]
         credentials: Option<PathBuf>,
     },
+    /// Print access rules that enforce topic authority on an external broker.
+    Acl {
+        #[command(flatten)]
+        common: Common,
+        /// A mosquitto acl_file (the only format so far).
+        #[arg(long)]
+        mosquitto: bool,
+    },
     /// Print the JSON Schema of every payload, or the AsyncAPI 3 document.
     Schema {
         #[arg(long)]
@@ -358,6 +366,29 @@ async fn dispatch(command: Command) -> Result<(), Failure> {
             common,
             credentials,
         } => check(&common, credentials),
+        Command::Acl { common, mosquitto } => {
+            if !mosquitto {
+                return Err(Failure::usage(
+                    "name the broker the rules are for: ongwatch acl --mosquitto",
+                ));
+            }
+            let config = load_config(&common)?;
+            let user = crate::mqtt::Endpoint::from_url(&config.mqtt_url)
+                .ok()
+                .and_then(|endpoint| endpoint.username)
+                .ok_or_else(|| {
+                    Failure::usage(
+                        "[mqtt] url has no user: on an external broker ongwatch must log in, so that only it may publish its topics; use e.g. url = \"mqtt://ongwatch:PASSWORD@host:1883\"",
+                    )
+                })?;
+            let rules = crate::mqtt::authority::Rules::new(
+                &config.topic_root,
+                &config.bots,
+                &config.mqtt.command_clients,
+            );
+            print!("{}", rules.mosquitto_acl(&user));
+            Ok(())
+        }
         Command::Schema { asyncapi } => {
             let document = if asyncapi {
                 schema::asyncapi(daemon::VERSION)

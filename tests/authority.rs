@@ -430,3 +430,116 @@ fn a_killed_bot_goes_offline() {
     });
     assert!(presence["since"].is_string(), "{presence}");
 }
+
+#[test]
+fn an_external_mosquitto_with_the_generated_acl_enforces_authority() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker_dir = dir.path().join("mosquitto");
+    std::fs::create_dir_all(&broker_dir).unwrap();
+    let port = free_port();
+    let config = format!(
+        "[mqtt]\nmode = \"external\"\nurl = \"mqtt://ongwatch:d4emon-pw@127.0.0.1:{port}\"\n[http]\nlisten = \"127.0.0.1:0\"\n[bots.bpm]\npublish = [\"stream/synthetic/bpm\"]\n"
+    );
+    let config_path = dir.path().join("acl.toml");
+    std::fs::write(&config_path, &config).unwrap();
+    let acl = ongwatch()
+        .args(["acl", "--mosquitto", "--config"])
+        .arg(&config_path)
+        .output()
+        .unwrap();
+    assert!(acl.status.success(), "{}", output_text(&acl));
+    let acl_text = String::from_utf8(acl.stdout).unwrap();
+    assert!(
+        acl_text.contains("user ongwatch\ntopic readwrite #"),
+        "{acl_text}"
+    );
+    assert!(
+        acl_text.contains("user bpm\ntopic write stream/synthetic/bpm"),
+        "{acl_text}"
+    );
+    // The test's own readiness probes, as a streamer adds topics of their own.
+    std::fs::write(
+        broker_dir.join("acl"),
+        format!("pattern write probe/#\n{acl_text}"),
+    )
+    .unwrap();
+    let passwords = broker_dir.join("passwords");
+    std::fs::write(&passwords, "ongwatch:d4emon-pw\nbpm:bpm-pw\n").unwrap();
+    let converted = Command::new("mosquitto_passwd")
+        .arg("-U")
+        .arg(&passwords)
+        .output()
+        .unwrap();
+    assert!(converted.status.success(), "{}", output_text(&converted));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for file in ["acl", "passwords"] {
+            let _ = std::fs::set_permissions(
+                broker_dir.join(file),
+                std::fs::Permissions::from_mode(0o644),
+            );
+        }
+    }
+    let conf = broker_dir.join("mosquitto.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "listener {port} 127.0.0.1\nallow_anonymous true\npassword_file {}\nacl_file {}\nlog_dest stderr\nlog_type error\n",
+            passwords.display(),
+            broker_dir.join("acl").display()
+        ),
+    )
+    .unwrap();
+    let mosquitto_bin = if std::path::Path::new("/usr/sbin/mosquitto").exists() {
+        "/usr/sbin/mosquitto"
+    } else {
+        "mosquitto"
+    };
+    let _broker = Proc::spawn(
+        "mosquitto",
+        Command::new(mosquitto_bin).arg("-c").arg(&conf),
+    );
+    wait_for("mosquitto to listen", || {
+        TcpStream::connect(("127.0.0.1", port)).ok()
+    });
+    let daemon = Daemon::start_in(dir.path(), &config, &[]);
+    let mut sub = mosquitto_sub(port, "stream/#", &[]);
+
+    let spoof = pub_v(port, "mqttv5", "spoofer", "stream/support/cheers", SPOOF);
+    assert!(
+        output_text(&spoof)
+            .to_lowercase()
+            .contains("not authorized"),
+        "{}",
+        output_text(&spoof)
+    );
+    let bpm = Command::new("mosquitto_pub")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-q", "1"])
+        .args(["-V", "mqttv5", "-t", "stream/synthetic/bpm", "-m", "128"])
+        .args(["-u", "bpm", "-P", "bpm-pw"])
+        .output()
+        .unwrap();
+    assert!(bpm.status.success(), "{}", output_text(&bpm));
+    sub.wait_line(&["stream/synthetic/bpm 128"]);
+    let squatter = pub_v(port, "mqttv5", "squatter", "stream/synthetic/bpm", "1");
+    assert!(
+        output_text(&squatter)
+            .to_lowercase()
+            .contains("not authorized")
+    );
+    let hype = pub_v(
+        port,
+        "mqttv5",
+        "hypebot",
+        "stream/synthetic/hype",
+        "{\"level\":3}",
+    );
+    assert!(hype.status.success(), "{}", output_text(&hype));
+
+    // The daemon, logged in as ongwatch, still publishes its own topics.
+    let trigger = daemon.cli(&["trigger", "cheer", "--user", "real", "--amount", "7"]);
+    assert!(trigger.status.success(), "{}", output_text(&trigger));
+    sub.wait_line(&["stream/support/cheers", "\"user\":\"real\""]);
+    assert_eq!(sub.count_lines("spoofer"), 0);
+}

@@ -126,7 +126,12 @@ impl Access {
             &config.bots,
             &config.mqtt.command_clients,
         );
-        problems.extend(rules.problems(&users, &config_file, &credentials_file));
+        let embedded = config.mqtt.mode == MqttMode::Embedded;
+        problems.extend(rules.problems(
+            embedded.then_some(&users),
+            &config_file,
+            &credentials_file,
+        ));
         for name in &config.mqtt.command_clients {
             if !users.contains_key(name) {
                 problems.push(Problem {

@@ -159,11 +159,12 @@ impl Rules {
         Ok(filter_matches(&self.root_filter, topic))
     }
 
-    /// `[bots.*]` problems: a login that is not in `[mqtt.users]`, a filter that is not a
-    /// filter or overlaps a reserved topic, two bots owning overlapping filters.
+    /// `[bots.*]` problems: a login that is not in `users` (`None`: an external broker keeps
+    /// the logins), a filter that is not a filter or overlaps a reserved topic, two bots owning
+    /// overlapping filters.
     pub fn problems(
         &self,
-        users: &BTreeMap<String, String>,
+        users: Option<&BTreeMap<String, String>>,
         config_file: &str,
         credentials_file: &str,
     ) -> Vec<Problem> {
@@ -176,7 +177,7 @@ impl Rules {
             })
         };
         for (i, (name, filters)) in self.bots.iter().enumerate() {
-            if !users.contains_key(name) {
+            if users.is_some_and(|users| !users.contains_key(name)) {
                 problem(
                     format!("bots.{name}"),
                     format!(
@@ -231,6 +232,92 @@ impl Rules {
             }
         }
         problems
+    }
+}
+
+/// The inbound command topics a client may publish requests on (their `/result` is ours).
+const COMMAND_REQUESTS: [&str; 4] = [
+    "command/trigger",
+    "command/chat/send",
+    "command/obs/scene",
+    "command/obs/request",
+];
+
+impl Rules {
+    /// A mosquitto `acl_file` for an external broker where `daemon_user` is ongwatch's login.
+    ///
+    /// mosquitto's "deny" also stops reading, and an acl_file cannot say "the first publisher
+    /// owns a topic", so writes are granted, never denied: every client reads everything and
+    /// may publish commands and take over `R/synthetic/hype`; a `[bots.<name>]` login gets its
+    /// filters; ongwatch's own login gets everything. Any other topic needs a `[bots.*]` entry
+    /// (or a line the streamer adds, e.g. for `house/#` outside the root).
+    pub fn mosquitto_acl(&self, daemon_user: &str) -> String {
+        let hype = self.root.filter_suffix("synthetic/hype");
+        let hype_owned = self
+            .bots
+            .iter()
+            .any(|(_, filters)| filters.iter().any(|f| filters_overlap(f, &hype)));
+        let commands: Vec<String> = COMMAND_REQUESTS
+            .iter()
+            .map(|suffix| self.root.filter_suffix(suffix))
+            .collect();
+        let mut out = String::new();
+        let mut line = |text: &str| {
+            out.push_str(text);
+            out.push('\n');
+        };
+        line("# Topic authority for an external mosquitto, from `ongwatch acl --mosquitto`.");
+        line(
+            "# In mosquitto.conf: acl_file <this file>, with a password_file for the logins below.",
+        );
+        line("# Writes are granted, never denied (a mosquitto deny also stops reading): topics");
+        line("# ongwatch publishes are writable by ongwatch's login alone. An acl_file cannot say");
+        line(
+            "# \"the first publisher owns a topic\": on this broker a bot publishes under the root",
+        );
+        line(
+            "# only what a [bots.<name>] entry gives its login. Topics of your own outside the root",
+        );
+        line("# need a line of your own, e.g. `pattern write house/#`.");
+        line("");
+        line("# Every client, logged in or not, reads everything.");
+        line("pattern read #");
+        if !hype_owned {
+            line("# Any bot may take over the built-in hype meter's topic.");
+            line(&format!("pattern write {hype}"));
+        }
+        if self.command_clients.is_empty() {
+            line("# Commands ([mqtt] command_clients is empty: every client).");
+            for topic in &commands {
+                line(&format!("pattern write {topic}"));
+            }
+        }
+        line("");
+        line("# ongwatch itself: the login of [mqtt] url.");
+        line(&format!("user {daemon_user}"));
+        line("topic readwrite #");
+        let mut users: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+        for (name, filters) in &self.bots {
+            users
+                .entry(name)
+                .or_default()
+                .extend(filters.iter().cloned());
+        }
+        for name in &self.command_clients {
+            users
+                .entry(name)
+                .or_default()
+                .extend(commands.iter().cloned());
+        }
+        for (name, topics) in users {
+            line("");
+            line(&format!("# [bots.{name}] / [mqtt] command_clients"));
+            line(&format!("user {name}"));
+            for topic in topics {
+                line(&format!("topic write {topic}"));
+            }
+        }
+        out
     }
 }
 
@@ -756,7 +843,7 @@ mod tests {
         let rules = Rules::new(&config.topic_root, &config.bots, &[]);
         let users = BTreeMap::from([("bpm".to_owned(), "x".to_owned())]);
         let problems: Vec<String> = rules
-            .problems(&users, "ongwatch.toml", "credentials.toml")
+            .problems(Some(&users), "ongwatch.toml", "credentials.toml")
             .iter()
             .map(|p| p.to_string())
             .collect();
