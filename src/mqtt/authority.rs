@@ -26,7 +26,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{BotConfig, Problem};
 use crate::event::{
-    RESERVED_SUFFIXES, TopicRoot, filter_matches, filters_overlap, format_time, now, sanitize_level,
+    BotPresence, RESERVED_SUFFIXES, TopicRoot, filter_matches, filters_overlap, format_time, now,
+    sanitize_level,
 };
 use crate::hub::{Message, Origin, Publisher};
 
@@ -321,18 +322,6 @@ impl Rules {
     }
 }
 
-/// What `R/system/bots/<client id>` says, and `/api/bots` (with `client_id` and `refusals`).
-#[derive(Debug, Clone, Serialize)]
-pub struct Presence {
-    pub state: &'static str,
-    pub since: String,
-    pub login: Option<String>,
-    pub owns: Vec<String>,
-    pub published: u64,
-    pub refused: u64,
-    pub last_publish: Option<String>,
-}
-
 #[derive(Debug, Clone, Serialize)]
 pub struct Refusal {
     pub topic: String,
@@ -345,7 +334,7 @@ pub struct Refusal {
 pub struct BotInfo {
     pub client_id: String,
     #[serde(flatten)]
-    pub presence: Presence,
+    pub presence: BotPresence,
     pub refusals: Vec<Refusal>,
 }
 
@@ -410,12 +399,12 @@ impl Registry {
         owns
     }
 
-    fn presence(&self, client_id: &str, bot_filters: &[String]) -> Option<Presence> {
+    fn presence(&self, client_id: &str, bot_filters: &[String]) -> Option<BotPresence> {
         let client = self.clients.get(client_id)?;
         let mut owns = self.owns(client_id);
         owns.extend(bot_filters.iter().cloned());
-        Some(Presence {
-            state: if client.online { "online" } else { "offline" },
+        Some(BotPresence {
+            state: if client.online { "online" } else { "offline" }.into(),
             since: format_time(&client.since),
             login: client.login.clone(),
             owns,
@@ -626,7 +615,7 @@ impl Authority {
 
     /// Drains the changed clients: urgent ones always, the rest only when `all`. Forgets
     /// clients gone for [`FORGET_AFTER`] that own nothing (their presence becomes `None`).
-    fn take_changes(&self, all: bool) -> Vec<(String, Option<Presence>)> {
+    fn take_changes(&self, all: bool) -> Vec<(String, Option<BotPresence>)> {
         let mut registry = self.registry();
         registry.urgent = false;
         let at = Instant::now();
