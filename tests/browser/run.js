@@ -180,6 +180,10 @@ const scenarios = {
     await page.screenshot({ path: path.join(shots, "dashboard-bot-payloads.png"), fullPage: true });
     await overlay.waitForFunction(barSettled, "bar", { timeout: PATIENCE });
     await overlay.screenshot({ path: path.join(shots, "overlay-hype-bot.png"), omitBackground: true });
+    // System lines (provider states, ongwatch online) are hidden while "system" is unticked.
+    const shownSystem = await page.evaluate(() => [...document.querySelectorAll("#feed li")]
+      .filter((li) => ["system", "provider_state"].includes(li.dataset.kind) && li.getClientRects().length).map((li) => li.textContent));
+    if (shownSystem.length) throw new Error(`system lines shown with "system" unticked: ${shownSystem.join("; ")}`);
     // Payloads no test publishes: every shape a bot may send reads as words and numbers.
     const odd = await page.evaluate(() => [{ level: 3 }, 42, "high", { value: 0.7 }, null, "", true, [1, "a", { b: 2 }],
       { level: null, score: "x" }, { a: { b: { c: { d: { e: 1 } } } } }, { n: NaN }, { list: [] }, {}, 1e21, -0.123456]
