@@ -90,14 +90,15 @@
   // Hype: the built-in meter's {level, score} or whatever a bot that took R/synthetic/hype over
   // publishes there (OW.hypeView), with where it came from underneath.
   let hypeTopic = OW.filter(root, "synthetic/hype").replace("+", status.default_channel);
-  function renderHype(hype) {
+  let hype = null;
+  function renderHype() {
     const view = OW.hypeView(hype);
     OW.showHype($("hype-level"), view);
     $("hype-bar").style.width = `${Math.min(100, Math.max(0, view.score ?? 0))}%`;
     let source = "";
     if (OW.isEvent(hype)) source = `hype meter · ${hype.channel}`;
     else if (view.text !== null) {
-      const owner = [...bots.values()].find((b) => (b.owns || []).some((f) => matches(f, hypeTopic)));
+      const owner = [...bots.values()].sort((a, b) => (b.state === "online") - (a.state === "online")).find((b) => (b.owns || []).some((f) => matches(f, hypeTopic)));
       source = owner ? `from bot ${owner.client_id}` : "from a bot";
     }
     $("hype-source").textContent = source;
@@ -183,6 +184,7 @@
     if (offline.length > BOTS_OFFLINE_SHOWN) rows.push(el("tr", {}, [el("td", { className: "muted", colSpan: 2, textContent: `and ${offline.length - BOTS_OFFLINE_SHOWN} more offline` })]));
     if (!rows.length) rows.push(el("tr", {}, [el("td", { className: "muted", textContent: "No bots yet." })]));
     $("bots").replaceChildren(...rows);
+    renderHype(); // its "from bot <client id>" comes from the owned topics
   }
 
   // MQTT filter matching, for the topic filters bots own.
@@ -322,7 +324,8 @@
 
   keepTotals(status.totals);
   await loadBots();
-  renderProviders(); renderAccounts(); renderHype(status.hype); renderTotals(); renderBots(); renderBus();
+  hype = status.hype;
+  renderProviders(); renderAccounts(); renderHype(); renderTotals(); renderBots(); renderBus();
 
   OW.stream([OW.filter(root, "#")], (frame) => {
     const suffix = suffixOf(frame.topic);
@@ -335,7 +338,8 @@
       renderBots();
     } else if (suffix === "synthetic/hype") {
       hypeTopic = frame.topic;
-      renderHype(event);
+      hype = event;
+      renderHype();
     } else if (suffix === "synthetic/totals" && keepTotals(event)) renderTotals();
     if (count(event)) redraw();
     if (!isCommand(frame)) addToFeed(frame, true);
