@@ -170,3 +170,34 @@ fn a_bots_payloads_show_readably_on_the_hype_meter_the_overlay_and_the_feed() {
     );
     expect_ok(run);
 }
+
+#[test]
+fn the_seed_bot_shows_on_the_dashboard_with_its_level_and_presence() {
+    let (_dir, daemon) = start();
+    let venv = std::env::var_os("SOCKETIO_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/socketio-venv"));
+    let python = venv.join("bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: run scripts/setup-test-deps.sh (the Python venv with paho-mqtt)",
+        python.display()
+    );
+    let mut seed = Proc::spawn(
+        "seed bot",
+        Command::new(python)
+            .arg("-u")
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/bots/seed_bot.py"
+            ))
+            .arg(daemon.mqtt_port().to_string()),
+    );
+    seed.wait_line(&["subscribed"]);
+    let mut run = browser(&daemon, "seed_bot", &["seed-hype-bot", "1"]);
+    run.wait_line(&["ready"]);
+    let trigger = daemon.cli(&["trigger", "cheer", "--user", "fan", "--amount", "100"]);
+    assert!(trigger.status.success());
+    seed.wait_line(&["published hype 1"]);
+    expect_ok(run);
+}

@@ -82,6 +82,22 @@ function barSettled(id) {
 }
 
 const scenarios = {
+  // The seed's paho-mqtt bot (the Rust test runs it and triggers a cheer): the dashboard's hype
+  // meter shows the bot's level, names the bot, and the Bots panel lists it online.
+  async seed_bot(page) {
+    const [client, level] = expected;
+    await page.goto(`${base}/`);
+    await page.waitForSelector("body[data-ready=true]", { timeout: PATIENCE });
+    console.log("ready");
+    await page.waitForFunction((level) => document.querySelector("[data-testid=hype-level]").textContent === `level ${level}`, level, { timeout: PATIENCE });
+    await page.waitForFunction((client) => document.getElementById("hype-source").textContent === `from bot ${client}`, client, { timeout: PATIENCE });
+    await page.waitForFunction((client) => {
+      const row = document.querySelector(`[data-testid=bots] [data-bot="${client}"]`);
+      return row && /online/.test(row.textContent) && row.textContent.includes("stream/synthetic/hype");
+    }, client, { timeout: PATIENCE });
+    await page.screenshot({ path: path.join(shots, "dashboard-seed-bot.png"), fullPage: true });
+  },
+
   async dashboard(page, context) {
     const [user, amount] = expected;
     await page.goto(`${base}/`);
