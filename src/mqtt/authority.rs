@@ -38,6 +38,9 @@ pub const OWNER_GRACE: Duration = Duration::from_secs(60);
 const COUNTER_INTERVAL: Duration = Duration::from_secs(5);
 /// An offline client that owns nothing is forgotten (its retained presence cleared) after this.
 const FORGET_AFTER: Duration = Duration::from_secs(3600);
+/// Distinct refused topics remembered per client; more are only counted, so a client spraying
+/// refused publishes over many topics cannot grow the table without bound.
+const MAX_REFUSED_TOPICS: usize = 100;
 
 /// Why a publish was refused; the words appear in the log, `/api/bots` and `/metrics`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -520,12 +523,15 @@ impl Authority {
             }
             Err(rule) => {
                 client.refused += 1;
-                let entry = client
-                    .refusals
-                    .entry(topic.to_owned())
-                    .or_insert_with(|| (rule.clone(), 0));
-                entry.1 += 1;
-                if entry.1 == 1 {
+                let known = client.refusals.contains_key(topic);
+                if known || client.refusals.len() < MAX_REFUSED_TOPICS {
+                    let entry = client
+                        .refusals
+                        .entry(topic.to_owned())
+                        .or_insert_with(|| (rule.clone(), 0));
+                    entry.1 += 1;
+                }
+                if !known {
                     urgent = true;
                     tracing::warn!(
                         client_id,
@@ -633,6 +639,27 @@ impl Authority {
             registry.clients.remove(id);
             registry.owners.retain(|_, owner| owner != id);
             registry.dirty.insert(id.clone(), true);
+        }
+        if all {
+            // Ownership lapses 60 s after the owner left: drop it from the table, so `owns`
+            // says so and a bot publishing many topics does not leave them behind forever.
+            let registry = &mut *registry;
+            let lapsed: Vec<String> = registry
+                .owners
+                .iter()
+                .filter(|(_, owner)| {
+                    !registry
+                        .clients
+                        .get(owner.as_str())
+                        .is_some_and(|c| c.active(at))
+                })
+                .map(|(topic, _)| topic.clone())
+                .collect();
+            for topic in lapsed {
+                if let Some(owner) = registry.owners.remove(&topic) {
+                    registry.dirty.insert(owner, true);
+                }
+            }
         }
         let ids: Vec<String> = registry
             .dirty
