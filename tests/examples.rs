@@ -290,7 +290,7 @@ fn the_overlay_resumes_with_since_after_a_restart() {
     let first_seq = daemon
         .log_lines()
         .iter()
-        .find(|l| l["event"]["user"] == "first")
+        .find(|l| l["topic"] == "stream/support/cheers" && l["event"]["user"] == "first")
         .and_then(|l| l["seq"].as_u64())
         .expect("the first cheer in the log");
 

@@ -25,7 +25,7 @@ async function main() {
     page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
     page.on("websocket", (ws) => console.log(`websocket ${ws.url()}`));
     await page.goto(url);
-    await page.waitForSelector("body[data-connected=true]", { timeout: PATIENCE });
+    await page.waitForSelector("body[data-connected=true]", { state: "attached", timeout: PATIENCE });
     console.log("ready");
     for (const text of expected) {
       await page.waitForFunction((text) => document.body.innerText.includes(text), text, { timeout: PATIENCE });
