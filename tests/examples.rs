@@ -172,6 +172,48 @@ fn the_alert_bot_prints_a_line_per_cheer() {
 }
 
 #[test]
+fn the_alert_bot_shows_a_redelivered_cheer_once() {
+    // Under another root than the daemon's, the test may publish the cheer itself: twice, with
+    // the same id, as an at-least-once redelivery would.
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start_in(dir.path(), EPHEMERAL, &[]);
+    let port = daemon.mqtt_port();
+    let mut bot = Proc::spawn(
+        "alert_bot.py",
+        python_example("alert_bot.py")
+            .arg(format!("mqtt://127.0.0.1:{port}"))
+            .env("ONGWATCH_ROOT", "replay"),
+    );
+    bot.wait_line(&["alert bot: subscribed to replay/support/cheers"]);
+    let cheer = |id: &str, user: &str| {
+        json!({"v": 1, "id": id, "type": "cheer", "provider": "twitch", "channel": "c",
+            "user": user, "amount": 5, "currency": "bits", "message": "hi", "anonymous": false,
+            "time": "2026-03-13T20:01:02.345Z", "test": false})
+        .to_string()
+    };
+    mosquitto_pub(
+        port,
+        "replay/support/cheers",
+        &cheer("twitch:a", "twice"),
+        &[],
+    );
+    mosquitto_pub(
+        port,
+        "replay/support/cheers",
+        &cheer("twitch:a", "twice"),
+        &[],
+    );
+    mosquitto_pub(
+        port,
+        "replay/support/cheers",
+        &cheer("twitch:b", "marker"),
+        &[],
+    );
+    bot.wait_line(&["marker cheered 5 bits: hi"]);
+    assert_eq!(bot.count_lines("twice cheered"), 1, "{:?}", bot.seen);
+}
+
+#[test]
 fn the_crowd_bot_owns_its_topic_and_leaves_a_will() {
     let dir = tempfile::tempdir().unwrap();
     let daemon = Daemon::start_in(dir.path(), EPHEMERAL, &[]);
