@@ -476,8 +476,8 @@ pub fn asyncapi(version: &str) -> Value {
         json!({
             "name": "bot_presence",
             "title": "bot_presence",
-            "summary": "Presence of an MQTT client: online/offline, login, owned topics, counters.",
-            "description": "QoS 1, retained. Cleared (empty payload) when an offline client that owns nothing is forgotten after an hour.",
+            "summary": "Presence of an MQTT client: online/offline, login, owned topics, counters. Cleared (empty payload) when an offline client that owns nothing is forgotten after an hour.",
+            "description": "QoS 1, retained.",
             "contentType": "application/json",
             "payload": {"$ref": "#/components/schemas/BotPresence"},
             "examples": [{"name": "bot_presence", "payload": BotPresence::example()}]
