@@ -30,7 +30,8 @@ const topics = [];
 for (const channel of Object.values(asyncapi.channels)) {
   for (const [type, message] of Object.entries(channel.messages)) {
     const component = asyncapi.components.messages[type];
-    if (!component) continue; // inbound command topics carry no event
+    // Inbound command topics carry no event; bot presence is not an event (botPresenceTopic).
+    if (!component || component.payload?.$ref !== "#/components/schemas/Event") continue;
     const suffix = channel.address.replace(/^\{root\}\//, "");
     topics.push({ type, suffix, retained: component.description === "QoS 1, retained." });
   }

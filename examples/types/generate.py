@@ -53,7 +53,8 @@ topics = []
 for channel in asyncapi["channels"].values():
     for kind in channel["messages"]:
         component = asyncapi["components"]["messages"].get(kind)
-        if component is None:  # inbound command topics carry no event
+        # Inbound command topics carry no event; bot presence is not an event (bot_presence_topic).
+        if component is None or component.get("payload", {}).get("$ref") != "#/components/schemas/Event":
             continue
         suffix = channel["address"].removeprefix("{root}/")
         topics.append((kind, suffix, component["description"] == "QoS 1, retained."))

@@ -582,7 +582,6 @@ export const TOPIC_SUFFIX = {
   system: "system/ongwatch",
   provider_state: "system/providers/{provider}",
   raw: "raw/{provider}/{upstreamType}",
-  bot_presence: "system/bots/{clientId}",
 } as const satisfies Record<Event["type"], string>;
 
 /** Retained state (a new subscriber gets the latest at once) or an event (QoS 1, not retained). */
@@ -614,7 +613,6 @@ export const RETAINED = {
   system: true,
   provider_state: true,
   raw: false,
-  bot_presence: true,
 } as const satisfies Record<Event["type"], boolean>;
 
 /** The full topic of an event type, e.g. topicOf("cheer") === "stream/support/cheers". */

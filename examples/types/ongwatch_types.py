@@ -1348,7 +1348,6 @@ TOPIC_SUFFIX: dict[str, str] = {
     'system': 'system/ongwatch',
     'provider_state': 'system/providers/{provider}',
     'raw': 'raw/{provider}/{upstreamType}',
-    'bot_presence': 'system/bots/{clientId}',
 }
 
 # Retained state (a new subscriber gets the latest at once) or an event (QoS 1, not retained).
@@ -1380,7 +1379,6 @@ RETAINED: dict[str, bool] = {
     'system': True,
     'provider_state': True,
     'raw': False,
-    'bot_presence': True,
 }
 
 
