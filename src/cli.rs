@@ -593,13 +593,17 @@ async fn tail(
         // in runtime.json again (a restarted daemon may listen on another port).
         let mut client = loop {
             let reached = reach_daemon(config, global, "ongwatch-tail", Duration::ZERO).await;
-            let why = match reached {
+            let unreached = match reached {
                 Ok(mut client) => match client.subscribe(&filters).await {
                     Ok(()) => break client,
-                    Err(e) => e.to_string(),
+                    // Gone between the CONNACK and the SUBACK: as absent as never there.
+                    Err(e) => Unreached::Absent(e.to_string()),
                 },
-                Err(Unreached::Absent(why)) if waits => why,
-                Err(unreached) => return Err(unreached.into_failure()),
+                Err(unreached) => unreached,
+            };
+            let why = match unreached {
+                Unreached::Absent(why) if waits => why,
+                unreached => return Err(unreached.into_failure()),
             };
             if !announced {
                 eprintln!("tail: waiting for the daemon: {why}; {START_THE_DAEMON}");
