@@ -35,22 +35,25 @@ struct Cli {
     command: Command,
 }
 
+/// The help heading of the options every command accepts.
+const GLOBAL: &str = "Global options";
+
 /// Options every command accepts, before or after its name (CONTRACT §1). Commands that do not
 /// need one (e.g. `trigger` and credentials) accept it all the same, so one set of options, an
 /// alias or a service file's environment works for every command.
 #[derive(Args, Clone)]
 struct Global {
     /// ongwatch.toml (default: ./ongwatch.toml if it exists, else built-in defaults).
-    #[arg(long, env = "ONGWATCH_CONFIG", global = true, value_name = "FILE")]
+    #[arg(long, env = "ONGWATCH_CONFIG", global = true, value_name = "FILE", help_heading = GLOBAL)]
     config: Option<PathBuf>,
     /// credentials.toml (default: ./credentials.toml if it exists); used by run, check and auth.
-    #[arg(long, env = "ONGWATCH_CREDENTIALS", global = true, value_name = "FILE")]
+    #[arg(long, env = "ONGWATCH_CREDENTIALS", global = true, value_name = "FILE", help_heading = GLOBAL)]
     credentials: Option<PathBuf>,
     /// Where the event log, tokens and runtime.json live (default: the platform data dir).
-    #[arg(long, env = "ONGWATCH_STATE_DIR", global = true, value_name = "DIR")]
+    #[arg(long, env = "ONGWATCH_STATE_DIR", global = true, value_name = "DIR", help_heading = GLOBAL)]
     state_dir: Option<PathBuf>,
     /// Selects [<provider>.<environment>] in credentials.toml (overrides `environment` in the config).
-    #[arg(long, env = "ONGWATCH_ENVIRONMENT", global = true, value_name = "NAME")]
+    #[arg(long, env = "ONGWATCH_ENVIRONMENT", global = true, value_name = "NAME", help_heading = GLOBAL)]
     environment: Option<String>,
 }
 
@@ -70,7 +73,7 @@ enum Command {
     },
     /// Inject a test event into the running daemon; it comes out with "test": true.
     #[command(
-        after_help = "Examples:\n  ongwatch trigger cheer --user alinsa_vix --amount 2490 --message \"Cheer2490 CHAOS\"\n  ongwatch trigger sub --user viewer1 --field tier=2000\n  ongwatch trigger hypetrain --field phase=end --amount 5000\n\nWith no daemon answering it prints one line naming the address it tried and exits 1."
+        after_help = "With no daemon answering it prints one line naming the address it tried and exits 1.\n\nExamples:\n  ongwatch trigger cheer --user alinsa_vix --amount 2490 --message \"Cheer2490 CHAOS\"\n  ongwatch trigger sub --user viewer1 --field tier=2000\n  ongwatch trigger hypetrain --field phase=end --amount 5000"
     )]
     Trigger {
         /// cheer, tip, sub, resub, gift, follow, raid, redemption, chat, online, offline, hypetrain, poll, prediction
@@ -100,7 +103,7 @@ enum Command {
     },
     /// Live, readable view of the bus.
     #[command(
-        after_help = "Examples:\n  ongwatch tail                                  # everything under the topic root\n  ongwatch tail 'stream/support/#' --json        # one JSON object per line\n  ongwatch tail --wait                           # start before the daemon; survives its restarts\n\nA daemon that goes away while tail runs is reported once, and tail goes on when it is back."
+        after_help = "A daemon that goes away while tail runs is reported once, and tail goes on when it is back.\n\nExamples:\n  ongwatch tail                                  # everything under the topic root\n  ongwatch tail 'stream/support/#' --json        # one JSON object per line\n  ongwatch tail --wait                           # start it before the daemon"
     )]
     Tail {
         /// MQTT filters, e.g. 'stream/support/#' (default: everything under the topic root).
@@ -139,7 +142,7 @@ enum Command {
     },
     /// Republish a recorded event log onto the bus (flagged test unless --as-live).
     #[command(
-        after_help = "Examples:\n  ongwatch replay ~/.local/share/ongwatch/events.jsonl --speed 10\n  ongwatch replay recorded.jsonl --speed 0          # as fast as the broker takes it\n  ongwatch replay recorded.jsonl --all-topics       # commands and system states too\n\nIt ends with what it published and skipped per topic family, and why."
+        after_help = "It ends with what it published and skipped per topic family, and why.\n\nExamples:\n  ongwatch replay ~/.local/share/ongwatch/events.jsonl --speed 10\n  ongwatch replay recorded.jsonl --speed 0          # as fast as the broker takes it\n  ongwatch replay recorded.jsonl --all-topics       # commands and system states too"
     )]
     Replay {
         /// An event log: one {"seq","topic","event"} per line, e.g. <state dir>/events.jsonl.
@@ -985,15 +988,15 @@ mod tests {
                 .get_after_help()
                 .map(|h| h.to_string())
                 .unwrap_or_default();
-            let examples = after
+            let examples: Vec<&str> = after
                 .lines()
                 .skip_while(|l| *l != "Examples:")
                 .skip(1)
-                .take_while(|l| l.starts_with("  ongwatch "))
-                .count();
+                .collect();
             assert!(
-                (2..=3).contains(&examples),
-                "`{path} --help` ends with {examples} examples: {after:?}"
+                (2..=3).contains(&examples.len())
+                    && examples.iter().all(|l| l.starts_with("  ongwatch ")),
+                "`{path} --help` does not end with two or three examples: {after:?}"
             );
             for arg in command.get_arguments() {
                 let id = arg.get_id().as_str();

@@ -298,14 +298,17 @@ fn every_help_ends_with_examples() {
         let out = finish(ongwatch().args(command));
         assert!(out.status.success(), "{command:?}");
         let help = String::from_utf8_lossy(&out.stdout);
-        let examples = help.split("Examples:").nth(1).unwrap_or_default();
+        let examples: Vec<&str> = help
+            .split("Examples:")
+            .nth(1)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .collect();
         assert!(
-            examples
-                .lines()
-                .filter(|l| l.trim_start().starts_with("ongwatch "))
-                .count()
-                >= 2,
-            "{command:?}: {help}"
+            (2..=3).contains(&examples.len())
+                && examples.iter().all(|l| l.starts_with("  ongwatch ")),
+            "{command:?} does not end with two or three examples: {help}"
         );
         for global in ["--config", "--credentials", "--state-dir", "--environment"] {
             assert!(help.contains(global), "{command:?} lacks {global}: {help}");
