@@ -4,7 +4,7 @@
 //! PUBLISH with a PUBACK. The [`Tracker`] follows every publish through rumqttc's event loop to
 //! its PUBACK and keeps the **watermark**: the highest `seq` such that every record the bridge
 //! was handed up to it has been acknowledged. The watermark is written to [`FILE`] in the state
-//! dir at most every [`SAVE_EVERY`] and at a clean shutdown (a temp file renamed over the old
+//! dir when it moved, at most every [`SAVE_EVERY`], and at a clean shutdown (a temp file renamed over the old
 //! one: a `kill -9` leaves the old or the new one; no fsync, a kill does not lose the page
 //! cache). At start the daemon publishes again every logged record after it
 //! ([`crate::sinks::eventlog::unacked_after`]), with its id: delivery is at least once across a
@@ -31,8 +31,9 @@ use crate::hub::Delivery;
 
 /// The watermark's file in the state dir.
 pub const FILE: &str = "mqtt-acked.json";
-/// How often at most the watermark is written while it moves.
-pub const SAVE_EVERY: Duration = Duration::from_millis(200);
+/// How often at most the watermark is written while it moves: what the broker acknowledged
+/// within this time before a crash is published again (tests/crash.rs measures how much).
+pub const SAVE_EVERY: Duration = Duration::from_millis(50);
 
 #[derive(Serialize, Deserialize)]
 struct Stored {

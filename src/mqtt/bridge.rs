@@ -213,8 +213,8 @@ pub async fn run(
     let _ = saver.await;
 }
 
-/// Writes the watermark whenever it moved, at most every [`acked::SAVE_EVERY`], and once more
-/// when stopped.
+/// Writes the watermark when a PUBACK moved it, at most every [`acked::SAVE_EVERY`], and once
+/// more when stopped.
 async fn save_watermark(
     state_dir: PathBuf,
     mut saved: u64,
@@ -222,26 +222,37 @@ async fn save_watermark(
     stop: CancellationToken,
 ) {
     let mut failed = false;
-    loop {
-        let stopping = tokio::select! {
-            () = tokio::time::sleep(acked::SAVE_EVERY) => false,
-            () = stop.cancelled() => true,
-        };
+    let mut save = |saved: &mut u64| {
         let watermark = shared.tracker().watermark();
-        if watermark != saved {
-            match acked::store(&state_dir, watermark) {
-                Ok(()) => {
-                    saved = watermark;
-                    failed = false;
-                }
-                Err(e) if !failed => {
-                    failed = true;
-                    tracing::warn!(path = %acked::path(&state_dir).display(), error = %e, "cannot save the MQTT watermark; after a crash more events are published again");
-                }
-                Err(_) => {}
-            }
+        if watermark == *saved {
+            return;
         }
-        if stopping {
+        match acked::store(&state_dir, watermark) {
+            Ok(()) => {
+                *saved = watermark;
+                failed = false;
+            }
+            Err(e) if !failed => {
+                failed = true;
+                tracing::warn!(path = %acked::path(&state_dir).display(), error = %e, "cannot save the MQTT watermark; after a crash more events are published again");
+            }
+            Err(_) => {}
+        }
+    };
+    loop {
+        let progress = shared.progress.notified();
+        tokio::pin!(progress);
+        progress.as_mut().enable();
+        save(&mut saved);
+        let go_on = tokio::select! {
+            () = progress => tokio::select! {
+                () = tokio::time::sleep(acked::SAVE_EVERY) => true,
+                () = stop.cancelled() => false,
+            },
+            () = stop.cancelled() => false,
+        };
+        if !go_on {
+            save(&mut saved);
             return;
         }
     }
