@@ -4,7 +4,8 @@
 //! PUBLISH with a PUBACK. The [`Tracker`] follows every publish through rumqttc's event loop to
 //! its PUBACK and keeps the **watermark**: the highest `seq` such that every record the bridge
 //! was handed up to it has been acknowledged. The watermark is written to [`FILE`] in the state
-//! dir when it moved, at most every [`SAVE_EVERY`], and at a clean shutdown (a temp file renamed over the old
+//! dir when it moved, at most every [`SAVE_EVERY`] or once it moved by [`SAVE_RECORDS`], and at
+//! a clean shutdown (a temp file renamed over the old
 //! one: a `kill -9` leaves the old or the new one; no fsync, a kill does not lose the page
 //! cache). At start the daemon publishes again every logged record after it
 //! ([`crate::sinks::eventlog::unacked_after`]), with its id: delivery is at least once across a
@@ -34,6 +35,8 @@ pub const FILE: &str = "mqtt-acked.json";
 /// How often at most the watermark is written while it moves: what the broker acknowledged
 /// within this time before a crash is published again (tests/crash.rs measures how much).
 pub const SAVE_EVERY: Duration = Duration::from_millis(50);
+/// ... or sooner, once it moved by this many records (a burst acknowledges thousands a second).
+pub const SAVE_RECORDS: u64 = 500;
 
 #[derive(Serialize, Deserialize)]
 struct Stored {
@@ -44,8 +47,14 @@ pub fn path(state_dir: &Path) -> PathBuf {
     state_dir.join(FILE)
 }
 
+/// One daemon writes per state dir: one temp name, which a kill mid-write may leave behind.
+fn tmp_path(state_dir: &Path) -> PathBuf {
+    state_dir.join(format!(".{FILE}.tmp"))
+}
+
 /// The stored watermark; `None` when there is none (first start) or it does not parse (said once).
 pub fn load(state_dir: &Path) -> Option<u64> {
+    let _ = std::fs::remove_file(tmp_path(state_dir));
     let path = path(state_dir);
     let bytes = match std::fs::read(&path) {
         Ok(bytes) => bytes,
@@ -68,7 +77,7 @@ pub fn load(state_dir: &Path) -> Option<u64> {
 pub fn store(state_dir: &Path, acked_seq: u64) -> std::io::Result<()> {
     use std::io::Write as _;
     let path = path(state_dir);
-    let tmp = state_dir.join(format!(".{FILE}.tmp-{}", std::process::id()));
+    let tmp = tmp_path(state_dir);
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]

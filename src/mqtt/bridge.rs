@@ -213,8 +213,8 @@ pub async fn run(
     let _ = saver.await;
 }
 
-/// Writes the watermark when a PUBACK moved it, at most every [`acked::SAVE_EVERY`], and once
-/// more when stopped.
+/// Writes the watermark when a PUBACK moved it: at most every [`acked::SAVE_EVERY`], or sooner
+/// once it moved by [`acked::SAVE_RECORDS`]; and once more when stopped.
 async fn save_watermark(
     state_dir: PathBuf,
     mut saved: u64,
@@ -239,21 +239,32 @@ async fn save_watermark(
             Err(_) => {}
         }
     };
+    let mut next_due: Option<tokio::time::Instant> = None;
     loop {
         let progress = shared.progress.notified();
         tokio::pin!(progress);
         progress.as_mut().enable();
-        save(&mut saved);
-        let go_on = tokio::select! {
-            () = progress => tokio::select! {
-                () = tokio::time::sleep(acked::SAVE_EVERY) => true,
-                () = stop.cancelled() => false,
-            },
-            () = stop.cancelled() => false,
-        };
-        if !go_on {
+        let watermark = shared.tracker().watermark();
+        let due = next_due.is_some_and(|due| tokio::time::Instant::now() >= due);
+        if watermark != saved && (due || watermark >= saved + acked::SAVE_RECORDS) {
             save(&mut saved);
-            return;
+            next_due = None;
+        } else if watermark != saved && next_due.is_none() {
+            next_due = Some(tokio::time::Instant::now() + acked::SAVE_EVERY);
+        }
+        let until_due = async {
+            match next_due {
+                Some(due) => tokio::time::sleep_until(due).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = progress => {}
+            () = until_due => {}
+            () = stop.cancelled() => {
+                save(&mut saved);
+                return;
+            }
         }
     }
 }
