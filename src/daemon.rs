@@ -145,6 +145,8 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> anyhow::Resul
                 tracing::error!(path = %log_path.display(), error = %e, "cannot read the event log back; events the MQTT broker had not acknowledged before the restart are not published again");
             }
         }
+    } else {
+        acked::forget(&state_dir);
     }
     let hub_stop = CancellationToken::new();
     let hub_task = tokio::spawn(hub.run(hub_stop.clone()));

@@ -73,6 +73,12 @@ pub fn load(state_dir: &Path) -> Option<u64> {
     }
 }
 
+/// Removes the stored watermark: with MQTT off nothing is published, and a watermark left from
+/// an earlier run would have the next run with MQTT publish everything logged since.
+pub fn forget(state_dir: &Path) {
+    let _ = std::fs::remove_file(path(state_dir));
+}
+
 /// Replaces the stored watermark: a temp file renamed over the old one, private to the owner.
 pub fn store(state_dir: &Path, acked_seq: u64) -> std::io::Result<()> {
     use std::io::Write as _;
@@ -357,6 +363,8 @@ mod tests {
         assert_eq!(load(dir.path()), None);
         store(dir.path(), 42).unwrap();
         assert_eq!(load(dir.path()), Some(42));
+        forget(dir.path());
+        assert_eq!(load(dir.path()), None);
         std::fs::write(path(dir.path()), "{").unwrap();
         assert_eq!(load(dir.path()), None);
     }
