@@ -1,8 +1,10 @@
 //! `ongwatch run`: wires sources, the hub and the outputs together, and takes them down in
 //! an order that loses nothing.
 //!
-//! Start-up: state dir → event log (recovers `seq` and recent ids) → hub → MQTT (embedded
-//! broker or external) → outputs → sources → `runtime.json` → "ready".
+//! Start-up: state dir → event log (recovers `seq` and recent ids) → hub, with what the broker
+//! had not acknowledged before a crash queued for MQTT again → MQTT (embedded broker or
+//! external) → outputs → a fresh state per configured provider → sources → `runtime.json` →
+//! "ready".
 //! Shutdown (SIGINT/SIGTERM): sources stop → the offline state is queued → the hub drains its
 //! ingress and closes the output queues → each output empties its queue (the log fsyncs, the
 //! MQTT bridge publishes what is left and disconnects) → the broker stops.
@@ -16,14 +18,16 @@ use bytes::Bytes;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, Credentials, MqttMode};
-use crate::event::{DaemonState, Event, EventKind, SystemState, format_time, now};
+use crate::event::{
+    ConnectionState, DaemonState, Event, EventKind, ProviderState, SystemState, format_time, now,
+};
 use crate::hub::{Hub, OverflowPolicy, Publisher};
 use crate::mqtt::access::Access;
 use crate::mqtt::authority;
 use crate::mqtt::ws_front::OriginPolicy;
-use crate::mqtt::{Endpoint, bridge, broker};
+use crate::mqtt::{Endpoint, acked, bridge, broker};
 use crate::processors;
-use crate::sinks::{self, eventlog::EventLog};
+use crate::sinks::{self, eventlog, eventlog::EventLog};
 use crate::sources::{demo, streamelements, streamlabs, trigger, twitch};
 use crate::state::{self, Runtime};
 use crate::web;
@@ -120,6 +124,32 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> anyhow::Resul
             crosscheck_stop.clone(),
         ))
     });
+    // What the log has and the broker had not acknowledged when the last run ended (a crash)
+    // goes out again first, as it was: not logged or numbered again. Without a watermark
+    // (first start) there is nothing to go by, and nothing is published again.
+    let acked_seq =
+        acked::load(&state_dir).map_or(recovered.last_seq, |seq| seq.min(recovered.last_seq));
+    if let Some(queue) = &mqtt_queue {
+        match eventlog::unacked_after(&log_path, acked_seq, config.bus.mqtt_queue) {
+            Ok(records) => {
+                if !records.is_empty() {
+                    tracing::info!(
+                        events = records.len(),
+                        after_seq = acked_seq,
+                        "publishing again what the MQTT broker had not acknowledged before the restart"
+                    );
+                }
+                for record in records {
+                    queue.push(record).await;
+                }
+            }
+            Err(e) => {
+                tracing::error!(path = %log_path.display(), error = %e, "cannot read the event log back; events the MQTT broker had not acknowledged before the restart are not published again");
+            }
+        }
+    } else {
+        acked::forget(&state_dir);
+    }
     let hub_stop = CancellationToken::new();
     let hub_task = tokio::spawn(hub.run(hub_stop.clone()));
     let log_task = tokio::spawn(event_log.run(log_queue));
@@ -207,6 +237,8 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> anyhow::Resul
                 // there as the daemon's own login. An external broker is not ours to trust.
                 refuse_reserved: (config.mqtt.mode == MqttMode::External)
                     .then(|| authority.rules().clone()),
+                state_dir: state_dir.clone(),
+                acked_seq,
             };
             Some(tokio::spawn(bridge::run(
                 options,
@@ -264,19 +296,23 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> anyhow::Resul
     ));
     let twitch_task = match twitch::source::Settings::from_config(&config, &credentials, &state_dir)
     {
-        Ok(Some(settings)) => Some(tokio::spawn(twitch::source::run(
-            twitch::source::Settings {
-                relogin: Some(logins.stored()),
-                ..settings
-            },
-            publisher.clone(),
-            sources.clone(),
-        ))),
+        Ok(Some(settings)) => Some({
+            starting(&publisher, twitch::eventsub::PROVIDER, &channel).await;
+            tokio::spawn(twitch::source::run(
+                twitch::source::Settings {
+                    relogin: Some(logins.stored()),
+                    ..settings
+                },
+                publisher.clone(),
+                sources.clone(),
+            ))
+        }),
         Ok(None) => None,
         Err(e) => anyhow::bail!("twitch.subscriptions: {e}"),
     };
 
-    let socket_tasks = spawn_socket_sources(&config, &credentials, &channel, &publisher, &sources);
+    let socket_tasks =
+        spawn_socket_sources(&config, &credentials, &channel, &publisher, &sources).await;
 
     let web_server = web::start(
         web::WebOptions {
@@ -391,9 +427,25 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> anyhow::Resul
     Ok(())
 }
 
+/// Puts a fresh `connecting` state on `R/system/providers/<provider>` before the source runs:
+/// what a run killed with `kill -9` left retained there (`connected`, say) is replaced at
+/// start, before "ready", whatever the source's first connection attempt takes.
+async fn starting(publisher: &Publisher, provider: &str, channel: &str) {
+    let at = now();
+    let state = ProviderState {
+        state: ConnectionState::Connecting,
+        detail: "starting".into(),
+        since: format_time(&at),
+        subscriptions: Vec::new(),
+    };
+    let _ = publisher
+        .event(Event::provider_state(provider, channel, state, at))
+        .await;
+}
+
 /// Streamlabs and StreamElements, for whichever has credentials in this environment. Their
 /// events (and provider states) are forwarded into the hub by one task each.
-fn spawn_socket_sources(
+async fn spawn_socket_sources(
     config: &Config,
     credentials: &Credentials,
     channel: &str,
@@ -403,6 +455,7 @@ fn spawn_socket_sources(
     let mut tasks = Vec::new();
     if let Some((settings, token)) = streamlabs::Settings::from_config(config, credentials, channel)
     {
+        starting(publisher, streamlabs::PROVIDER, channel).await;
         let (out, forwarder) = forward(publisher.clone());
         tasks.push(tokio::spawn(streamlabs::run(
             settings,
@@ -415,6 +468,7 @@ fn spawn_socket_sources(
     if let Some((settings, credential)) =
         streamelements::Settings::from_config(config, credentials, channel)
     {
+        starting(publisher, streamelements::PROVIDER, channel).await;
         let (out, forwarder) = forward(publisher.clone());
         tasks.push(tokio::spawn(streamelements::run(
             settings,

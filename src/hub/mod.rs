@@ -12,6 +12,11 @@
 //! So nothing is published on MQTT, to WebSocket clients or to processors that a `kill -9`
 //! could still take out of the log, where it would be missing from history, from the dedup
 //! window seeded at the next start, and its `seq` would be given out again.
+//!
+//! A message can carry a [`Logged`] signal ([`Publisher::message_logged`]): the hub fires it
+//! once the write-ahead output has the record, or when it drops the message as a duplicate.
+//! The MQTT bridge acknowledges an inbound QoS 1 publish only then, so a crash never loses a
+//! command the broker already considers delivered.
 
 pub mod crosscheck;
 mod dedup;
@@ -24,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use serde::Serialize;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 pub use dedup::DedupWindow;
 pub use queue::{BoundedQueue, OverflowPolicy, QueueStats};
@@ -92,6 +97,30 @@ fn compact(value: &serde_json::Value) -> Bytes {
     Bytes::from(serde_json::to_vec(value).unwrap_or_default())
 }
 
+/// Fired by the hub once a message is in the event log (or was dropped as a duplicate, so it
+/// is in the log already); dropped unfired if the daemon stops before that.
+#[derive(Debug)]
+pub struct Logged(oneshot::Sender<()>);
+
+impl Logged {
+    /// The signal, and what resolves once it is fired (`Err` if it was dropped unfired).
+    pub fn new() -> (Self, oneshot::Receiver<()>) {
+        let (tx, rx) = oneshot::channel();
+        (Self(tx), rx)
+    }
+
+    fn fire(self) {
+        // The waiter may be gone (its connection ended); then nobody needs the answer.
+        let _ = self.0.send(());
+    }
+}
+
+/// What travels through the ingress channel: a message, and who waits for it to be logged.
+struct Ingress {
+    message: Message,
+    logged: Option<Logged>,
+}
+
 /// A message after the hub accepted it.
 #[derive(Debug)]
 pub struct Record {
@@ -113,7 +142,7 @@ pub struct HubCounters {
 /// How a source puts contract events on the bus: topic from the root, retained for state.
 #[derive(Clone)]
 pub struct Publisher {
-    tx: mpsc::Sender<Message>,
+    tx: mpsc::Sender<Ingress>,
     root: TopicRoot,
     include_raw: bool,
     crosscheck: Option<Arc<crosscheck::CrossCheck>>,
@@ -155,7 +184,25 @@ impl Publisher {
     }
 
     pub async fn message(&self, message: Message) -> Result<(), BusClosed> {
-        self.tx.send(message).await.map_err(|_| BusClosed)
+        self.send(Ingress {
+            message,
+            logged: None,
+        })
+        .await
+    }
+
+    /// Like [`Self::message`], and `logged` is fired once the event log has the message (or
+    /// the hub dropped it as a duplicate of one it has).
+    pub async fn message_logged(&self, message: Message, logged: Logged) -> Result<(), BusClosed> {
+        self.send(Ingress {
+            message,
+            logged: Some(logged),
+        })
+        .await
+    }
+
+    async fn send(&self, ingress: Ingress) -> Result<(), BusClosed> {
+        self.tx.send(ingress).await.map_err(|_| BusClosed)
     }
 
     pub fn root(&self) -> &TopicRoot {
@@ -177,8 +224,8 @@ pub struct OutputSlot {
 }
 
 pub struct Hub {
-    rx: mpsc::Receiver<Message>,
-    tx: mpsc::Sender<Message>,
+    rx: mpsc::Receiver<Ingress>,
+    tx: mpsc::Sender<Ingress>,
     root: TopicRoot,
     include_raw: bool,
     outputs: Vec<OutputSlot>,
@@ -303,16 +350,16 @@ impl Hub {
                 delivered = written, if ahead.waiting() => {
                     ahead.release(delivered, &self.outputs).await;
                 }
-                message = self.rx.recv() => match message {
-                    Some(message) => {
-                        Self::route(&mut self.dedup, &mut self.next_seq, &self.outputs, &mut ahead, &self.counters, message).await;
+                ingress = self.rx.recv() => match ingress {
+                    Some(ingress) => {
+                        Self::route(&mut self.dedup, &mut self.next_seq, &self.outputs, &mut ahead, &self.counters, ingress).await;
                     }
                     None => break,
                 },
                 _ = shutdown.cancelled() => {
                     self.rx.close();
-                    while let Some(message) = self.rx.recv().await {
-                        Self::route(&mut self.dedup, &mut self.next_seq, &self.outputs, &mut ahead, &self.counters, message).await;
+                    while let Some(ingress) = self.rx.recv().await {
+                        Self::route(&mut self.dedup, &mut self.next_seq, &self.outputs, &mut ahead, &self.counters, ingress).await;
                     }
                     break;
                 }
@@ -330,14 +377,17 @@ impl Hub {
         outputs: &[OutputSlot],
         ahead: &mut WriteAhead,
         counters: &HubCounters,
-        message: Message,
+        ingress: Ingress,
     ) {
+        let Ingress { message, logged } = ingress;
         counters.received.fetch_add(1, Ordering::Relaxed);
         if let Some(id) = &message.id
             && !dedup.first_sighting(id, Instant::now())
         {
             counters.duplicates.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(%id, topic = %message.topic, "duplicate event dropped");
+            // The earlier copy is logged, or ahead of this one on its way there (in order).
+            ahead.settle(logged);
             return;
         }
         let record = Arc::new(Record {
@@ -346,7 +396,7 @@ impl Hub {
         });
         *next_seq += 1;
         counters.accepted.fetch_add(1, Ordering::Relaxed);
-        ahead.admit(record, outputs).await;
+        ahead.admit(record, logged, outputs).await;
     }
 }
 
@@ -362,10 +412,11 @@ async fn fan_out(outputs: &[OutputSlot], record: &Delivery) {
     }
 }
 
-/// Records the write-ahead output has not delivered yet, held back from the others.
+/// Records the write-ahead output has not delivered yet, held back from the others, with the
+/// signals to fire once each is written.
 struct WriteAhead {
     queue: Option<Arc<BoundedQueue<Delivery>>>,
-    pending: VecDeque<Delivery>,
+    pending: VecDeque<(Delivery, Vec<Logged>)>,
     /// Records pushed into `queue` and handed on since; its delivered count counts the same.
     released: u64,
     /// The write-ahead output's consumer gave up; reported once.
@@ -402,17 +453,35 @@ impl WriteAhead {
         }
     }
 
-    async fn admit(&mut self, record: Delivery, outputs: &[OutputSlot]) {
+    async fn admit(&mut self, record: Delivery, logged: Option<Logged>, outputs: &[OutputSlot]) {
         let Some(queue) = &self.queue else {
-            return fan_out(outputs, &record).await;
+            fan_out(outputs, &record).await;
+            if let Some(logged) = logged {
+                logged.fire();
+            }
+            return;
         };
         if !queue.is_abandoned() && queue.push(record.clone()).await {
-            self.pending.push_back(record);
+            self.pending
+                .push_back((record, logged.into_iter().collect()));
             return;
         }
         // Nothing to wait for any more: the rest goes on, in order.
         self.release(u64::MAX, outputs).await;
         fan_out(outputs, &record).await;
+        if let Some(logged) = logged {
+            logged.fire();
+        }
+    }
+
+    /// Fires `logged` once everything admitted so far is written: a dropped duplicate is
+    /// logged when its first copy is, which is at the latest the last one admitted.
+    fn settle(&mut self, logged: Option<Logged>) {
+        let Some(logged) = logged else { return };
+        match self.pending.back_mut() {
+            Some((_, signals)) => signals.push(logged),
+            None => logged.fire(),
+        }
     }
 
     /// Hands on the records the write-ahead output has delivered (all of them once it gave up).
@@ -425,9 +494,10 @@ impl WriteAhead {
             );
         }
         while self.released < delivered || (abandoned && !self.pending.is_empty()) {
-            let Some(record) = self.pending.pop_front() else {
+            let Some((record, signals)) = self.pending.pop_front() else {
                 break;
             };
+            signals.into_iter().for_each(Logged::fire);
             fan_out(outputs, &record).await;
             self.released += 1;
         }
@@ -601,6 +671,67 @@ mod tests {
         assert_eq!(mqtt.pop().await.unwrap().seq, 2);
         drop(publisher);
         shutdown.cancel();
+        task.await.unwrap();
+    }
+
+    /// Regression (tests/crash.rs): the bridge acknowledged an inbound QoS 1 publish on
+    /// receipt, so a kill before the log had it lost it. The signal fires only once the
+    /// write-ahead output delivered the record, and for a dropped duplicate only once
+    /// everything before it was delivered.
+    #[tokio::test]
+    async fn logged_signals_fire_once_the_log_has_the_record() {
+        let WriteAheadHub {
+            log,
+            mqtt: _mqtt,
+            publisher,
+            shutdown,
+            task,
+        } = write_ahead_hub();
+        let command = |id: &str| {
+            Message::from_bytes(
+                "stream/command/trigger".into(),
+                format!(r#"{{"id":"{id}"}}"#).as_bytes(),
+                false,
+                Origin::Mqtt,
+            )
+        };
+        let (first, mut first_done) = Logged::new();
+        publisher
+            .message_logged(command("c1"), first)
+            .await
+            .unwrap();
+        let (again, mut again_done) = Logged::new();
+        publisher
+            .message_logged(command("c1"), again)
+            .await
+            .unwrap();
+        assert_eq!(log.pop().await.unwrap().seq, 1);
+        settle().await;
+        assert!(
+            first_done.try_recv().is_err(),
+            "fired before it was written"
+        );
+        assert!(
+            again_done.try_recv().is_err(),
+            "duplicate fired before the first was written"
+        );
+        log.mark_delivered(1);
+        first_done.await.unwrap();
+        again_done.await.unwrap();
+
+        // Nothing pending: a duplicate fires at once.
+        let (late, late_done) = Logged::new();
+        publisher.message_logged(command("c1"), late).await.unwrap();
+        late_done.await.unwrap();
+
+        // At shutdown the hub still waits for the log before firing.
+        let (last, last_done) = Logged::new();
+        publisher.message_logged(command("c2"), last).await.unwrap();
+        drop(publisher);
+        shutdown.cancel();
+        assert_eq!(log.pop().await.unwrap().seq, 2);
+        log.mark_delivered(1);
+        last_done.await.unwrap();
         task.await.unwrap();
     }
 }

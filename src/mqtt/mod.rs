@@ -5,6 +5,7 @@
 //! embedded and external mode, and what a bot sees is exactly what the daemon published.
 
 pub mod access;
+pub mod acked;
 pub mod authority;
 pub mod bridge;
 pub mod broker;

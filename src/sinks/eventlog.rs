@@ -5,6 +5,11 @@
 //! [`DEDUP_MAX_IDS`], read back from the end). A crash can leave a torn last line (no newline,
 //! or cut JSON); opening detects it, logs it once and truncates it away so appends start on a
 //! clean line. Its output queue uses the `block` policy: the log never drops.
+//!
+//! Two markers may follow `event`, for what the MQTT bridge must know to publish a line again
+//! after a crash ([`unacked_after`]): `"origin":"mqtt"` on what came from the broker (never
+//! published back), `"retain":true` on retained state. Readers that serve lines as frames strip
+//! them ([`frame`]), so `/ws/events` and `/api/events` see `{"seq","topic","event"}`.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
@@ -14,7 +19,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::hub::{BoundedQueue, DEDUP_MAX_IDS, Delivery};
+use crate::hub::{BoundedQueue, DEDUP_MAX_IDS, Delivery, Message, Origin, Record};
 
 /// How much of the log is read at a time at start-up, from the end backwards.
 const TAIL_BYTES: u64 = 8 * 1024 * 1024;
@@ -122,14 +127,115 @@ impl EventLog {
     }
 }
 
+/// Ends a line that came from the MQTT broker.
+const FROM_MQTT: &str = ",\"origin\":\"mqtt\"}";
+/// Ends a line of retained state.
+const RETAINED: &str = ",\"retain\":true}";
+
 fn write_line(out: &mut impl Write, record: &Delivery) -> io::Result<()> {
+    let message = &record.message;
     out.write_all(b"{\"seq\":")?;
     out.write_all(record.seq.to_string().as_bytes())?;
     out.write_all(b",\"topic\":")?;
-    serde_json::to_writer(&mut *out, &record.message.topic)?;
+    serde_json::to_writer(&mut *out, &message.topic)?;
     out.write_all(b",\"event\":")?;
-    out.write_all(&record.message.payload)?;
-    out.write_all(b"}\n")
+    out.write_all(&message.payload)?;
+    let end = if message.origin == Origin::Mqtt {
+        FROM_MQTT
+    } else if message.retain {
+        RETAINED
+    } else {
+        "}"
+    };
+    out.write_all(end.as_bytes())?;
+    out.write_all(b"\n")
+}
+
+/// A log line as a `{"seq","topic","event"}` frame: without the markers for the MQTT bridge.
+pub fn frame(line: &str) -> std::borrow::Cow<'_, str> {
+    match line
+        .strip_suffix(FROM_MQTT)
+        .or_else(|| line.strip_suffix(RETAINED))
+    {
+        Some(head) => format!("{head}}}").into(),
+        None => line.into(),
+    }
+}
+
+#[derive(Deserialize)]
+struct FullLine {
+    seq: u64,
+    topic: String,
+    event: serde_json::Value,
+    #[serde(default)]
+    origin: Option<String>,
+    #[serde(default)]
+    retain: bool,
+}
+
+/// The lines after `after` that the MQTT bridge publishes (all but what came from the broker),
+/// oldest first, as the records they were: the same `seq`, topic, payload and retain flag.
+/// At most the newest `max`; read from the end, so a long log costs only its tail.
+pub fn unacked_after(path: &Path, after: u64, max: usize) -> io::Result<Vec<Delivery>> {
+    let mut file = match File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let end = file.metadata()?.len();
+    let mut found = Vec::new();
+    lines_backwards(&mut file, end, TAIL_BYTES, |line| {
+        let Ok(line) = serde_json::from_slice::<FullLine>(line) else {
+            // A torn or garbage line numbers nothing.
+            return true;
+        };
+        if line.seq <= after {
+            return false;
+        }
+        if line.origin.as_deref() != Some("mqtt") {
+            let payload = serde_json::to_vec(&line.event).unwrap_or_default();
+            let message = Message::from_bytes(line.topic, &payload, line.retain, Origin::Daemon);
+            found.push(Arc::new(Record {
+                seq: line.seq,
+                message,
+            }));
+        }
+        found.len() < max
+    })?;
+    found.reverse();
+    Ok(found)
+}
+
+/// Calls `visit` with every non-empty line before byte `end`, newest first, reading `chunk`
+/// bytes at a time, until it returns false or the file's start.
+fn lines_backwards(
+    file: &mut File,
+    mut end: u64,
+    chunk: u64,
+    mut visit: impl FnMut(&[u8]) -> bool,
+) -> io::Result<()> {
+    // A line cut at the start of the last piece read: its beginning is in the piece before.
+    let mut carry: Vec<u8> = Vec::new();
+    while end > 0 {
+        let start = end.saturating_sub(chunk);
+        let mut piece = vec![0; (end - start) as usize];
+        file.seek(SeekFrom::Start(start))?;
+        file.read_exact(&mut piece)?;
+        piece.extend_from_slice(&carry);
+        let mut lines: Vec<&[u8]> = piece.split(|&b| b == b'\n').collect();
+        carry = if start > 0 {
+            lines.remove(0).to_vec()
+        } else {
+            Vec::new()
+        };
+        for line in lines.iter().rev().filter(|l| !l.is_empty()) {
+            if !visit(line) {
+                return Ok(());
+            }
+        }
+        end = start;
+    }
+    Ok(())
 }
 
 /// Cuts a torn last line, then reads the log backwards in `chunk`-sized pieces for the last
@@ -174,58 +280,40 @@ fn recover(file: &mut File, chunk: u64, max_ids: usize, window: Duration) -> io:
         file.set_len(cut_at)?;
     }
 
-    // Newest first; `carry` is a line cut at the start of the last piece read: its beginning
-    // is in the piece before.
+    // Newest first.
     let mut ids = Vec::new();
-    let mut end = cut_at;
-    let mut carry: Vec<u8> = Vec::new();
     let age_limit =
         chrono::TimeDelta::from_std(window.saturating_mul(2)).unwrap_or(chrono::TimeDelta::MAX);
     let mut oldest_wanted: Option<chrono::DateTime<chrono::FixedOffset>> = None;
-    let mut too_old = false;
     let mut old_run = 0;
-    while ids.len() < max_ids && end > 0 && !too_old {
-        let start = end.saturating_sub(chunk);
-        let mut piece = vec![0; (end - start) as usize];
-        file.seek(SeekFrom::Start(start))?;
-        file.read_exact(&mut piece)?;
-        piece.extend_from_slice(&carry);
-        let mut lines: Vec<&[u8]> = piece.split(|&b| b == b'\n').collect();
-        carry = if start > 0 {
-            lines.remove(0).to_vec()
-        } else {
-            Vec::new()
+    lines_backwards(file, cut_at, chunk, |line| {
+        // Garbage lines are skipped; they neither number nor dedup anything.
+        let Ok(head) = serde_json::from_slice::<LineHead>(line) else {
+            return true;
         };
-        for line in lines.iter().rev().filter(|l| !l.is_empty()) {
-            // Garbage lines are skipped; they neither number nor dedup anything.
-            if let Ok(head) = serde_json::from_slice::<LineHead>(line) {
-                recovered.last_seq = recovered.last_seq.max(head.seq);
-                let Some(event) = head.event else { continue };
-                if let Some(time) = event
-                    .time
-                    .and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok())
-                {
-                    let limit = *oldest_wanted.get_or_insert_with(|| time - age_limit);
-                    if time >= limit {
-                        old_run = 0;
-                    } else {
-                        old_run += 1;
-                        if old_run > OLD_RUN {
-                            too_old = true;
-                            break;
-                        }
-                    }
-                }
-                if let Some(id) = event.id {
-                    ids.push(id);
-                    if ids.len() >= max_ids {
-                        break;
-                    }
+        recovered.last_seq = recovered.last_seq.max(head.seq);
+        let Some(event) = head.event else {
+            return true;
+        };
+        if let Some(time) = event
+            .time
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok())
+        {
+            let limit = *oldest_wanted.get_or_insert_with(|| time - age_limit);
+            if time >= limit {
+                old_run = 0;
+            } else {
+                old_run += 1;
+                if old_run > OLD_RUN {
+                    return false;
                 }
             }
         }
-        end = start;
-    }
+        if let Some(id) = event.id {
+            ids.push(id);
+        }
+        ids.len() < max_ids
+    })?;
     ids.reverse();
     recovered.recent_ids = ids;
     Ok(recovered)
@@ -386,5 +474,81 @@ mod tests {
             ["recent", "lagging-clock", "newest", "untimed"]
         );
         assert_eq!(ids.len(), 4 + OLD_RUN, "{} ids", ids.len());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn unacknowledged_records_are_read_back_as_they_were_published() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.jsonl");
+        let (log, _) = EventLog::open(&path, WINDOW).unwrap();
+        let queue = Arc::new(BoundedQueue::new(8, OverflowPolicy::Block));
+        let state = Message::from_bytes(
+            "stream/system/providers/twitch".into(),
+            br#"{"id":"s","state":"connected"}"#,
+            true,
+            Origin::Daemon,
+        );
+        let from_bot = Message::from_bytes(
+            "stream/command/trigger".into(),
+            br#"{"id":"bot"}"#,
+            false,
+            Origin::Mqtt,
+        );
+        let text = Message::from_bytes("stream/lights".into(), b"ON", false, Origin::Api);
+        queue.push(record(1, "a")).await;
+        for (seq, message) in [(2, state), (3, from_bot), (4, text)] {
+            queue.push(Arc::new(Record { seq, message })).await;
+        }
+        queue.push(record(5, "b")).await;
+        queue.close();
+        log.run(queue).await.unwrap();
+
+        let lines: Vec<String> = std::fs::read_to_string(&path)
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        assert_eq!(
+            lines[1],
+            r#"{"seq":2,"topic":"stream/system/providers/twitch","event":{"id":"s","state":"connected"},"retain":true}"#
+        );
+        assert_eq!(
+            lines[2],
+            r#"{"seq":3,"topic":"stream/command/trigger","event":{"id":"bot"},"origin":"mqtt"}"#
+        );
+        // As frames, the markers are gone.
+        assert_eq!(
+            frame(&lines[1]),
+            r#"{"seq":2,"topic":"stream/system/providers/twitch","event":{"id":"s","state":"connected"}}"#
+        );
+        assert_eq!(
+            frame(&lines[2]),
+            r#"{"seq":3,"topic":"stream/command/trigger","event":{"id":"bot"}}"#
+        );
+        assert_eq!(frame(&lines[0]), lines[0]);
+
+        let again = unacked_after(&path, 1, 100).unwrap();
+        let seqs: Vec<u64> = again.iter().map(|r| r.seq).collect();
+        assert_eq!(seqs, [2, 4, 5], "what came from MQTT is not published back");
+        assert!(again[0].message.retain);
+        assert_eq!(again[0].message.id.as_deref(), Some("s"));
+        assert_eq!(
+            &again[0].message.payload[..],
+            br#"{"id":"s","state":"connected"}"#
+        );
+        assert_eq!(&again[1].message.payload[..], br#""ON""#);
+        assert!(!again[2].message.retain);
+        let newest: Vec<u64> = unacked_after(&path, 0, 2)
+            .unwrap()
+            .iter()
+            .map(|r| r.seq)
+            .collect();
+        assert_eq!(newest, [4, 5]);
+        assert!(unacked_after(&path, 5, 100).unwrap().is_empty());
+        assert!(
+            unacked_after(&dir.path().join("none.jsonl"), 0, 100)
+                .unwrap()
+                .is_empty()
+        );
     }
 }

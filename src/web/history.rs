@@ -1,7 +1,7 @@
 //! Reading the event log for `/api/events` and the `since` replay of `/ws/events`.
 //!
 //! Log lines are already `{"seq","topic","event"}` — the server frame format — so they are
-//! passed on verbatim. Seqs only grow through the file (also across restarts), which lets a
+//! passed on as they are, less the MQTT bridge's markers ([`frame`]). Seqs only grow through the file (also across restarts), which lets a
 //! binary search over byte offsets find where a `since` starts without reading everything.
 
 use std::fs::File;
@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 
 use crate::event::filter_matches;
+use crate::sinks::eventlog::frame;
 
 /// Below this many bytes the binary search stops and the rest is read line by line.
 const SCAN_WINDOW: u64 = 64 * 1024;
@@ -97,7 +98,10 @@ pub fn after(path: &Path, since: u64, filters: &[String], limit: usize) -> io::R
             continue;
         };
         if seq > since && matches(filters, &topic) {
-            found.push(Line { seq, text });
+            found.push(Line {
+                seq,
+                text: frame(&text).into_owned(),
+            });
             if found.len() >= limit {
                 break;
             }
@@ -132,7 +136,7 @@ pub fn latest(path: &Path, filters: &[String], limit: usize) -> io::Result<Vec<L
                 let (seq, topic) = parse(text)?;
                 matches(filters, &topic).then(|| Line {
                     seq,
-                    text: text.to_owned(),
+                    text: frame(text).into_owned(),
                 })
             })
             .collect();
@@ -205,7 +209,7 @@ pub fn replay(
                 && matches(filters, &topic)
                 && !send(Line {
                     seq,
-                    text: text.to_owned(),
+                    text: frame(text).into_owned(),
                 })
             {
                 return Err(ReplayError::ClientGone);
