@@ -487,12 +487,18 @@ struct Ngircd {
 }
 
 impl Ngircd {
+    /// Nicks up to 30 characters, so Twitch's anonymous `justinfan<number>` fits.
     fn start(dir: &Path, port: u16) -> Self {
+        Self::start_with(dir, port, "[Limits]\nMaxNickLength = 30\n")
+    }
+
+    /// With `extra` config sections; without `[Limits]`, ngircd's defaults (9-character nicks).
+    fn start_with(dir: &Path, port: u16, extra: &str) -> Self {
         let conf = dir.join("ngircd.conf");
         std::fs::write(
             &conf,
             format!(
-                "[Global]\nName = irc.test.local\nInfo = ongwatch test\nListen = 127.0.0.1\nPorts = {port}\nMotdPhrase = \"test\"\nPidFile = {}/ngircd.pid\n[Limits]\nMaxNickLength = 30\n[Options]\nIdent = no\nPAM = no\nDNS = no\n",
+                "[Global]\nName = irc.test.local\nInfo = ongwatch test\nListen = 127.0.0.1\nPorts = {port}\nMotdPhrase = \"test\"\nPidFile = {}/ngircd.pid\n{extra}[Options]\nIdent = no\nPAM = no\nDNS = no\n",
                 dir.display()
             ),
         )
@@ -516,6 +522,47 @@ impl Ngircd {
         self.proc.kill9();
         Self::start(dir, self.port)
     }
+}
+
+#[test]
+fn a_nick_ngircd_refuses_becomes_the_chat_state_with_its_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let irc_dir = dir.path().join("ngircd");
+    std::fs::create_dir_all(&irc_dir).unwrap();
+    // ngircd's default MaxNickLength is 9; the anonymous justinfan<number> is longer.
+    let server = Ngircd::start_with(&irc_dir, free_port(), "");
+    let daemon = Daemon::start_in(
+        &dir.path().join("daemon"),
+        &chat_config(server.port, &["ongwatch_test"]),
+        &[],
+    );
+    let (state, detail) = wait_for("the chat state to name the refusal", || {
+        logged(&daemon, "stream/system/providers/twitch_chat")
+            .iter()
+            .map(|e| {
+                (
+                    e["state"].as_str().unwrap_or_default().to_owned(),
+                    e["detail"].as_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .find(|(state, _)| state != "connecting")
+    });
+    assert_eq!(state, "error", "{detail}");
+    for words in [
+        "refused the chat login as justinfan",
+        "Nickname too long, max. 9 characters",
+        "(432)",
+    ] {
+        assert!(detail.contains(words), "{words:?} missing in {detail:?}");
+    }
+    // The retained state a dashboard reads says the same, also while it reconnects.
+    let retained = support::retained(daemon.mqtt_port(), "stream/system/providers/twitch_chat");
+    assert_eq!(retained["state"], "error", "{retained}");
+    assert!(
+        retained["detail"].as_str().unwrap().contains("(432)"),
+        "{retained}"
+    );
+    drop(server);
 }
 
 #[test]

@@ -56,7 +56,7 @@ fn ids_on(daemon: &Daemon, topic: &str) -> Vec<String> {
 #[test]
 fn a_cheer_from_eventsub_and_streamlabs_comes_out_once_and_a_streamlabs_only_one_after_the_window()
 {
-    let Some(python) = socketio_server::venv_python() else {
+    let Some(python) = support::require(socketio_server::venv_python()) else {
         return;
     };
     let twitch = fake_twitch::start();

@@ -80,8 +80,34 @@ fn http_get(daemon: &Daemon, path: &str) -> Value {
     })
 }
 
+/// The output's `/api/status` entry; its counters must add up in every one of them.
 fn output_status(daemon: &Daemon, name: &str) -> Value {
-    http_get(daemon, "/api/status")["outputs"][name].clone()
+    let status = http_get(daemon, "/api/status")["outputs"][name].clone();
+    assert_counts_add_up(&status);
+    status
+}
+
+/// The invariant every output's counters keep at all times (src/sinks/runner.rs `Counts`).
+#[track_caller]
+fn assert_counts_add_up(status: &Value) {
+    let n = |key: &str| {
+        status[key]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no {key} in {status}"))
+    };
+    assert_eq!(
+        n("enqueued"),
+        n("delivered") + n("depth") + n("dropped") + n("failed"),
+        "enqueued != delivered + depth (queued) + dropped + failed: {status}"
+    );
+}
+
+/// The output's status once nothing is queued for it any more, checked on every poll.
+fn settled_status(daemon: &Daemon, name: &str) -> Value {
+    wait_for(&format!("output {name} to have nothing queued"), || {
+        let status = output_status(daemon, name);
+        (status["depth"] == 0).then_some(status)
+    })
 }
 
 // ---------------------------------------------------------------------------------------
@@ -216,6 +242,7 @@ fn webhook_gets_a_burst_in_order_and_survives_its_server_restarting() {
         .collect();
     assert_eq!(expected.len(), BURST);
     let got = wait_for("every cheer at the webhook", || {
+        output_status(&daemon, "hook");
         let got = hook.unique_seqs();
         (got.len() >= BURST).then_some(got)
     });
@@ -227,7 +254,7 @@ fn webhook_gets_a_burst_in_order_and_survives_its_server_restarting() {
     assert_eq!(body["amount"], 7);
     drop(bodies);
 
-    let status = output_status(&daemon, "hook");
+    let status = settled_status(&daemon, "hook");
     assert_eq!(status["kind"], "webhook");
     assert_eq!(status["delivered"], BURST as u64, "{status}");
     assert_eq!(status["dropped"], 0, "{status}");
@@ -328,7 +355,7 @@ fn discord_messages_have_embeds_and_a_429_is_waited_out() {
     let got = hook.state.got.lock().unwrap();
     assert_eq!(got[0].1["allowed_mentions"]["parse"], serde_json::json!([]));
     drop(got);
-    let status = output_status(&daemon, "discord");
+    let status = settled_status(&daemon, "discord");
     assert!(status["retried"].as_u64().unwrap() >= 1, "{status}");
     assert_eq!(status["breaker"], "closed", "{status}");
 }
@@ -380,6 +407,8 @@ fn sqlite_history_survives_a_restart_and_serves_api_events() {
     wait_for("the history to hold the burst", || {
         (output_status(&daemon, "sqlite")["delivered"].as_u64()? >= BURST as u64).then_some(())
     });
+    let status = settled_status(&daemon, "sqlite");
+    assert_eq!(status["dropped"], 0, "{status}");
     assert_eq!(daemon.proc.terminate(), Some(0));
 
     // Something only the database has, to tell where /api/events reads from.
@@ -548,6 +577,7 @@ fn redis_gets_a_burst_in_order_and_survives_its_server_restarting() {
     let expected = logged(&daemon, "stream/support/cheers", BURST);
     let mut connection = server.connection();
     let entries = wait_for("every cheer in the Redis stream", || {
+        output_status(&daemon, "redis");
         let entries = stream_entries(&mut connection, key);
         (entries.len() >= BURST).then_some(entries)
     });
@@ -562,7 +592,7 @@ fn redis_gets_a_burst_in_order_and_survives_its_server_restarting() {
         assert_eq!(event["type"], "cheer");
     }
     assert!(*published.lock().unwrap() > 0, "nothing was PUBLISHed");
-    let status = output_status(&daemon, "redis");
+    let status = settled_status(&daemon, "redis");
     assert_eq!(status["delivered"], BURST as u64, "{status}");
     assert_eq!(status["healthy"], true, "{status}");
 }
@@ -570,17 +600,27 @@ fn redis_gets_a_burst_in_order_and_survives_its_server_restarting() {
 // ---------------------------------------------------------------------------------------
 // NATS
 
+/// nats-server in JetStream mode, storing in `dir`.
 fn nats_server(dir: &Path, port: u16) -> Proc {
-    let proc = Proc::spawn(
-        "nats-server",
-        Command::new(if Path::new("/usr/sbin/nats-server").exists() {
-            "/usr/sbin/nats-server"
-        } else {
-            "nats-server"
-        })
-        .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
-        .arg(dir),
-    );
+    nats_server_with(port, |command| {
+        command.arg("-js").arg("-sd").arg(dir);
+    })
+}
+
+/// nats-server as it runs by default: core NATS only, no JetStream.
+fn plain_nats_server(port: u16) -> Proc {
+    nats_server_with(port, |_| {})
+}
+
+fn nats_server_with(port: u16, mode: impl FnOnce(&mut Command)) -> Proc {
+    let mut command = Command::new(if Path::new("/usr/sbin/nats-server").exists() {
+        "/usr/sbin/nats-server"
+    } else {
+        "nats-server"
+    });
+    command.args(["-a", "127.0.0.1", "-p", &port.to_string()]);
+    mode(&mut command);
+    let proc = Proc::spawn("nats-server", &mut command);
     wait_for("nats-server to listen", || {
         TcpStream::connect(("127.0.0.1", port)).ok()
     });
@@ -633,6 +673,7 @@ fn nats_jetstream_gets_a_burst_in_order_and_survives_its_server_restarting() {
 
     let expected = logged(&daemon, "stream/support/cheers", BURST);
     wait_for("every cheer in JetStream", || {
+        output_status(&daemon, "nats");
         (stored()? >= BURST).then_some(())
     });
     let ids: Vec<(String, String)> = rt.block_on(async {
@@ -666,9 +707,66 @@ fn nats_jetstream_gets_a_burst_in_order_and_survives_its_server_restarting() {
     let got: Vec<&str> = ids.iter().map(|(_, id)| id.as_str()).collect();
     let want: Vec<&str> = expected.iter().map(|(_, id)| id.as_str()).collect();
     assert_eq!(got, want, "missing, repeated or out-of-order messages");
-    let status = output_status(&daemon, "nats");
+    let status = settled_status(&daemon, "nats");
     // The client may ride out the restart by itself (it buffers while reconnecting), so
     // retries are possible but not required here.
     assert_eq!(status["delivered"], status["enqueued"], "{status}");
     assert_eq!(status["dropped"], 0, "{status}");
+}
+
+#[test]
+fn nats_without_jetstream_publishes_a_triggered_cheer_core_at_once() {
+    use futures::StreamExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _server = plain_nats_server(port);
+    let url = format!("nats://127.0.0.1:{port}");
+    let rt = runtime();
+    let (_client, mut cheers) = rt.block_on(async {
+        let client = async_nats::connect(url.as_str()).await.unwrap();
+        let cheers = client.subscribe("stream.support.cheers").await.unwrap();
+        // The subscription is on the server before anything is published.
+        client.flush().await.unwrap();
+        (client, cheers)
+    });
+    let outputs = format!("[[outputs]]\nkind = \"nats\"\nurl = \"{url}\"\n");
+    let mut daemon = Daemon::start_in(&dir.path().join("daemon"), &config(&outputs), &[]);
+
+    let out = daemon.cli(&["trigger", "cheer", "--user", "core_fan", "--amount", "42"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let message = rt
+        .block_on(async { tokio::time::timeout(PATIENCE, cheers.next()).await })
+        .expect("no cheer at the NATS subscriber")
+        .expect("the subscription ended");
+    let event: Value = serde_json::from_slice(&message.payload).unwrap();
+    assert_eq!(event["type"], "cheer");
+    assert_eq!(event["user"], "core_fan");
+    assert_eq!(event["amount"], 42);
+    assert!(
+        message.headers.is_none(),
+        "a core publish carries no Nats-Msg-Id"
+    );
+    let (_, id) = logged(&daemon, "stream/support/cheers", 1).remove(0);
+    assert_eq!(event["id"], id.as_str());
+
+    // The core path was taken because the server answered "no responders" (at once), not
+    // because a JetStream request ran into its timeout.
+    daemon
+        .proc
+        .wait_line(&["NATS server has no JetStream", "no responders"]);
+    assert_eq!(
+        daemon
+            .proc
+            .count_lines("did not say whether a stream covers"),
+        0,
+        "a JetStream lookup failed or timed out: {:#?}",
+        daemon.proc.seen
+    );
+    let status = settled_status(&daemon, "nats");
+    assert_eq!(status["delivered"], status["enqueued"], "{status}");
+    assert_eq!(status["retried"], 0, "{status}");
 }

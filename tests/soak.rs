@@ -759,7 +759,7 @@ fn spread(mut values: Vec<Duration>) -> String {
 /// Sends `events` events (round robin over the three providers) in `faults + 1` chunks with
 /// one fault between chunks, cycling through [`KINDS`]; then counts what the subscriber got.
 fn soak(events: usize, faults: usize) {
-    let Some(python) = socketio_server::venv_python() else {
+    let Some(python) = support::require(socketio_server::venv_python()) else {
         return;
     };
     let begun = Instant::now();

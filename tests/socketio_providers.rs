@@ -8,10 +8,12 @@
 
 #[path = "support/fake_astro.rs"]
 mod fake_astro;
+#[path = "support/socketio_server.rs"]
+mod socketio_server;
+mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use fake_astro::{Astro, FakeAstro};
@@ -47,35 +49,6 @@ fn timing() -> Timing {
         keepalive_interval: Duration::from_millis(200),
         keepalive_timeout: Duration::from_millis(300),
     }
-}
-
-/// The venv's python, creating the venv with the setup script if needed; `None` (skip) only
-/// when neither exists nor can be made.
-fn venv_python() -> Option<PathBuf> {
-    static PYTHON: OnceLock<Option<PathBuf>> = OnceLock::new();
-    PYTHON
-        .get_or_init(|| {
-            let venv = std::env::var_os("SOCKETIO_VENV")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| root().join("target/socketio-venv"));
-            let python = venv.join("bin/python");
-            let status = std::process::Command::new("bash")
-                .arg(root().join("scripts/setup-socketio-venv.sh"))
-                .env("SOCKETIO_VENV", &venv)
-                .status();
-            match status {
-                Ok(s) if s.success() && python.exists() => Some(python),
-                other => {
-                    eprintln!(
-                        "SKIP: no Socket.IO test venv at {} and scripts/setup-socketio-venv.sh \
-                         could not create it ({other:?}); run the script to enable these tests",
-                        venv.display()
-                    );
-                    None
-                }
-            }
-        })
-        .clone()
 }
 
 /// tests/support/socketio_server.py, killed when dropped.
@@ -266,9 +239,11 @@ fn se_source(
     Source::spawn(move |tx, shutdown| streamelements::run(settings, credential, tx, shutdown))
 }
 
+/// The venv's python, or the test returns (outside CI) or fails (under CI): see
+/// `support::require`.
 macro_rules! python_or_skip {
     () => {
-        match venv_python() {
+        match support::require(socketio_server::venv_python()) {
             Some(python) => python,
             None => return,
         }

@@ -26,8 +26,14 @@ fn shown(status: &IrcStatus, server: &str, channels_wanted: bool) -> Shown {
             format!("{} in {}", status.detail, rooms.join(", "))
         };
         (ConnectionState::Connected, detail)
-    } else if status.refused {
-        (ConnectionState::Unauthorized, status.detail.clone())
+    } else if let Some(refusal) = &status.refused {
+        // Kept while reconnecting too: the next try meets the same refusal, most likely.
+        let state = if refusal.unauthorized {
+            ConnectionState::Unauthorized
+        } else {
+            ConnectionState::Error
+        };
+        (state, refusal.reason.clone())
     } else if status.sessions == 0 && status.detail.is_empty() {
         if channels_wanted {
             (
@@ -87,6 +93,7 @@ pub async fn report(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sources::twitch::irc::Refusal;
 
     #[test]
     fn states_follow_the_connection() {
@@ -115,11 +122,23 @@ mod tests {
         let lost = shown(&status, server, true);
         assert_eq!(lost.state, ConnectionState::Connecting);
         assert!(lost.detail.contains("the connection ended"), "{lost:?}");
-        status.refused = true;
-        status.detail = "log in again with `ongwatch auth twitch`".into();
-        assert_eq!(
-            shown(&status, server, true).state,
-            ConnectionState::Unauthorized
+        status.refused = Some(Refusal {
+            unauthorized: true,
+            reason: "refused; log in again with `ongwatch auth twitch`".into(),
+        });
+        status.detail = format!("connecting to {server}");
+        let refused = shown(&status, server, true);
+        assert_eq!(refused.state, ConnectionState::Unauthorized);
+        assert!(
+            refused.detail.contains("ongwatch auth twitch"),
+            "{refused:?}"
         );
+        status.refused = Some(Refusal {
+            unauthorized: false,
+            reason: "Nickname too long, max. 9 characters (432)".into(),
+        });
+        let error = shown(&status, server, true);
+        assert_eq!(error.state, ConnectionState::Error);
+        assert!(error.detail.contains("(432)"), "{error:?}");
     }
 }

@@ -2,17 +2,27 @@
 //!
 //! When a JetStream stream covers the subject, the publish waits for the stream's ack and
 //! carries `Nats-Msg-Id` (the event id, else the seq), so a retry after a lost ack is stored
-//! once. Otherwise it is a core publish (at most once, like any core NATS message). Which
-//! subjects a stream covers is asked once per subject and again after `RECHECK`.
+//! once. Otherwise it is a core publish (at most once, like any core NATS message).
+//!
+//! Which subjects a stream covers is asked of the JetStream API the first time a subject is
+//! seen, and the answer is believed for `RECHECK`; after that it is asked again in the
+//! background while publishes go on with the old answer, so no delivery waits for a re-ask.
+//! A server without JetStream (nats-server's default) answers the API with "no responders":
+//! from then on every subject is published core at once without asking, and the API is asked
+//! again in the background every `RECHECK` in case JetStream was turned on.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_nats::jetstream::context::GetStreamByNameErrorKind;
+use async_nats::jetstream::context::{
+    GetStreamByNameErrorKind, RequestError as JetStreamRequestError, RequestErrorKind,
+};
 use async_nats::jetstream::{self, context::PublishAckFuture};
 use async_nats::{Client, ConnectOptions, HeaderMap, header::NATS_MESSAGE_ID};
 use async_trait::async_trait;
 use serde::Deserialize;
+use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::output::{Context, Factory, Health, KeyProblems, Kind, Output, OutputError, keys};
@@ -82,7 +92,8 @@ impl Factory for Settings {
         Box::new(Nats {
             settings: self.clone(),
             client: None,
-            streams: HashMap::new(),
+            streams: Arc::default(),
+            asking: JoinSet::new(),
         })
     }
 }
@@ -90,8 +101,95 @@ impl Factory for Settings {
 struct Nats {
     settings: Settings,
     client: Option<(Client, jetstream::Context)>,
+    streams: Arc<Mutex<Streams>>,
+    /// Background re-asks of the JetStream API; aborted when the output is dropped.
+    asking: JoinSet<()>,
+}
+
+/// What the JetStream API said, shared with the background re-asks.
+#[derive(Default)]
+struct Streams {
+    /// When the API last had no responders: the server has no JetStream, so no stream
+    /// covers any subject.
+    absent_since: Option<Instant>,
     /// Subject → (a stream covers it, when that was learned).
-    streams: HashMap<String, (bool, Instant)>,
+    subjects: HashMap<String, (bool, Instant)>,
+    /// Subjects with a re-ask running, so a busy subject is not asked about twice at once.
+    asking: HashSet<String>,
+}
+
+/// One answer of the JetStream API about one subject.
+enum Answer {
+    Covered(bool),
+    /// No responders: the server runs without JetStream.
+    NoJetStream,
+    Failed(String),
+}
+
+impl Streams {
+    /// Takes in an answer; `true` when it changed whether the server has JetStream.
+    fn learn(&mut self, subject: &str, answer: &Answer) -> bool {
+        let now = Instant::now();
+        match answer {
+            Answer::Covered(covered) => {
+                self.subjects.insert(subject.to_owned(), (*covered, now));
+                self.absent_since.take().is_some()
+            }
+            Answer::NoJetStream => {
+                // Whatever was learned about streams no longer holds.
+                self.subjects.clear();
+                self.absent_since.replace(now).is_none()
+            }
+            // Believed as "no stream" until the next re-ask, as a core publish beats none.
+            Answer::Failed(_) => {
+                self.subjects.insert(subject.to_owned(), (false, now));
+                false
+            }
+        }
+    }
+
+    fn forget(&mut self) {
+        self.subjects.clear();
+        self.absent_since = None;
+    }
+}
+
+/// Asks the JetStream API whether a stream covers `subject`.
+async fn ask(jetstream: &jetstream::Context, subject: &str) -> Answer {
+    match jetstream.stream_by_subject(subject).await {
+        Ok(_) => Answer::Covered(true),
+        Err(e) if e.kind() == GetStreamByNameErrorKind::NotFound => Answer::Covered(false),
+        Err(e) if no_responders(&e) => Answer::NoJetStream,
+        Err(e) => Answer::Failed(e.to_string()),
+    }
+}
+
+/// Whether the error comes from a JetStream API request nobody answered (the server's
+/// immediate "no responders" status, not a timeout).
+fn no_responders(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source = Some(error);
+    while let Some(e) = source {
+        if e.downcast_ref::<JetStreamRequestError>()
+            .is_some_and(|e| e.kind() == RequestErrorKind::NoResponders)
+        {
+            return true;
+        }
+        source = e.source();
+    }
+    false
+}
+
+fn log_change(subject: &str, answer: &Answer) {
+    match answer {
+        Answer::NoJetStream => tracing::info!(
+            %subject,
+            "NATS server has no JetStream (no responders on its API): publishing core NATS at once; asking again every {} s",
+            RECHECK.as_secs()
+        ),
+        _ => {
+            tracing::info!(%subject, "NATS server has JetStream now: asking which streams cover each subject")
+        }
+    }
 }
 
 /// `stream/support/cheers` → `stream.support.cheers`; empty levels become `_` because NATS
@@ -115,30 +213,58 @@ fn subject(prefix: &str, topic: &str) -> String {
 }
 
 impl Nats {
+    fn streams(&self) -> std::sync::MutexGuard<'_, Streams> {
+        self.streams.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether a stream covers `subject`. Only a subject never seen before on a server that
+    /// may have JetStream waits for the API; anything else is answered from what is known,
+    /// with a re-ask started in the background when that is older than `RECHECK`.
     async fn has_stream(
         &mut self,
         client: &Client,
         jetstream: &jetstream::Context,
         subject: &str,
     ) -> Result<bool, OutputError> {
-        if let Some(&(known, at)) = self.streams.get(subject)
-            && at.elapsed() < RECHECK
-        {
-            return Ok(known);
-        }
-        let known = match jetstream.stream_by_subject(subject).await {
-            Ok(_) => true,
-            Err(e) if e.kind() == GetStreamByNameErrorKind::NotFound => false,
-            // No JetStream on this server (nobody answers its API): core publish.
-            Err(e) if client.connection_state() == async_nats::connection::State::Connected => {
-                tracing::debug!(%subject, error = %e, "no JetStream answer; publishing core NATS");
-                false
-            }
-            Err(e) => return Err(OutputError::transient(format!("NATS: {e}"))),
+        while self.asking.try_join_next().is_some() {}
+        let (known, reask) = {
+            let mut streams = self.streams();
+            // Without JetStream one re-ask stands for the whole server (key "", no subject).
+            let (known, key) = match (streams.subjects.get(subject), streams.absent_since) {
+                (Some(&(covered, at)), _) => (Some((covered, at)), subject),
+                (None, Some(since)) => (Some((false, since)), ""),
+                (None, None) => (None, subject),
+            };
+            let reask = known.is_some_and(|(_, at)| at.elapsed() >= RECHECK)
+                && streams.asking.insert(key.to_owned());
+            (known, reask.then(|| key.to_owned()))
         };
-        self.streams
-            .insert(subject.to_owned(), (known, Instant::now()));
-        Ok(known)
+        if let Some(key) = reask {
+            let (jetstream, shared, subject) =
+                (jetstream.clone(), self.streams.clone(), subject.to_owned());
+            self.asking.spawn(async move {
+                let answer = ask(&jetstream, &subject).await;
+                let mut streams = shared.lock().unwrap_or_else(|e| e.into_inner());
+                streams.asking.remove(&key);
+                if streams.learn(&subject, &answer) {
+                    log_change(&subject, &answer);
+                }
+            });
+        }
+        if let Some((covered, _)) = known {
+            return Ok(covered);
+        }
+        let answer = ask(jetstream, subject).await;
+        if let Answer::Failed(e) = &answer {
+            if client.connection_state() != async_nats::connection::State::Connected {
+                return Err(OutputError::transient(format!("NATS: {e}")));
+            }
+            tracing::warn!(%subject, error = %e, "JetStream did not say whether a stream covers the subject; publishing core NATS");
+        }
+        if self.streams().learn(subject, &answer) {
+            log_change(subject, &answer);
+        }
+        Ok(matches!(answer, Answer::Covered(true)))
     }
 }
 
@@ -212,7 +338,7 @@ impl Output for Nats {
         }
         if let Some(e) = failed {
             // A new answer may be due: the stream may have been created or deleted meanwhile.
-            self.streams.clear();
+            self.streams().forget();
             return Err(e);
         }
         if published_core {
@@ -260,5 +386,28 @@ mod tests {
             "ow.stream.raw.twitch.channel_goal_begin"
         );
         assert_eq!(subject("", "a//b"), "a._.b");
+    }
+
+    #[test]
+    fn no_responders_stands_for_every_subject_until_jetstream_answers() {
+        let mut streams = Streams::default();
+        assert!(!streams.learn("a", &Answer::Covered(true)));
+        assert!(streams.learn("b", &Answer::NoJetStream), "a change");
+        assert!(
+            streams.subjects.is_empty(),
+            "what a stream covered no longer holds"
+        );
+        assert!(streams.absent_since.is_some());
+        assert!(!streams.learn("c", &Answer::NoJetStream), "no change");
+        assert!(
+            streams.learn("c", &Answer::Covered(false)),
+            "JetStream is back"
+        );
+        assert_eq!(streams.absent_since, None);
+        assert!(!streams.learn("d", &Answer::Failed("timed out".into())));
+        assert_eq!(
+            streams.subjects.get("d").map(|&(covered, _)| covered),
+            Some(false)
+        );
     }
 }

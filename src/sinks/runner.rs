@@ -1,11 +1,12 @@
 //! Runs one output: its queue, topic filter, retries, circuit breaker, counters and drain.
 //!
-//! Two tasks per output. The intake moves records from the hub's queue into the output's own
-//! bounded queue, dropping the ones its `topics` do not match on the spot, so the bound only
-//! ever counts records the output wants and a dead output's queue is not filled with chat it
-//! would discard. The delivery task hands batches to the output, retrying transient failures
-//! with exponential backoff and pausing behind an open circuit breaker. Neither ever waits on
-//! the hub except with `policy = "block"`, so a slow output never delays MQTT or the others.
+//! Two tasks per output. The intake moves records from the hub's handover queue into the
+//! output's own bounded queue, dropping the ones its `topics` do not match on the spot, so the
+//! bound only ever counts records the output wants and a dead output's queue is not filled
+//! with chat it would discard. The delivery task hands batches to the output, retrying
+//! transient failures with exponential backoff and pausing behind an open circuit breaker.
+//! Neither ever waits on the hub, and the intake only waits on the output with
+//! `policy = "block"`, so a slow output never delays MQTT or the others.
 
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -21,8 +22,10 @@ use super::output::{Context, Failure, Health, Output, OutputError};
 use crate::event::filter_matches;
 use crate::hub::{BoundedQueue, Delivery, Hub, OverflowPolicy, QueueStats};
 
-/// Records the hub may hand an output before its intake moved them on; the intake never does
-/// I/O, so this only fills while the output's own queue is full under `policy = "block"`.
+/// Records the hub may hand an output before its intake moved them on. The intake never does
+/// I/O, so this only fills while the output's own queue is full under `policy = "block"`; it
+/// blocks the hub then (whatever the policy, so that the overflow policy applies in one place,
+/// the output's own queue, where every loss is counted).
 const HANDOVER: usize = 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -43,14 +46,45 @@ impl Breaker {
     }
 }
 
+/// Where every record an output took on (matched by its `topics`) is.
+///
+/// Invariant, in every snapshot `/api/status` and `/metrics` read:
+/// `enqueued = delivered + queued + dropped + failed`. A record is counted in `enqueued` and
+/// `queued` together when it is taken on, and moves out of `queued` into exactly one of the
+/// other three when its fate is known; each move is one update under one lock, so no reader
+/// sees a record in two places or in none. `queued` includes the batch being delivered, not
+/// only what waits in the queue.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Counts {
+    enqueued: u64,
+    delivered: u64,
+    queued: u64,
+    dropped: u64,
+    failed: u64,
+}
+
+impl Counts {
+    fn take_on(&mut self) {
+        self.enqueued += 1;
+        self.queued += 1;
+    }
+
+    /// `n` queued records leave the queue for `to` (`delivered`, `dropped` or `failed`).
+    fn settle(&mut self, n: u64, to: fn(&mut Self) -> &mut u64) {
+        // Never more than are queued, so a miscount cannot break the invariant.
+        let n = n.min(self.queued);
+        self.queued -= n;
+        *to(self) += n;
+    }
+}
+
 /// What `/api/status` and `/metrics` show about one output.
 pub struct OutputStatus {
     pub name: String,
     pub kind: &'static str,
     handover: Arc<BoundedQueue<Delivery>>,
     queue: Arc<BoundedQueue<Delivery>>,
-    delivered: AtomicU64,
-    failed: AtomicU64,
+    counts: Mutex<Counts>,
     retried: AtomicU64,
     filtered: AtomicU64,
     breaker: AtomicU8,
@@ -63,7 +97,9 @@ pub struct OutputStats {
     pub kind: &'static str,
     pub policy: OverflowPolicy,
     pub capacity: usize,
+    /// Records taken on and not settled yet: waiting in the queue or being delivered.
     pub depth: usize,
+    /// Records taken on (matched by `topics`); always `delivered + depth + dropped + failed`.
     pub enqueued: u64,
     pub delivered: u64,
     /// Dropped by the overflow policy.
@@ -82,16 +118,16 @@ pub struct OutputStats {
 impl OutputStatus {
     pub fn stats(&self) -> OutputStats {
         let own = self.queue.stats();
-        let handover = self.handover.stats();
+        let counts = self.counts();
         OutputStats {
             kind: self.kind,
             policy: own.policy,
             capacity: own.capacity,
-            depth: own.depth + handover.depth,
-            enqueued: own.enqueued,
-            delivered: self.delivered.load(Ordering::Relaxed),
-            dropped: own.dropped + handover.dropped,
-            failed: self.failed.load(Ordering::Relaxed),
+            depth: counts.queued as usize,
+            enqueued: counts.enqueued,
+            delivered: counts.delivered,
+            dropped: counts.dropped,
+            failed: counts.failed,
             retried: self.retried.load(Ordering::Relaxed),
             filtered: self.filtered.load(Ordering::Relaxed),
             breaker: Breaker::from_u8(self.breaker.load(Ordering::Relaxed)),
@@ -111,6 +147,14 @@ impl OutputStatus {
             delivered: s.delivered,
             dropped: s.dropped,
         }
+    }
+
+    fn counts(&self) -> Counts {
+        *self.counts.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn update(&self, change: impl FnOnce(&mut Counts)) {
+        change(&mut self.counts.lock().unwrap_or_else(|e| e.into_inner()));
     }
 
     fn problem(&self) -> Option<String> {
@@ -149,7 +193,7 @@ impl Running {
     /// Registers the output's queue with the hub; call before the hub runs.
     pub fn register(config: &OutputConfig, hub: &mut Hub) -> Registered {
         let common = &config.common;
-        let handover = hub.add_output(common.name.clone(), HANDOVER, common.policy, true);
+        let handover = hub.add_output(common.name.clone(), HANDOVER, OverflowPolicy::Block, true);
         let queue = Arc::new(BoundedQueue::new(common.queue, common.policy));
         Registered {
             config: config.clone(),
@@ -158,8 +202,7 @@ impl Running {
                 kind: config.kind,
                 handover,
                 queue,
-                delivered: AtomicU64::new(0),
-                failed: AtomicU64::new(0),
+                counts: Mutex::new(Counts::default()),
                 retried: AtomicU64::new(0),
                 filtered: AtomicU64::new(0),
                 breaker: AtomicU8::new(0),
@@ -217,7 +260,15 @@ async fn intake(status: Arc<OutputStatus>, topics: Vec<String>) {
                 .iter()
                 .any(|f| filter_matches(f, &record.message.topic))
         {
+            // The intake is the only one pushing, so the queue's drop count grows only by what
+            // this push dropped: the new record (drop_newest) or the oldest (drop_oldest).
+            let dropped_before = status.queue.counters.dropped.load(Ordering::SeqCst);
+            status.update(Counts::take_on);
             status.queue.push(record).await;
+            let dropped = status.queue.counters.dropped.load(Ordering::SeqCst) - dropped_before;
+            if dropped > 0 {
+                status.update(|c| c.settle(dropped, |c| &mut c.dropped));
+            }
         } else {
             status.filtered.fetch_add(1, Ordering::Relaxed);
         }
@@ -258,7 +309,6 @@ impl Delivering {
             {
                 gave_up = true;
             }
-            self.status.queue.mark_delivered(batch.len() as u64);
             batch.clear();
         }
         if started
@@ -300,7 +350,7 @@ impl Delivering {
             self.status.set_health(self.output.health());
             let error = match result {
                 Ok(()) => {
-                    self.count(&self.status.delivered, batch.len() - done);
+                    self.settle(batch.len() - done, |c| &mut c.delivered);
                     *failures = 0;
                     self.status.set_breaker(Breaker::Closed);
                     return Outcome::Done;
@@ -308,17 +358,17 @@ impl Delivering {
                 Err(error) => error,
             };
             let progress = error.delivered.min(batch.len() - done);
-            self.count(&self.status.delivered, progress);
+            self.settle(progress, |c| &mut c.delivered);
             done += progress;
             match error.failure {
                 Failure::Rejected => {
                     tracing::warn!(output = %self.status.name, seq = batch.get(done).map(|r| r.seq), error = %error, "record rejected; skipped");
-                    self.count(&self.status.failed, 1);
+                    self.settle(1, |c| &mut c.failed);
                     done += 1;
                 }
                 Failure::Transient => {
                     *started = false;
-                    self.count(&self.status.retried, 1);
+                    self.status.retried.fetch_add(1, Ordering::Relaxed);
                     self.status.set_health(Health::Down(error.to_string()));
                     if let Some(wait) = error.retry_after {
                         tracing::info!(output = %self.status.name, wait_ms = wait.as_millis() as u64, "asked to wait");
@@ -345,8 +395,8 @@ impl Delivering {
         Outcome::Done
     }
 
-    fn count(&self, counter: &AtomicU64, n: usize) {
-        counter.fetch_add(n as u64, Ordering::Relaxed);
+    fn settle(&self, n: usize, to: fn(&mut Counts) -> &mut u64) {
+        self.status.update(|c| c.settle(n as u64, to));
     }
 
     fn backoff(&self, failures: u32) -> Duration {
@@ -387,6 +437,161 @@ impl Delivering {
 
     fn give_up(&self, n: usize) {
         tracing::error!(output = %self.status.name, records = n, "shutdown: output unreachable, records not delivered");
-        self.count(&self.status.failed, n);
+        self.settle(n, |c| &mut c.failed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use async_trait::async_trait;
+    use tokio::sync::{mpsc, oneshot};
+
+    use super::*;
+    use crate::event::TopicRoot;
+    use crate::hub::{Message, Origin, Record};
+    use crate::sinks::output::Factory;
+
+    /// What the scripted output answers to one `deliver` call.
+    enum Answer {
+        Ok,
+        Reject,
+        Transient,
+    }
+
+    /// Each `deliver` call reports the seqs it got and waits for the test's answer, so the
+    /// test can read the counters while a batch is in flight.
+    type Call = (Vec<u64>, oneshot::Sender<Answer>);
+
+    #[derive(Debug)]
+    struct Scripted(mpsc::UnboundedSender<Call>);
+
+    impl Factory for Scripted {
+        fn build(&self, _context: &Context) -> Box<dyn Output> {
+            Box::new(ScriptedOutput(self.0.clone()))
+        }
+    }
+
+    struct ScriptedOutput(mpsc::UnboundedSender<Call>);
+
+    #[async_trait]
+    impl Output for ScriptedOutput {
+        async fn start(&mut self) -> Result<(), OutputError> {
+            Ok(())
+        }
+
+        async fn deliver(&mut self, batch: &[Delivery]) -> Result<(), OutputError> {
+            let (answer, answered) = oneshot::channel();
+            let seqs = batch.iter().map(|r| r.seq).collect();
+            self.0.send((seqs, answer)).expect("the test listens");
+            match answered.await.expect("the test answers") {
+                Answer::Ok => Ok(()),
+                Answer::Reject => Err(OutputError::rejected("no")),
+                Answer::Transient => Err(OutputError::transient("down")),
+            }
+        }
+
+        async fn flush(&mut self) -> Result<(), OutputError> {
+            Ok(())
+        }
+
+        fn health(&self) -> Health {
+            Health::Up
+        }
+    }
+
+    fn record(seq: u64, topic: &str) -> Delivery {
+        Arc::new(Record {
+            seq,
+            message: Message {
+                topic: topic.into(),
+                payload: "{}".into(),
+                retain: false,
+                origin: Origin::Daemon,
+                id: None,
+            },
+        })
+    }
+
+    #[track_caller]
+    fn assert_adds_up(status: &OutputStatus) -> OutputStats {
+        let s = status.stats();
+        assert_eq!(
+            s.enqueued,
+            s.delivered + s.depth as u64 + s.dropped + s.failed,
+            "{s:?}"
+        );
+        s
+    }
+
+    #[tokio::test]
+    async fn counters_add_up_through_drops_rejections_retries_and_in_flight_batches() {
+        let (calls_tx, mut calls) = mpsc::unbounded_channel();
+        let config = OutputConfig {
+            kind: "scripted",
+            common: Common {
+                name: "scripted".into(),
+                topics: vec!["a/#".into()],
+                queue: 2,
+                batch: 1,
+                retry_initial_ms: 1,
+                ..Common::default()
+            },
+            factory: Arc::new(Scripted(calls_tx)),
+        };
+        let root = TopicRoot::new("stream").unwrap();
+        let mut hub = Hub::new(root, false, Duration::from_secs(60), 0);
+        let registered = Running::register(&config, &mut hub);
+        let status = registered.status.clone();
+        let context = Context {
+            state_dir: std::env::temp_dir(),
+        };
+        let running = registered.spawn(&context);
+        assert_adds_up(&status);
+
+        status.handover.push(record(1, "a/1")).await;
+        let (seqs, first) = calls.recv().await.unwrap();
+        assert_eq!(seqs, [1]);
+        // While 1 is in flight: 2 and 4 fill the queue, 3 is filtered, 5 pushes 2 out.
+        for (seq, topic) in [(2, "a/2"), (3, "b/3"), (4, "a/4"), (5, "a/5")] {
+            status.handover.push(record(seq, topic)).await;
+        }
+        while status.stats().enqueued + status.filtered.load(Ordering::Relaxed) < 5 {
+            assert_adds_up(&status);
+            tokio::task::yield_now().await;
+        }
+        let s = assert_adds_up(&status);
+        assert_eq!((s.enqueued, s.depth, s.dropped), (4, 3, 1), "{s:?}");
+
+        let _ = first.send(Answer::Reject);
+        let (seqs, answer) = calls.recv().await.unwrap();
+        assert_eq!(seqs, [4]);
+        let s = assert_adds_up(&status);
+        assert_eq!((s.depth, s.failed), (2, 1), "{s:?}");
+        let _ = answer.send(Answer::Transient);
+        let (seqs, answer) = calls.recv().await.unwrap();
+        assert_eq!(seqs, [4], "retried");
+        assert_adds_up(&status);
+        let _ = answer.send(Answer::Ok);
+        let (seqs, answer) = calls.recv().await.unwrap();
+        assert_eq!(seqs, [5]);
+        let s = assert_adds_up(&status);
+        assert_eq!((s.depth, s.delivered, s.retried), (1, 1, 1), "{s:?}");
+        let _ = answer.send(Answer::Ok);
+
+        status.handover.close();
+        running.finish().await;
+        let s = assert_adds_up(&status);
+        assert_eq!(
+            (
+                s.enqueued,
+                s.delivered,
+                s.depth,
+                s.dropped,
+                s.failed,
+                s.filtered
+            ),
+            (4, 2, 0, 1, 1, 1),
+            "{s:?}"
+        );
     }
 }

@@ -15,6 +15,34 @@ pub const OFTEN: Duration = Duration::from_millis(20);
 /// machine running every test binary's 10,000-event bursts side by side.
 pub const PATIENCE: Duration = Duration::from_secs(120);
 
+/// Installs every test dependency (servers, clients, node packages, the Python venv).
+pub const SETUP: &str = "scripts/setup-test-deps.sh";
+
+/// Whether this is a CI run (`CI` set, as CI services do, and not "false" or "0").
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
+}
+
+/// What a test does when a dependency it needs is missing (`why`): under CI it fails, naming
+/// the command that installs it, because a CI run must test everything; elsewhere it says
+/// "skipped" and the test returns. The harness has no skipped outcome, so the line is written
+/// straight to stderr, past the harness's capture, to be seen even when the test "passes".
+#[track_caller]
+pub fn require<T>(dependency: Result<T, String>) -> Option<T> {
+    let why = match dependency {
+        Ok(found) => return Some(found),
+        Err(why) => why,
+    };
+    assert!(
+        !in_ci(),
+        "missing test dependency: {why}; install it with {SETUP} (CI=true: a missing dependency fails the test)"
+    );
+    use std::io::Write as _;
+    let test = std::thread::current().name().unwrap_or("a test").to_owned();
+    let _ = writeln!(std::io::stderr(), "skipped: {test}: {why}; run {SETUP}");
+    None
+}
+
 pub fn ongwatch() -> Command {
     Command::new(env!("CARGO_BIN_EXE_ongwatch"))
 }
@@ -53,7 +81,9 @@ impl Proc {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+            .unwrap_or_else(|e| {
+                panic!("cannot start {name}: {e}; {SETUP} installs what the tests run")
+            });
         let (tx, lines) = mpsc::channel();
         for stream in [
             child

@@ -6,7 +6,7 @@
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{OnceLock, mpsc};
 
 use crate::support::PATIENCE;
 
@@ -14,27 +14,39 @@ fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The Socket.IO test venv's python (scripts/setup-socketio-venv.sh makes it if needed);
-/// `None` when it neither exists nor can be made.
-pub fn venv_python() -> Option<PathBuf> {
-    let venv = std::env::var_os("SOCKETIO_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("target/socketio-venv"));
-    let status = Command::new("bash")
-        .arg(root().join("scripts/setup-socketio-venv.sh"))
-        .env("SOCKETIO_VENV", &venv)
-        .stdout(Stdio::null())
-        .status();
-    let python = venv.join("bin/python");
-    match status {
-        Ok(s) if s.success() && python.exists() => Some(python),
-        other => {
-            eprintln!(
-                "SKIP: no Socket.IO test venv ({other:?}); run scripts/setup-socketio-venv.sh"
-            );
-            None
-        }
-    }
+/// The Socket.IO test venv's python, made by scripts/setup-socketio-venv.sh if needed (once
+/// per test binary); the error says why there is none. `SOCKETIO_VENV` points elsewhere.
+pub fn venv_python() -> Result<PathBuf, String> {
+    static PYTHON: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    PYTHON
+        .get_or_init(|| {
+            let venv = std::env::var_os("SOCKETIO_VENV")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| root().join("target/socketio-venv"));
+            let python = venv.join("bin/python");
+            let script = root().join("scripts/setup-socketio-venv.sh");
+            let output = Command::new("bash")
+                .arg(&script)
+                .env("SOCKETIO_VENV", &venv)
+                .stdin(Stdio::null())
+                .output();
+            match output {
+                Ok(out) if out.status.success() && python.exists() => Ok(python),
+                Ok(out) => Err(format!(
+                    "no Socket.IO test venv at {}, and {} could not make it ({}: {})",
+                    venv.display(),
+                    script.display(),
+                    out.status,
+                    String::from_utf8_lossy(&out.stderr).trim()
+                )),
+                Err(e) => Err(format!(
+                    "no Socket.IO test venv at {}: cannot run {}: {e}",
+                    venv.display(),
+                    script.display()
+                )),
+            }
+        })
+        .clone()
 }
 
 /// socketio_server.py in one mode, killed on drop.

@@ -2,7 +2,10 @@
 //!
 //! - Login: `CAP REQ` for tags, commands and membership, then `PASS oauth:<token>` / `NICK`
 //!   with the bot's or broadcaster's token, or an anonymous `justinfan<random>` nick that can
-//!   read but not send. A refused login refreshes the token once and tries again.
+//!   read but not send. A refused login refreshes the token once and tries again. Any other
+//!   refusal of the registration (432, 433, 462, 464, 465) is kept as [`Refusal`], so the
+//!   owner can show the server's reason instead of "connecting", and the client reconnects with
+//!   backoff; an anonymous nick already in use (433) is replaced by a new random one at once.
 //! - Channels are reference-counted: [`IrcHandle::join`] and [`IrcHandle::part`] may be
 //!   called by many users of one channel; the first join sends `JOIN`, the last part `PART`.
 //!   JOINs are paced to Twitch's limit (20 per 10 s for ordinary accounts) and every wanted
@@ -35,6 +38,8 @@ use crate::sources::twitch::source::{Backoff, Timing};
 
 /// Longest line accepted from the server; Twitch's longest lines are a few KiB of tags.
 const MAX_LINE: usize = 64 * 1024;
+/// New anonymous nicks tried in one session when the server says the nick is in use.
+const NICK_ATTEMPTS: u32 = 3;
 /// Twitch's JOIN limit window.
 const JOIN_PERIOD: Duration = Duration::from_secs(10);
 /// JOINs per window for an ordinary account.
@@ -104,8 +109,18 @@ pub struct IrcStatus {
     pub invalid_lines: u64,
     /// Why the last connection ended, or what is happening now.
     pub detail: String,
-    /// Twitch refused the login and the token could not be refreshed: a person must log in.
-    pub refused: bool,
+    /// The server refused the last login; cleared by the next welcome.
+    pub refused: Option<Refusal>,
+}
+
+/// A refused registration: the server's answer, for as long as no login succeeds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// The login itself was refused (a bad or expired token, a ban): a person must act on the
+    /// account. Otherwise a setting does not fit the server (a nick it does not allow).
+    pub unauthorized: bool,
+    /// The server, the nick, the server's reason with its numeric, and the fix when known.
+    pub reason: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -270,6 +285,8 @@ struct Client {
 struct Session {
     nick: String,
     registered: bool,
+    /// New anonymous nicks tried after "nick in use" (433).
+    nick_attempts: u32,
     /// Channels to JOIN as the pacing allows.
     to_join: VecDeque<String>,
     last_heard: Instant,
@@ -423,10 +440,7 @@ impl Client {
             timeout: self.settings.timing.write_timeout,
         };
         let (nick, password) = match &self.settings.login {
-            IrcLogin::Anonymous => (
-                format!("justinfan{}", rand::random_range(10_000..100_000_000u32)),
-                None,
-            ),
+            IrcLogin::Anonymous => (anonymous_nick(), None),
             IrcLogin::Account { login, tokens } => {
                 (login.to_lowercase(), Some(tokens.access().await))
             }
@@ -449,6 +463,7 @@ impl Client {
         let mut session = Session {
             nick,
             registered: false,
+            nick_attempts: 0,
             to_join: VecDeque::new(),
             last_heard: Instant::now(),
             ping_sent: None,
@@ -589,7 +604,7 @@ impl Client {
                 session.to_join = channels.into();
                 self.status.send_modify(|s| {
                     s.connected = true;
-                    s.refused = false;
+                    s.refused = None;
                     s.sessions += 1;
                     s.detail = format!("connected as {}", session.nick);
                 });
@@ -611,7 +626,10 @@ impl Client {
                     && msg.param(0) == Some("*")
                     && is_login_refusal(msg.trailing()) =>
             {
-                return Some(self.login_refused(session).await);
+                return Some(self.login_refused(&msg, session, out).await);
+            }
+            "432" | "433" | "462" | "464" | "465" if !session.registered => {
+                return self.registration_refused(&msg, session, out).await;
             }
             "JOIN" if ours => {
                 if let Some(channel) = msg.channel() {
@@ -654,22 +672,99 @@ impl Client {
         None
     }
 
-    async fn login_refused(&mut self, session: &Session) -> End {
+    /// A numeric refusing the registration. An anonymous nick in use is replaced on the
+    /// spot; a refused password goes the way of Twitch's refused login; anything else ends
+    /// the session with the refusal kept for the owner.
+    async fn registration_refused(
+        &mut self,
+        msg: &IrcMessage<'_>,
+        session: &mut Session,
+        out: &mut Writer,
+    ) -> Option<End> {
+        let numeric = msg.command();
+        let anonymous = matches!(self.settings.login, IrcLogin::Anonymous);
+        if numeric == "433" && anonymous && session.nick_attempts < NICK_ATTEMPTS {
+            session.nick_attempts += 1;
+            let nick = anonymous_nick();
+            tracing::info!(server = %self.settings.server, taken = %session.nick, %nick, "anonymous chat nick in use; trying another");
+            session.nick = nick;
+            return match out.line(&format!("NICK {}", session.nick)).await {
+                Ok(()) => None,
+                Err(e) => Some(End::retry(e)),
+            };
+        }
+        if numeric == "464" && !anonymous {
+            return Some(self.login_refused(msg, session, out).await);
+        }
+        let unauthorized = matches!(numeric, "464" | "465");
+        let fix = match numeric {
+            "464" => {
+                "; this server wants a password: log in a chat account with `ongwatch auth twitch --account bot`"
+            }
+            "465" => "; this server bans the login: use another account or server",
+            _ => "",
+        };
+        let reason = self.refusal(msg, session, fix);
+        Some(self.refuse(unauthorized, reason, out).await)
+    }
+
+    /// Twitch's refused login: the token is refreshed once and tried again; if it cannot be,
+    /// a person must log in.
+    async fn login_refused(
+        &mut self,
+        msg: &IrcMessage<'_>,
+        session: &Session,
+        out: &mut Writer,
+    ) -> End {
         let IrcLogin::Account { login, tokens } = &self.settings.login else {
-            return End::retry("Twitch refused the anonymous chat login");
+            let reason = self.refusal(msg, session, "");
+            return self.refuse(true, reason, out).await;
         };
         let stale = session.password.clone().unwrap_or_default();
         match tokens.refresh(&stale).await {
             Ok(_) => End::retry(format!(
-                "Twitch refused the chat login of {login}; token refreshed"
+                "the chat server refused the login of {login}; token refreshed"
             )),
             Err(e) => {
-                self.status.send_modify(|s| s.refused = true);
-                End::retry(format!(
-                    "Twitch refused the chat login of {login} and the token cannot be refreshed ({e}); log in again with `ongwatch auth twitch`"
-                ))
+                let fix = format!(
+                    " and the token cannot be refreshed ({e}); log in again with `ongwatch auth twitch`"
+                );
+                let reason = self.refusal(msg, session, &fix);
+                self.refuse(true, reason, out).await
             }
         }
+    }
+
+    /// "<server> refused the chat login as <nick>: <the server's words> (<numeric>)<fix>".
+    fn refusal(&self, msg: &IrcMessage<'_>, session: &Session, fix: &str) -> String {
+        let words = msg
+            .trailing()
+            .filter(|t| !t.trim().is_empty())
+            .unwrap_or("no reason given");
+        let numeric = match msg.command() {
+            "NOTICE" => String::new(),
+            code => format!(" ({code})"),
+        };
+        format!(
+            "{} refused the chat login as {}: {}{numeric}{fix}",
+            self.settings.server,
+            session.nick,
+            words.escape_debug()
+        )
+    }
+
+    /// Keeps the refusal for the owner and ends the session; the reconnect backs off.
+    async fn refuse(&mut self, unauthorized: bool, reason: String, out: &mut Writer) -> End {
+        tracing::warn!("{reason}");
+        self.status.send_modify(|s| {
+            s.refused = Some(Refusal {
+                unauthorized,
+                reason: reason.clone(),
+            });
+        });
+        // The server keeps an unregistered connection open for another try; ours is a new one.
+        let _ = out.line("QUIT").await;
+        End::retry(reason)
     }
 
     fn invalid(&mut self, why: &str, line: &str, logged_first_invalid: &mut bool) {
@@ -682,6 +777,11 @@ impl Client {
             tracing::debug!(line = %line.escape_debug(), "ignored an invalid chat line ({why})");
         }
     }
+}
+
+/// `justinfan<random>`: Twitch's anonymous, read-only login.
+fn anonymous_nick() -> String {
+    format!("justinfan{}", rand::random_range(10_000..100_000_000u32))
 }
 
 fn is_login_refusal(text: Option<&str>) -> bool {
@@ -838,6 +938,95 @@ mod tests {
         assert_eq!(channel_login("x\r\nQUIT"), None);
         assert_eq!(channel_login(""), None);
         assert_eq!(channel_login(&"a".repeat(26)), None);
+    }
+
+    /// One connection to a line-based server on loopback that answers the n-th `NICK` (from
+    /// 0) with `answer(n, nick)`; returns the client's handle and the nicks it sent.
+    async fn registering(
+        answer: fn(usize, &str) -> String,
+    ) -> (
+        IrcHandle,
+        CancellationToken,
+        std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    ) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let server = listener.local_addr().unwrap().to_string();
+        let nicks = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = nicks.clone();
+        tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.unwrap();
+            let (read, mut write) = tokio::io::split(stream);
+            let mut lines = BufReader::new(read).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(nick) = line.strip_prefix("NICK ") {
+                    let n = {
+                        let mut seen = seen.lock().unwrap();
+                        seen.push(nick.to_owned());
+                        seen.len() - 1
+                    };
+                    let reply = format!("{}\r\n", answer(n, nick));
+                    write.write_all(reply.as_bytes()).await.unwrap();
+                }
+            }
+        });
+        let settings = IrcSettings {
+            server,
+            tls: false,
+            login: IrcLogin::Anonymous,
+            include_raw: false,
+            timing: IrcTiming {
+                // One session is all these tests look at.
+                initial_backoff: Duration::from_secs(3600),
+                ..IrcTiming::default()
+            },
+            joins_per_window: JOINS_PER_WINDOW,
+        };
+        let (events, mut drain) = mpsc::channel(64);
+        tokio::spawn(async move { while drain.recv().await.is_some() {} });
+        let shutdown = CancellationToken::new();
+        let (handle, _task) = spawn(settings, events, shutdown.clone());
+        handle.join("somechannel");
+        (handle, shutdown, nicks)
+    }
+
+    #[tokio::test]
+    async fn an_anonymous_nick_in_use_is_replaced_by_a_new_one() {
+        let (handle, shutdown, nicks) = registering(|n, nick| match n {
+            0 => format!(":irc.test 433 * {nick} :Nickname is already in use"),
+            _ => format!(":irc.test 001 {nick} :Welcome"),
+        })
+        .await;
+        let mut status = handle.status();
+        let status = status.wait_for(|s| s.connected).await.unwrap().clone();
+        let nicks = nicks.lock().unwrap().clone();
+        assert_eq!(nicks.len(), 2, "{nicks:?}");
+        assert_ne!(nicks[0], nicks[1]);
+        assert!(nicks[1].starts_with("justinfan"), "{nicks:?}");
+        assert_eq!(status.detail, format!("connected as {}", nicks[1]));
+        assert_eq!(status.refused, None);
+        shutdown.cancel();
+    }
+
+    #[tokio::test]
+    async fn a_ban_is_kept_as_an_unauthorized_refusal_with_the_servers_words() {
+        let (handle, shutdown, _) =
+            registering(|_, _| ":irc.test 465 * :You are banned from this server".into()).await;
+        let mut status = handle.status();
+        let status = status
+            .wait_for(|s| s.refused.is_some())
+            .await
+            .unwrap()
+            .clone();
+        let refusal = status.refused.unwrap();
+        assert!(refusal.unauthorized);
+        assert!(
+            refusal
+                .reason
+                .contains("You are banned from this server (465)"),
+            "{refusal:?}"
+        );
+        assert!(!status.connected);
+        shutdown.cancel();
     }
 
     #[test]

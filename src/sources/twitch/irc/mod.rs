@@ -17,7 +17,7 @@ mod typed;
 
 pub use client::{
     IrcHandle, IrcLogin, IrcSendError, IrcSettings, IrcStatus, IrcTiming, JOINS_PER_WINDOW,
-    channel_login, spawn,
+    Refusal, channel_login, spawn,
 };
 pub use normalize::{normalize, normalize_line};
 pub use parse::{IrcError, IrcMessage, Params, Prefix, TagValue, Tags, unescape};
