@@ -3,6 +3,8 @@
 //! seed's example bot, mosquitto_sub as a bot that gets killed, and a browser-style WebSocket
 //! handshake from a foreign origin.
 
+#[path = "support/socketio_server.rs"]
+mod socketio_server;
 mod support;
 
 use std::io::{Read, Write};
@@ -57,23 +59,21 @@ fn output_text(output: &Output) -> String {
     )
 }
 
+/// An MQTT 5 publish refused with PUBACK 0x87, as mosquitto_pub reports it.
+fn assert_refused(output: &Output) {
+    assert!(
+        output_text(output)
+            .to_lowercase()
+            .contains("not authorized"),
+        "{}",
+        output_text(output)
+    );
+}
+
 fn node_script(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/bots")
         .join(name)
-}
-
-fn venv_python() -> PathBuf {
-    let venv = std::env::var_os("SOCKETIO_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/socketio-venv"));
-    let python = venv.join("bin/python");
-    assert!(
-        python.exists(),
-        "{} is missing: run scripts/setup-test-deps.sh (it creates the Python venv with paho-mqtt)",
-        python.display()
-    );
-    python
 }
 
 #[test]
@@ -99,11 +99,7 @@ fn nobody_can_speak_for_twitch() {
     // MQTT 5: PUBACK reason 0x87, which mosquitto_pub reports.
     for _ in 0..2 {
         let v5 = pub_v(port, "mqttv5", "spoofer5", "stream/support/cheers", SPOOF);
-        assert!(
-            output_text(&v5).to_lowercase().contains("not authorized"),
-            "{}",
-            output_text(&v5)
-        );
+        assert_refused(&v5);
     }
     // MQTT.js, MQTT 5: the reason code itself.
     let js = Command::new("node")
@@ -185,9 +181,12 @@ fn the_seed_bot_takes_over_the_hype_topic_and_keeps_it() {
     let daemon = Daemon::start_in(dir.path(), EPHEMERAL, &[]);
     let port = daemon.mqtt_port();
     let mut hype = mosquitto_sub(port, "stream/synthetic/hype", &[]);
+    let Some(python) = require(socketio_server::venv_python()) else {
+        return;
+    };
     let mut seed = Proc::spawn(
         "seed bot",
-        Command::new(venv_python())
+        Command::new(python)
             .arg("-u")
             .arg(node_script("seed_bot.py"))
             .arg(port.to_string()),
@@ -260,33 +259,18 @@ fn the_seed_bot_takes_over_the_hype_topic_and_keeps_it() {
     assert_eq!(presence["owns"], json!(["stream/synthetic/hype"]));
 
     // A second publisher is refused while the bot is here, and within 60 s after it left.
-    let other = pub_v(
-        port,
-        "mqttv5",
-        "other",
-        "stream/synthetic/hype",
-        "{\"level\":9}",
-    );
-    assert!(
-        output_text(&other)
-            .to_lowercase()
-            .contains("not authorized"),
-        "{}",
-        output_text(&other)
-    );
+    let other = || {
+        pub_v(
+            port,
+            "mqttv5",
+            "other",
+            "stream/synthetic/hype",
+            "{\"level\":9}",
+        )
+    };
+    assert_refused(&other());
     seed.kill9();
-    let other = pub_v(
-        port,
-        "mqttv5",
-        "other",
-        "stream/synthetic/hype",
-        "{\"level\":9}",
-    );
-    assert!(
-        output_text(&other)
-            .to_lowercase()
-            .contains("not authorized")
-    );
+    assert_refused(&other());
 }
 
 #[test]
@@ -297,11 +281,7 @@ fn a_topic_is_free_again_sixty_seconds_after_its_owner_left() {
     let first = pub_v(port, "mqttv5", "first", "stream/synthetic/crowd", "1");
     assert!(first.status.success(), "{}", output_text(&first));
     let second = pub_v(port, "mqttv5", "second", "stream/synthetic/crowd", "2");
-    assert!(
-        output_text(&second)
-            .to_lowercase()
-            .contains("not authorized")
-    );
+    assert_refused(&second);
     // The owner's grace is a minute of real time; the broker has no clock to move.
     std::thread::sleep(Duration::from_secs(61));
     let second = pub_v(port, "mqttv5", "second", "stream/synthetic/crowd", "2");
@@ -344,13 +324,7 @@ fn a_configured_bot_owns_its_topic_on_every_listener() {
         let bpm = login("bpm", "bpm-s3cret");
         assert!(bpm.status.success(), "{}", output_text(&bpm));
         let lights = login("lights", "l1ghts-s3cret");
-        assert!(
-            output_text(&lights)
-                .to_lowercase()
-                .contains("not authorized"),
-            "{}",
-            output_text(&lights)
-        );
+        assert_refused(&lights);
     }
     let anonymous = pub_v(
         daemon.mqtt_port(),
@@ -359,11 +333,7 @@ fn a_configured_bot_owns_its_topic_on_every_listener() {
         "stream/synthetic/bpm",
         "1",
     );
-    assert!(
-        output_text(&anonymous)
-            .to_lowercase()
-            .contains("not authorized")
-    );
+    assert_refused(&anonymous);
 }
 
 #[test]
@@ -507,13 +477,7 @@ fn an_external_mosquitto_with_the_generated_acl_enforces_authority() {
     let mut sub = mosquitto_sub(port, "stream/#", &[]);
 
     let spoof = pub_v(port, "mqttv5", "spoofer", "stream/support/cheers", SPOOF);
-    assert!(
-        output_text(&spoof)
-            .to_lowercase()
-            .contains("not authorized"),
-        "{}",
-        output_text(&spoof)
-    );
+    assert_refused(&spoof);
     let bpm = Command::new("mosquitto_pub")
         .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-q", "1"])
         .args(["-V", "mqttv5", "-t", "stream/synthetic/bpm", "-m", "128"])
@@ -523,11 +487,7 @@ fn an_external_mosquitto_with_the_generated_acl_enforces_authority() {
     assert!(bpm.status.success(), "{}", output_text(&bpm));
     sub.wait_line(&["stream/synthetic/bpm 128"]);
     let squatter = pub_v(port, "mqttv5", "squatter", "stream/synthetic/bpm", "1");
-    assert!(
-        output_text(&squatter)
-            .to_lowercase()
-            .contains("not authorized")
-    );
+    assert_refused(&squatter);
     let hype = pub_v(
         port,
         "mqttv5",

@@ -4,6 +4,8 @@
 
 #[path = "support/fake_twitch.rs"]
 mod fake_twitch;
+#[path = "support/socketio_server.rs"]
+mod socketio_server;
 mod support;
 
 use std::path::PathBuf;
@@ -174,15 +176,9 @@ fn a_bots_payloads_show_readably_on_the_hype_meter_the_overlay_and_the_feed() {
 #[test]
 fn the_seed_bot_shows_on_the_dashboard_with_its_level_and_presence() {
     let (_dir, daemon) = start();
-    let venv = std::env::var_os("SOCKETIO_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/socketio-venv"));
-    let python = venv.join("bin/python");
-    assert!(
-        python.exists(),
-        "{} is missing: run scripts/setup-test-deps.sh (the Python venv with paho-mqtt)",
-        python.display()
-    );
+    let Some(python) = require(socketio_server::venv_python()) else {
+        return;
+    };
     let mut seed = Proc::spawn(
         "seed bot",
         Command::new(python)

@@ -2,6 +2,8 @@
 //! its real client library (paho-mqtt in the test venv, MQTT.js under node, the browser pages in
 //! headless Chromium), and shows what its README says you will see.
 
+#[path = "support/socketio_server.rs"]
+mod socketio_server;
 mod support;
 
 use std::path::{Path, PathBuf};
@@ -14,17 +16,11 @@ fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The test venv's python (paho-mqtt), made by the setup script if needed.
 fn venv_python() -> PathBuf {
-    let venv = std::env::var_os("SOCKETIO_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join("target/socketio-venv"));
-    let python = venv.join("bin/python");
-    assert!(
-        python.exists(),
-        "{} is missing: run scripts/setup-test-deps.sh (it creates the Python venv with paho-mqtt)",
-        python.display()
-    );
-    python
+    socketio_server::venv_python().unwrap_or_else(|why| {
+        panic!("missing test dependency: {why}; install it with scripts/setup-test-deps.sh")
+    })
 }
 
 /// `node examples/js/<script>`, with MQTT.js from examples/node_modules.

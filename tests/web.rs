@@ -233,12 +233,8 @@ fn status_metrics_pages_and_no_secrets() {
     assert!(status["hub"]["accepted"].as_u64().unwrap() >= 1);
     assert!(status["trigger_kinds"].as_array().unwrap().len() >= 14);
 
-    // A retained provider state on the bus shows up as the provider's health.
-    publish(
-        &daemon,
-        "stream/system/providers/twitch",
-        json!({"type": "provider_state", "provider": "twitch", "state": "connected", "detail": "ok", "since": "2026-01-01T00:00:00.000Z", "subscriptions": []}),
-    );
+    // A retained provider state on the bus shows up as the provider's health: the built-in hype
+    // meter's (only ongwatch publishes provider states, so none can be posted here).
     publish(
         &daemon,
         "stream/synthetic/hype",
@@ -246,10 +242,16 @@ fn status_metrics_pages_and_no_secrets() {
     );
     let status = wait_for("provider state and hype in /api/status", || {
         let status = get(&daemon, "/api/status").json();
-        (status["providers"]["twitch"]["state"] == "connected" && status["hype"]["level"] == 3)
+        (status["providers"]["hype"]["state"] == "connected" && status["hype"]["level"] == 3)
             .then_some(status)
     });
-    assert_eq!(status["providers"]["twitch"]["detail"], "ok");
+    assert!(
+        status["providers"]["hype"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("built-in hype meter"),
+        "{status}"
+    );
 
     let metrics = get(&daemon, "/metrics");
     assert_eq!(metrics.status, 200);
@@ -263,7 +265,7 @@ fn status_metrics_pages_and_no_secrets() {
         "ongwatch_output_queue_depth{output=\"mqtt\"}",
         "ongwatch_output_dropped_total{output=\"web\"} 0",
         "ongwatch_mqtt_reconnects_total 0",
-        "ongwatch_provider_state{provider=\"twitch\",state=\"connected\"} 1",
+        "ongwatch_provider_state{provider=\"hype\",state=\"connected\"} 1",
         "ongwatch_provider_state{provider=\"twitch\",state=\"error\"} 0",
         "ongwatch_websocket_cut_off_total 0",
     ] {
