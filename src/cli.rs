@@ -672,6 +672,9 @@ fn check(common: &Common, credentials: Option<PathBuf>) -> Result<(), Failure> {
         {
             println!("{line}");
         }
+        if let Some(line) = crate::sources::obs::check_line(config, credentials) {
+            println!("{line}");
+        }
     }
     Ok(())
 }
