@@ -1,5 +1,5 @@
 // Drives Debian's headless Chromium with playwright-core for tests/browser.rs.
-// usage: node run.js <dashboard|alerts|hype|login> <base url> <screenshot dir> [expected text...]
+// usage: node run.js <dashboard|alerts|hype|login|obs> <base url> <screenshot dir> [expected text...]
 // Prints "ready" once the page is connected (the Rust test then makes something happen) and
 // "ok" when the page showed it; any failure prints "fail: ..." and exits 1, after a screenshot.
 "use strict";
@@ -92,6 +92,22 @@ const scenarios = {
       return bar.style.width && Math.abs(bar.getBoundingClientRect().width - parseFloat(bar.style.width) / 100 * bar.parentElement.clientWidth) < 2;
     }, null, { timeout: PATIENCE });
     await page.screenshot({ path: path.join(shots, "overlay-hype.png"), omitBackground: true });
+  },
+
+  // The OBS card: connected, scene "Main", then switches to the scene given as argument.
+  async obs(page) {
+    const [target] = expected;
+    await page.goto(`${base}/`);
+    await page.waitForSelector("[data-testid=obs-card][data-ready=true]:not([hidden])", { timeout: PATIENCE });
+    await page.waitForFunction(() => document.querySelector("[data-testid=obs-state]").textContent === "connected", null, { timeout: PATIENCE });
+    await page.waitForFunction(() => document.querySelector("[data-testid=obs-scene]").textContent === "Main", null, { timeout: PATIENCE });
+    await page.waitForFunction(() => document.querySelector("[data-testid=obs-frames]").textContent.includes("dropped"), null, { timeout: PATIENCE });
+    await page.waitForFunction((target) => [...document.querySelectorAll("[data-testid=obs-scenes] option")].some((o) => o.value === target), target, { timeout: PATIENCE });
+    await page.selectOption("[data-testid=obs-scenes]", target);
+    await page.click("[data-testid=obs-switch]");
+    await page.waitForFunction((target) => document.querySelector("[data-testid=obs-result]").textContent === `switched to ${target}`, target, { timeout: PATIENCE });
+    await page.waitForFunction((target) => document.querySelector("[data-testid=obs-scene]").textContent === target, target, { timeout: PATIENCE });
+    await page.locator("[data-testid=obs-card]").screenshot({ path: path.join(shots, "dashboard-obs.png") });
   },
 
   // The Twitch device-code login from the dashboard: prints "code <user code>" once the page
