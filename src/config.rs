@@ -973,6 +973,19 @@ mod tests {
     }
 
     #[test]
+    fn obs_needs_a_websocket_url_and_takes_its_password_from_credentials() {
+        let config = Config::parse(None, "[obs]\nurl = \"ws://127.0.0.1:4455\"").unwrap();
+        assert_eq!(config.obs.url, "ws://127.0.0.1:4455");
+        let err = Config::parse(None, "[obs]\nurl = \"http://127.0.0.1:4455\"").unwrap_err();
+        assert!(err.to_string().contains(": obs.url:"), "{err}");
+        let credentials =
+            Credentials::parse(None, "[obs.test]\npassword = \"obs-secret\"\n").unwrap();
+        let obs = credentials.get("obs", "test").unwrap();
+        assert_eq!(obs.password.as_deref(), Some("obs-secret"));
+        assert!(!format!("{credentials:?}").contains("obs-secret"));
+    }
+
+    #[test]
     fn localdev_points_at_the_twitch_cli_mock() {
         let config = Config::parse(None, "environment = \"localdev\"").unwrap();
         assert_eq!(config.twitch.eventsub_url, "ws://127.0.0.1:8080/ws");
