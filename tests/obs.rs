@@ -304,3 +304,41 @@ publish = { topic = "stream/command/obs/scene", payload = { scene = "Alerts", id
     assert_eq!(result["id"], big["id"]);
     assert_eq!(payloads(&mut sub, SCENE_RESULT).len(), 1);
 }
+
+#[test]
+fn check_validates_obs_and_never_prints_the_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("ongwatch.toml");
+    let credentials = dir.path().join("credentials.toml");
+    std::fs::write(
+        &credentials,
+        "[obs.test]\npassword = \"obs-check-secret\"\n",
+    )
+    .unwrap();
+    let check = |config_text: &str| {
+        std::fs::write(&config, config_text).unwrap();
+        ongwatch()
+            .arg("check")
+            .arg("--config")
+            .arg(&config)
+            .arg("--credentials")
+            .arg(&credentials)
+            .arg("--state-dir")
+            .arg(dir.path().join("state"))
+            .output()
+            .unwrap()
+    };
+    let ok = check("[obs]\nurl = \"ws://127.0.0.1:4455\"\n");
+    let text =
+        String::from_utf8_lossy(&ok.stdout).to_string() + &String::from_utf8_lossy(&ok.stderr);
+    assert!(ok.status.success(), "{text}");
+    assert!(
+        text.contains("ok: obs 127.0.0.1:4455 with the password of [obs.test]"),
+        "{text}"
+    );
+    assert!(!text.contains("obs-check-secret"), "{text}");
+    let bad = check("[obs]\nurl = \"127.0.0.1:4455\"\n");
+    let text = String::from_utf8_lossy(&bad.stderr);
+    assert!(!bad.status.success());
+    assert!(text.contains("obs.url"), "{text}");
+}
