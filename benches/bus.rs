@@ -7,8 +7,10 @@
 //!
 //! Paths measured:
 //! - `mosquitto pub→sub`: a QoS 1 publisher and a QoS 1 subscriber on bare mosquitto.
-//! - `embedded pub→sub`: the same against the daemon's embedded broker (a bot's publish that the
-//!   daemon also logs).
+//! - `embedded pub→sub`: the same payloads from a bot on its own topic (`stream/synthetic/bench`)
+//!   through the daemon's embedded broker, which checks topic authority for every publish and
+//!   also logs it. With `BUS_BENCH_BASELINE=<an earlier ongwatch binary>` the same path is
+//!   measured on that binary too, in the same run (the cost of the authority check).
 //! - `trigger → daemon → sub`: trigger requests on `stream/command/trigger`, normalized by the
 //!   daemon and published as `stream/support/cheers` (two broker hops plus normalization).
 //!
@@ -26,7 +28,7 @@ use bytes::Bytes;
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::mqttbytes::v5::Packet;
 use rumqttc::v5::{AsyncClient, Event, MqttOptions};
-use support::{Killed, start_daemon, status_kib, wait_until};
+use support::{Killed, start_binary, start_daemon, status_kib, wait_until};
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -124,6 +126,12 @@ fn cheer_event(n: u64) -> (String, Bytes, String) {
         Bytes::from(payload.to_string()),
         id,
     )
+}
+
+/// The same payload as a bot's own topic: what a bot may publish under topic authority.
+fn bot_event(n: u64) -> (String, Bytes, String) {
+    let (_, payload, id) = cheer_event(n);
+    ("stream/synthetic/bench".into(), payload, id)
 }
 
 fn trigger_request(n: u64) -> (String, Bytes, String) {
@@ -242,13 +250,33 @@ async fn main() {
     )
     .await;
 
+    let baseline = match std::env::var_os("BUS_BENCH_BASELINE") {
+        Some(binary) => {
+            let baseline_dir = dir.path().join("baseline");
+            std::fs::create_dir_all(&baseline_dir).unwrap();
+            let old = start_binary(Path::new(&binary), &baseline_dir);
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            Some(
+                measure(
+                    old.mqtt_port,
+                    "stream/synthetic/bench",
+                    bot_event,
+                    events,
+                    3_000_000,
+                )
+                .await,
+            )
+        }
+        None => None,
+    };
+
     let daemon = start_daemon(dir.path());
     tokio::time::sleep(Duration::from_secs(1)).await;
     let idle_rss = status_kib(daemon.pid, "VmRSS:");
     let embedded = measure(
         daemon.mqtt_port,
-        "stream/support/cheers",
-        cheer_event,
+        "stream/synthetic/bench",
+        bot_event,
         events,
         1_000_000,
     )
@@ -265,6 +293,9 @@ async fn main() {
 
     println!("bus benchmark: {events} events per path, QoS 1, payload = the seed cheer");
     report("mosquitto pub→sub", &bare, bare.rate);
+    if let Some(baseline) = &baseline {
+        report("baseline embedded pub→sub", baseline, bare.rate);
+    }
     report("embedded pub→sub", &embedded, bare.rate);
     report("trigger → daemon → sub", &through, bare.rate);
     println!(

@@ -37,6 +37,14 @@ if [ ! -d tests/node/node_modules/mqtt ] || [ ! -d tests/node/node_modules/playw
   (cd tests/node && npm ci --no-audit --no-fund --silent)
 fi
 
+# The example bots' MQTT.js, and json-schema-to-typescript and typescript for the typed payloads
+# (examples/types, tests/types.rs), pinned in examples/package-lock.json.
+if [ ! -d examples/node_modules/mqtt ] || [ ! -d examples/node_modules/json-schema-to-typescript ] \
+    || [ ! -d examples/node_modules/typescript ]; then
+  echo "setup: installing the examples' node packages (MQTT.js, json-schema-to-typescript, typescript)"
+  (cd examples && npm ci --no-audit --no-fund --silent)
+fi
+
 if [ -x scripts/setup-socketio-venv.sh ]; then
   scripts/setup-socketio-venv.sh
 fi

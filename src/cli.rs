@@ -1,6 +1,7 @@
 //! The `ongwatch` command line (CONTRACT §1). Exit codes: 0 ok, 2 bad usage or config,
 //! 1 runtime failure; errors are one line naming what is wrong and how to fix it.
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -15,170 +16,185 @@ use crate::daemon;
 use crate::event::{TopicRoot, schema, validate_filter};
 use crate::mqtt::Endpoint;
 use crate::mqtt::access::{Access, LocalLogin};
-use crate::mqtt::client::CliClient;
+use crate::mqtt::client::{CliClient, ClientError, Rejected};
 use crate::sources::trigger::TriggerRequest;
 use crate::sources::twitch::auth as twitch_auth;
-use crate::state::{self, Runtime};
+use crate::state::{self, Found, Runtime};
 
 #[derive(Parser)]
 #[command(
     name = "ongwatch",
     version,
-    about = "One daemon between a streamer's platforms and their bots: normalized events on MQTT and WebSocket."
+    about = "One daemon between a streamer's platforms and their bots: normalized events on MQTT and WebSocket.",
+    after_help = "Examples:\n  ongwatch run --demo                  # the whole flow with simulated events, no account needed\n  ongwatch tail                        # in a second terminal: what goes over the bus\n  ongwatch trigger cheer --amount 100  # a test cheer through the real normalizers"
 )]
 struct Cli {
+    #[command(flatten)]
+    global: Global,
     #[command(subcommand)]
     command: Command,
 }
 
+/// The help heading of the options every command accepts.
+const GLOBAL: &str = "Global options";
+
+/// Options every command accepts, before or after its name (CONTRACT §1). Commands that do not
+/// need one (e.g. `trigger` and credentials) accept it all the same, so one set of options, an
+/// alias or a service file's environment works for every command.
 #[derive(Args, Clone)]
-struct Common {
+struct Global {
     /// ongwatch.toml (default: ./ongwatch.toml if it exists, else built-in defaults).
-    #[arg(long, env = "ONGWATCH_CONFIG", global = true)]
+    #[arg(long, env = "ONGWATCH_CONFIG", global = true, value_name = "FILE", help_heading = GLOBAL)]
     config: Option<PathBuf>,
-    /// Where the event log, tokens and runtime file live (default: the platform data dir).
-    #[arg(long, env = "ONGWATCH_STATE_DIR", global = true)]
+    /// credentials.toml (default: ./credentials.toml if it exists); used by run, check and auth.
+    #[arg(long, env = "ONGWATCH_CREDENTIALS", global = true, value_name = "FILE", help_heading = GLOBAL)]
+    credentials: Option<PathBuf>,
+    /// Where the event log, tokens and runtime.json live (default: the platform data dir).
+    #[arg(long, env = "ONGWATCH_STATE_DIR", global = true, value_name = "DIR", help_heading = GLOBAL)]
     state_dir: Option<PathBuf>,
+    /// Selects [<provider>.<environment>] in credentials.toml (overrides `environment` in the config).
+    #[arg(long, env = "ONGWATCH_ENVIRONMENT", global = true, value_name = "NAME", help_heading = GLOBAL)]
+    environment: Option<String>,
 }
 
 #[derive(Subcommand)]
 enum Command {
     /// Run the daemon.
+    #[command(
+        after_help = "Examples:\n  ongwatch run --demo                       # simulated events, no account needed\n  ongwatch run --state-dir .ongwatch        # keep tokens and the event log next to the project\n  ongwatch run --config ongwatch.toml --credentials credentials.toml --environment prod"
+    )]
     Run {
-        #[command(flatten)]
-        common: Common,
-        /// credentials.toml (default: ./credentials.toml if it exists).
-        #[arg(long, env = "ONGWATCH_CREDENTIALS")]
-        credentials: Option<PathBuf>,
-        /// Selects [<provider>.<environment>] in credentials.toml (overrides the config).
-        #[arg(long)]
-        environment: Option<String>,
         /// Add a simulated source of realistic events (flagged test), no account needed.
         #[arg(long)]
         demo: bool,
         /// Demo events per second (default 0.5, human pace; raise it for load).
-        #[arg(long, requires = "demo")]
+        #[arg(long, requires = "demo", value_name = "N")]
         demo_rate: Option<f64>,
     },
     /// Inject a test event into the running daemon; it comes out with "test": true.
+    #[command(
+        after_help = "With no daemon answering it prints one line naming the address it tried and exits 1.\n\nExamples:\n  ongwatch trigger cheer --user alinsa_vix --amount 2490 --message \"Cheer2490 CHAOS\"\n  ongwatch trigger sub --user viewer1 --field tier=2000\n  ongwatch trigger hypetrain --field phase=end --amount 5000"
+    )]
     Trigger {
-        #[command(flatten)]
-        common: Common,
         /// cheer, tip, sub, resub, gift, follow, raid, redemption, chat, online, offline, hypetrain, poll, prediction
         #[arg(value_name = "TYPE")]
         kind: String,
-        #[arg(long)]
+        /// Login of the user who acts (default: a test user).
+        #[arg(long, value_name = "LOGIN")]
         user: Option<String>,
-        #[arg(long)]
+        /// Bits of a cheer, money of a tip, count of a gift, viewers of a raid, months of a resub...
+        #[arg(long, value_name = "N")]
         amount: Option<f64>,
-        #[arg(long)]
+        /// Text of a cheer, resub, chat message or tip; title of a poll or prediction.
+        #[arg(long, value_name = "TEXT")]
         message: Option<String>,
         /// The channel it happens in (default: [twitch] channel).
-        #[arg(long)]
+        #[arg(long, value_name = "LOGIN")]
         channel: Option<String>,
         /// Any upstream field, k=v; repeatable.
         #[arg(long = "field", value_name = "K=V", value_parser = parse_field)]
         fields: Vec<(String, String)>,
         /// Send the event this many times, each with its own id (for load tests).
-        #[arg(long, default_value_t = 1)]
+        #[arg(long, default_value_t = 1, value_name = "N")]
         repeat: u64,
         /// With --repeat: events per second (default: as fast as the broker acknowledges).
-        #[arg(long)]
+        #[arg(long, value_name = "N")]
         rate: Option<f64>,
     },
     /// Live, readable view of the bus.
+    #[command(
+        after_help = "A daemon that goes away while tail runs is reported once, and tail goes on when it is back.\n\nExamples:\n  ongwatch tail                                  # everything under the topic root\n  ongwatch tail 'stream/support/#' --json        # one JSON object per line\n  ongwatch tail --wait                           # start it before the daemon"
+    )]
     Tail {
-        #[command(flatten)]
-        common: Common,
         /// MQTT filters, e.g. 'stream/support/#' (default: everything under the topic root).
         filters: Vec<String>,
         /// Print one JSON object per message: {"topic", "event"}.
         #[arg(long)]
         json: bool,
         /// Exit after this many messages.
-        #[arg(long)]
+        #[arg(long, value_name = "N")]
         count: Option<u64>,
+        /// If no daemon answers, wait for one (saying so once) instead of exiting 1.
+        #[arg(long)]
+        wait: bool,
     },
     /// Validate config and credentials; one line per problem.
-    Check {
-        #[command(flatten)]
-        common: Common,
-        #[arg(long, env = "ONGWATCH_CREDENTIALS")]
-        credentials: Option<PathBuf>,
-    },
-    /// Print access rules that enforce topic authority on an external broker.
+    #[command(
+        after_help = "Examples:\n  ongwatch check\n  ongwatch check --config ongwatch.toml --credentials credentials.toml --environment prod"
+    )]
+    Check,
+    /// Print access rules that enforce topic authority on an external broker (docs/BOTS.md).
+    #[command(
+        after_help = "Examples:\n  ongwatch acl --mosquitto > /etc/mosquitto/ongwatch.acl\n  ongwatch acl --mosquitto --config ongwatch.toml"
+    )]
     Acl {
-        #[command(flatten)]
-        common: Common,
         /// A mosquitto acl_file (the only format so far).
         #[arg(long)]
         mosquitto: bool,
     },
     /// Print the JSON Schema of every payload, or the AsyncAPI 3 document.
+    #[command(
+        after_help = "Examples:\n  ongwatch schema > events.schema.json\n  ongwatch schema --asyncapi > asyncapi.json"
+    )]
     Schema {
+        /// Print the AsyncAPI 3 document of every topic instead.
         #[arg(long)]
         asyncapi: bool,
     },
     /// Log in to Twitch, or list the stored logins.
+    #[command(
+        after_help = "Examples:\n  ongwatch auth twitch                  # the broadcaster account\n  ongwatch auth twitch --account bot    # a separate chat bot user\n  ongwatch auth status"
+    )]
     Auth {
         #[command(subcommand)]
         command: AuthCommand,
     },
     /// Republish a recorded event log onto the bus (flagged test unless --as-live).
+    #[command(
+        after_help = "It ends with what it published and skipped per topic family, and why.\n\nExamples:\n  ongwatch replay ~/.local/share/ongwatch/events.jsonl --speed 10\n  ongwatch replay recorded.jsonl --speed 0          # as fast as the broker takes it\n  ongwatch replay recorded.jsonl --all-topics       # commands and system states too"
+    )]
     Replay {
-        #[command(flatten)]
-        common: Common,
+        /// An event log: one {"seq","topic","event"} per line, e.g. <state dir>/events.jsonl.
         file: PathBuf,
         /// Playback speed; 0 sends as fast as the broker takes it.
-        #[arg(long, default_value_t = 1.0)]
+        #[arg(long, default_value_t = 1.0, value_name = "X")]
         speed: f64,
         /// Keep the original ids and test flags, as if it happened now.
         #[arg(long)]
         as_live: bool,
+        /// Also republish command, system and bot-presence topics (left out by default:
+        /// commands would act again, states describe the daemon that recorded the log).
+        #[arg(long)]
+        all_topics: bool,
     },
 }
 
 #[derive(Subcommand)]
 enum AuthCommand {
     /// OAuth device-code login: prints a URL and a code, waits for approval, stores the token.
+    #[command(
+        after_help = "Examples:\n  ongwatch auth twitch\n  ongwatch auth twitch --account bot --environment prod"
+    )]
     Twitch {
-        #[command(flatten)]
-        common: Common,
-        #[arg(long, env = "ONGWATCH_CREDENTIALS")]
-        credentials: Option<PathBuf>,
-        /// Selects [twitch.<environment>] in credentials.toml (overrides the config).
-        #[arg(long)]
-        environment: Option<String>,
         /// broadcaster: EventSub events; bot: chat as a separate user.
         #[arg(long, value_enum, default_value = "broadcaster")]
         account: twitch_auth::Account,
     },
     /// Every stored account: login, user id, scopes, expiry, missing scopes.
-    Status {
-        #[command(flatten)]
-        common: Common,
-        #[arg(long, env = "ONGWATCH_CREDENTIALS")]
-        credentials: Option<PathBuf>,
-        #[arg(long)]
-        environment: Option<String>,
-    },
+    #[command(
+        after_help = "Examples:\n  ongwatch auth status\n  ongwatch auth status --state-dir .ongwatch --environment prod"
+    )]
+    Status,
 }
 
 /// Config, credentials and state dir of an `auth` subcommand.
-fn auth_setup(
-    common: &Common,
-    credentials: Option<PathBuf>,
-    environment: Option<String>,
-) -> Result<(Config, Credentials, PathBuf), Failure> {
-    let mut config = load_config(common)?;
-    if let Some(environment) = environment {
-        config.environment = environment;
-    }
-    let credentials = Credentials::load(default_file(credentials, "credentials.toml").as_deref())?;
+fn auth_setup(global: &Global) -> Result<(Config, Credentials, PathBuf), Failure> {
+    let config = load_config(global)?;
+    let credentials = load_credentials(global)?;
     Ok((
         config,
         credentials,
-        state::resolve_state_dir(common.state_dir.as_deref()),
+        state::resolve_state_dir(global.state_dir.as_deref()),
     ))
 }
 
@@ -245,7 +261,7 @@ pub fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(dispatch(cli.command)) {
+    match runtime.block_on(dispatch(cli.global, cli.command)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
             for line in failure.message.lines() {
@@ -276,25 +292,24 @@ fn default_file(explicit: Option<PathBuf>, name: &str) -> Option<PathBuf> {
     })
 }
 
-fn load_config(common: &Common) -> Result<Config, Failure> {
-    Ok(Config::load(
-        default_file(common.config.clone(), "ongwatch.toml").as_deref(),
+fn load_config(global: &Global) -> Result<Config, Failure> {
+    let mut config = Config::load(default_file(global.config.clone(), "ongwatch.toml").as_deref())?;
+    if let Some(environment) = &global.environment {
+        config.environment = environment.clone();
+    }
+    Ok(config)
+}
+
+fn load_credentials(global: &Global) -> Result<Credentials, Failure> {
+    Ok(Credentials::load(
+        default_file(global.credentials.clone(), "credentials.toml").as_deref(),
     )?)
 }
 
-async fn dispatch(command: Command) -> Result<(), Failure> {
+async fn dispatch(global: Global, command: Command) -> Result<(), Failure> {
     match command {
-        Command::Run {
-            common,
-            credentials,
-            environment,
-            demo,
-            demo_rate,
-        } => {
-            let mut config = load_config(&common)?;
-            if let Some(environment) = environment {
-                config.environment = environment;
-            }
+        Command::Run { demo, demo_rate } => {
+            let mut config = load_config(&global)?;
             if let Some(rate) = demo_rate {
                 if !(rate > 0.0 && rate <= 100_000.0) {
                     return Err(Failure::usage(format!(
@@ -303,10 +318,9 @@ async fn dispatch(command: Command) -> Result<(), Failure> {
                 }
                 config.demo.rate = rate;
             }
-            let credentials =
-                Credentials::load(default_file(credentials, "credentials.toml").as_deref())?;
+            let credentials = load_credentials(&global)?;
             let mqtt_access = Access::new(&config, &credentials)?;
-            let state_dir = state::resolve_state_dir(common.state_dir.as_deref());
+            let state_dir = state::resolve_state_dir(global.state_dir.as_deref());
             let shutdown = CancellationToken::new();
             tokio::spawn(watch_signals(shutdown.clone()));
             daemon::run(
@@ -323,7 +337,6 @@ async fn dispatch(command: Command) -> Result<(), Failure> {
             .map_err(|e| Failure::runtime(format!("{e:#}")))
         }
         Command::Trigger {
-            common,
             kind,
             user,
             amount,
@@ -333,7 +346,7 @@ async fn dispatch(command: Command) -> Result<(), Failure> {
             repeat,
             rate,
         } => {
-            let config = load_config(&common)?;
+            let config = load_config(&global)?;
             let request = TriggerRequest {
                 id: None,
                 kind,
@@ -351,28 +364,25 @@ async fn dispatch(command: Command) -> Result<(), Failure> {
                     "--rate {rate} must be a positive number of events per second"
                 )));
             }
-            trigger(&config, &common, request, repeat, rate).await
+            trigger(&config, &global, request, repeat, rate).await
         }
         Command::Tail {
-            common,
             filters,
             json,
             count,
+            wait,
         } => {
-            let config = load_config(&common)?;
-            tail(&config, &common, filters, json, count).await
+            let config = load_config(&global)?;
+            tail(&config, &global, filters, json, count, wait).await
         }
-        Command::Check {
-            common,
-            credentials,
-        } => check(&common, credentials),
-        Command::Acl { common, mosquitto } => {
+        Command::Check => check(&global),
+        Command::Acl { mosquitto } => {
             if !mosquitto {
                 return Err(Failure::usage(
                     "name the broker the rules are for: ongwatch acl --mosquitto",
                 ));
             }
-            let config = load_config(&common)?;
+            let config = load_config(&global)?;
             let user = crate::mqtt::Endpoint::from_url(&config.mqtt_url)
                 .ok()
                 .and_then(|endpoint| endpoint.username)
@@ -401,26 +411,15 @@ async fn dispatch(command: Command) -> Result<(), Failure> {
             Ok(())
         }
         Command::Auth {
-            command:
-                AuthCommand::Twitch {
-                    common,
-                    credentials,
-                    environment,
-                    account,
-                },
+            command: AuthCommand::Twitch { account },
         } => {
-            let (config, credentials, state_dir) = auth_setup(&common, credentials, environment)?;
+            let (config, credentials, state_dir) = auth_setup(&global)?;
             Ok(twitch_auth::login_command(&config, &credentials, &state_dir, account).await?)
         }
         Command::Auth {
-            command:
-                AuthCommand::Status {
-                    common,
-                    credentials,
-                    environment,
-                },
+            command: AuthCommand::Status,
         } => {
-            let (config, credentials, state_dir) = auth_setup(&common, credentials, environment)?;
+            let (config, credentials, state_dir) = auth_setup(&global)?;
             print!(
                 "{}",
                 twitch_auth::status_command(&config, &credentials, &state_dir)?
@@ -428,18 +427,23 @@ async fn dispatch(command: Command) -> Result<(), Failure> {
             Ok(())
         }
         Command::Replay {
-            common,
             file,
             speed,
             as_live,
+            all_topics,
         } => {
             if !(speed >= 0.0 && speed.is_finite()) {
                 return Err(Failure::usage(format!(
                     "--speed {speed} is not a speed; use 1 for real time, 10 for ten times faster, 0 for as fast as possible"
                 )));
             }
-            let config = load_config(&common)?;
-            replay(&config, &common, &file, speed, as_live).await
+            let config = load_config(&global)?;
+            let options = ReplayOptions {
+                speed,
+                as_live,
+                all_topics,
+            };
+            replay(&config, &global, &file, options).await
         }
     }
 }
@@ -466,43 +470,111 @@ async fn watch_signals(shutdown: CancellationToken) {
     shutdown.cancel();
 }
 
-/// The broker of the daemon this CLI invocation belongs to.
-fn cli_endpoint(config: &Config, common: &Common) -> Result<Endpoint, Failure> {
-    let state_dir = state::resolve_state_dir(common.state_dir.as_deref());
-    let runtime = Runtime::read(&state_dir);
-    if config.mqtt.mode == MqttMode::Embedded && runtime.is_none() && config.mqtt_listen.port() == 0
-    {
-        return Err(Failure::runtime(format!(
-            "no running daemon found in {} (mqtt.listen has port 0, so its port is only in runtime.json); start `ongwatch run` with the same --state-dir",
-            state_dir.display()
-        )));
+/// The fix every "no daemon" line ends with.
+const START_THE_DAEMON: &str =
+    "start the daemon with `ongwatch run` (same --config and --state-dir)";
+
+/// How long `trigger` and `replay` wait for a broker that went away after they had connected
+/// (a daemon restarting under them); the first connection is bounded by `CONNECT_TIMEOUT`.
+const CLI_PATIENCE: Duration = Duration::from_secs(30);
+
+/// How often `tail` looks for a daemon that is not there (yet).
+const TAIL_RETRY: Duration = Duration::from_millis(250);
+
+/// Why a CLI command did not get a connection to its daemon.
+enum Unreached {
+    /// No daemon answers; one line naming the address or file tried, without the fix (callers
+    /// add it, or wait).
+    Absent(String),
+    /// Something waiting will not cure: bad config, a login the broker refuses.
+    Failed(Failure),
+}
+
+impl Unreached {
+    /// The failure of a command that does not wait.
+    fn into_failure(self) -> Failure {
+        match self {
+            Self::Absent(why) => Failure::runtime(format!("{why}; {START_THE_DAEMON}")),
+            Self::Failed(failure) => failure,
+        }
     }
-    let mut endpoint = Endpoint::for_cli(config, runtime.as_ref()).map_err(Failure::usage)?;
+}
+
+/// Connects to the broker of the daemon this CLI invocation belongs to, found through
+/// `<state dir>/runtime.json`. Ends within `CONNECT_TIMEOUT`: a missing or stale runtime.json
+/// is answered without the network, and the connection attempt itself is bounded.
+async fn reach_daemon(
+    config: &Config,
+    global: &Global,
+    client_prefix: &str,
+    patience: Duration,
+) -> Result<CliClient, Unreached> {
+    let state_dir = state::resolve_state_dir(global.state_dir.as_deref());
+    let file = state_dir.join(Runtime::FILE);
+    let found = Runtime::find(&state_dir);
+    let recorded = match &found {
+        Found::Nothing => None,
+        Found::Stale(runtime) | Found::Running(runtime) => Some(runtime),
+    };
+    let mut endpoint =
+        Endpoint::for_cli(config, recorded).map_err(|e| Unreached::Failed(Failure::usage(e)))?;
+    match &found {
+        Found::Stale(runtime) => {
+            return Err(Unreached::Absent(format!(
+                "no daemon at {endpoint}: pid {}, which wrote {}, is no longer running (it was killed or crashed)",
+                runtime.pid,
+                file.display()
+            )));
+        }
+        Found::Nothing
+            if config.mqtt.mode == MqttMode::Embedded && config.mqtt_listen.port() == 0 =>
+        {
+            return Err(Unreached::Absent(format!(
+                "no daemon found: there is no {}, where a daemon with mqtt.listen port 0 writes its address",
+                file.display()
+            )));
+        }
+        Found::Nothing | Found::Running(_) => {}
+    }
     if config.mqtt.mode == MqttMode::Embedded
         && let Some(login) = LocalLogin::read(&state_dir)
     {
         login.use_for(&mut endpoint);
     }
-    Ok(endpoint)
+    match CliClient::connect(endpoint, client_prefix, patience).await {
+        Ok(client) => Ok(client),
+        Err(ClientError::Unreachable { endpoint, detail }) => Err(Unreached::Absent(match found {
+            Found::Running(runtime) => format!(
+                "no daemon answers at {endpoint} ({detail}), the address pid {} wrote to {}",
+                runtime.pid,
+                file.display()
+            ),
+            _ => format!(
+                "no daemon answers at {endpoint} ({detail}), and there is no {}",
+                file.display()
+            ),
+        })),
+        Err(refused @ ClientError::Refused { .. }) => {
+            Err(Unreached::Failed(Failure::runtime(refused)))
+        }
+    }
 }
-
-/// How long CLI commands wait for a broker that is down or restarting.
-const CLI_PATIENCE: Duration = Duration::from_secs(30);
 
 async fn trigger(
     config: &Config,
-    common: &Common,
+    global: &Global,
     request: TriggerRequest,
     repeat: u64,
     rate: Option<f64>,
 ) -> Result<(), Failure> {
-    let endpoint = cli_endpoint(config, common)?;
     let channel = request
         .channel
         .clone()
         .unwrap_or_else(|| daemon::default_channel(config));
     let topic = config.topic_root.topic(&channel, "command/trigger");
-    let mut client = CliClient::new(endpoint, "ongwatch-trigger", CLI_PATIENCE);
+    let mut client = reach_daemon(config, global, "ongwatch-trigger", CLI_PATIENCE)
+        .await
+        .map_err(Unreached::into_failure)?;
     let mut pace = rate.map(|rate| tokio::time::interval(Duration::from_secs_f64(1.0 / rate)));
     for _ in 0..repeat {
         if let Some(pace) = pace.as_mut() {
@@ -517,7 +589,13 @@ async fn trigger(
         client
             .publish(&topic, Bytes::from(payload), false)
             .await
-            .map_err(Failure::runtime)?;
+            .map_err(Failure::runtime)?
+            .map_err(|Rejected(reason)| {
+                Failure::runtime(format!(
+                    "the broker at {} refused the trigger on {topic} ({reason}); check [mqtt] command_clients",
+                    client.endpoint()
+                ))
+            })?;
     }
     client.disconnect().await;
     Ok(())
@@ -525,10 +603,11 @@ async fn trigger(
 
 async fn tail(
     config: &Config,
-    common: &Common,
+    global: &Global,
     filters: Vec<String>,
     json: bool,
     count: Option<u64>,
+    wait: bool,
 ) -> Result<(), Failure> {
     let filters = if filters.is_empty() {
         vec![config.topic_root.filter_all()]
@@ -538,35 +617,85 @@ async fn tail(
     for filter in &filters {
         validate_filter(filter).map_err(Failure::usage)?;
     }
-    let endpoint = cli_endpoint(config, common)?;
-    let mut client = CliClient::new(endpoint.clone(), "ongwatch-tail", CLI_PATIENCE);
-    client.subscribe(&filters).await.map_err(Failure::runtime)?;
-    eprintln!("tail: subscribed to {} on {endpoint}", filters.join(" "));
     let stdout = std::io::stdout();
     let mut seen = 0u64;
-    while count.is_none_or(|count| seen < count) {
-        let publish = tokio::select! {
-            publish = client.next_publish() => publish.map_err(Failure::runtime)?,
-            _ = tokio::signal::ctrl_c() => break,
+    // Whether the current wait was announced: one line per outage, however long it lasts (a
+    // lost connection announces the wait that follows it).
+    let mut announced = false;
+    let mut waits = wait;
+    'connection: loop {
+        // Zero patience: a lost connection is reported at once, and the next one is looked up
+        // in runtime.json again (a restarted daemon may listen on another port).
+        let mut client = loop {
+            let reached = reach_daemon(config, global, "ongwatch-tail", Duration::ZERO).await;
+            let unreached = match reached {
+                Ok(mut client) => match client.subscribe(&filters).await {
+                    Ok(()) => break client,
+                    // Gone between the CONNACK and the SUBACK: as absent as never there.
+                    Err(e) => Unreached::Absent(e.to_string()),
+                },
+                Err(unreached) => unreached,
+            };
+            let why = match unreached {
+                Unreached::Absent(why) if waits => why,
+                unreached => return Err(unreached.into_failure()),
+            };
+            if !announced {
+                eprintln!("tail: waiting for the daemon: {why}; {START_THE_DAEMON}");
+                announced = true;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(TAIL_RETRY) => {}
+                _ = tokio::signal::ctrl_c() => return Ok(()),
+            }
         };
-        let topic = String::from_utf8_lossy(&publish.topic).into_owned();
-        let event: serde_json::Value =
-            serde_json::from_slice(&publish.payload).unwrap_or_else(|_| {
-                serde_json::Value::String(String::from_utf8_lossy(&publish.payload).into_owned())
-            });
-        let line = if json {
-            serde_json::json!({"topic": topic, "event": event}).to_string()
-        } else {
-            readable(&topic, &event, publish.retain)
-        };
-        let mut out = stdout.lock();
-        if writeln!(out, "{line}").and_then(|_| out.flush()).is_err() {
-            break;
+        eprintln!(
+            "tail: subscribed to {} on {}",
+            filters.join(" "),
+            client.endpoint()
+        );
+        while count.is_none_or(|count| seen < count) {
+            let publish = tokio::select! {
+                publish = client.next_publish() => publish,
+                _ = tokio::signal::ctrl_c() => break,
+            };
+            let publish = match publish {
+                Ok(publish) => publish,
+                Err(e) => {
+                    let why = match e {
+                        ClientError::Unreachable { detail, .. } => detail,
+                        refused @ ClientError::Refused { .. } => refused.to_string(),
+                    };
+                    eprintln!(
+                        "tail: the daemon at {} went away ({why}); waiting for it to come back",
+                        client.endpoint()
+                    );
+                    announced = true;
+                    waits = true;
+                    continue 'connection;
+                }
+            };
+            let topic = String::from_utf8_lossy(&publish.topic).into_owned();
+            let event: serde_json::Value =
+                serde_json::from_slice(&publish.payload).unwrap_or_else(|_| {
+                    serde_json::Value::String(
+                        String::from_utf8_lossy(&publish.payload).into_owned(),
+                    )
+                });
+            let line = if json {
+                serde_json::json!({"topic": topic, "event": event}).to_string()
+            } else {
+                readable(&topic, &event, publish.retain)
+            };
+            let mut out = stdout.lock();
+            if writeln!(out, "{line}").and_then(|_| out.flush()).is_err() {
+                break;
+            }
+            seen += 1;
         }
-        seen += 1;
+        client.disconnect().await;
+        return Ok(());
     }
-    client.disconnect().await;
-    Ok(())
 }
 
 /// One human line: time, topic, then what matters of the payload.
@@ -617,12 +746,17 @@ fn readable(topic: &str, event: &serde_json::Value, retained: bool) -> String {
     format!("{time}  {topic}  {}{flags}", parts.join("  "))
 }
 
-fn check(common: &Common, credentials: Option<PathBuf>) -> Result<(), Failure> {
-    let config_path = default_file(common.config.clone(), "ongwatch.toml");
-    let credentials_path = default_file(credentials, "credentials.toml");
+fn check(global: &Global) -> Result<(), Failure> {
+    let config_path = default_file(global.config.clone(), "ongwatch.toml");
+    let credentials_path = default_file(global.credentials.clone(), "credentials.toml");
     let mut problems = Vec::new();
     let config = match Config::load(config_path.as_deref()) {
-        Ok(config) => Some(config),
+        Ok(mut config) => {
+            if let Some(environment) = &global.environment {
+                config.environment = environment.clone();
+            }
+            Some(config)
+        }
         Err(Problems(found)) => {
             problems.extend(found);
             None
@@ -643,7 +777,7 @@ fn check(common: &Common, credentials: Option<PathBuf>) -> Result<(), Failure> {
     if !problems.is_empty() {
         return Err(Failure::usage(Problems(problems)));
     }
-    let state_dir = state::resolve_state_dir(common.state_dir.as_deref());
+    let state_dir = state::resolve_state_dir(global.state_dir.as_deref());
     let probe = state_dir.join(".check");
     state::ensure_dir(&state_dir)
         .and_then(|_| state::write_private_atomic(&probe, b"ok"))
@@ -679,34 +813,132 @@ fn check(common: &Common, credentials: Option<PathBuf>) -> Result<(), Failure> {
     Ok(())
 }
 
-async fn replay(
-    config: &Config,
-    common: &Common,
-    file: &Path,
+struct ReplayOptions {
     speed: f64,
     as_live: bool,
+    all_topics: bool,
+}
+
+/// Topic families `replay` leaves out unless `--all-topics`, and why.
+fn left_out(family: &str) -> Option<&'static str> {
+    match family {
+        "command" => Some(
+            "they would act again (trigger events, send chat, switch OBS scenes) as if asked now",
+        ),
+        "system" => Some("they describe the daemon that recorded the log, not the stream"),
+        "bots" => Some("they describe the MQTT clients of the daemon that recorded the log"),
+        _ => None,
+    }
+}
+
+/// The family of a topic in replay's summary: its first level under the root (`support`,
+/// `chat`, `system`, ...), with bot presence (`system/bots/...`) on its own, and `other` for
+/// topics outside the configured root.
+fn topic_family(root: &TopicRoot, topic: &str) -> String {
+    match root.strip(topic) {
+        Some((_, suffix)) if suffix.starts_with("system/bots/") => "bots".into(),
+        Some((_, suffix)) => suffix.split('/').next().unwrap_or(suffix).to_owned(),
+        None => "other".into(),
+    }
+}
+
+/// What `replay` did with each line, per topic family.
+#[derive(Default)]
+struct ReplayTally {
+    lines: u64,
+    published: BTreeMap<String, u64>,
+    left_out: BTreeMap<String, u64>,
+    /// Acknowledged with an error reason (e.g. another client owns the topic), with the last one.
+    refused: BTreeMap<String, (u64, String)>,
+    unreadable: u64,
+    first_unreadable: Option<usize>,
+}
+
+impl ReplayTally {
+    /// The closing summary: a headline, then one line per family and outcome with the reason.
+    fn summary(&self, file: &Path, as_live: bool) -> String {
+        let published: u64 = self.published.values().sum();
+        let how = if as_live {
+            "as live (original ids and test flags)"
+        } else {
+            "as test events with new ids"
+        };
+        let mut rows: Vec<(&str, &str, u64, String)> = Vec::new();
+        for (family, n) in &self.published {
+            rows.push(("published", family, *n, String::new()));
+        }
+        for (family, n) in &self.left_out {
+            let why = left_out(family).unwrap_or_default();
+            rows.push((
+                "skipped",
+                family,
+                *n,
+                format!("{family} topics are not replayed: {why}; --all-topics includes them"),
+            ));
+        }
+        for (family, (n, reason)) in &self.refused {
+            rows.push((
+                "refused",
+                family,
+                *n,
+                format!("the broker refused them ({reason}): only their owner may publish there"),
+            ));
+        }
+        if self.unreadable > 0 {
+            let first = self
+                .first_unreadable
+                .map(|line| format!(" (first: line {line})"))
+                .unwrap_or_default();
+            rows.push((
+                "skipped",
+                "unreadable",
+                self.unreadable,
+                format!("not {{\"seq\",\"topic\",\"event\"}} lines{first}"),
+            ));
+        }
+        let width = rows.iter().map(|row| row.1.len()).max().unwrap_or(0);
+        let mut text = format!(
+            "replay: {published} of {} lines published from {} {how}",
+            self.lines,
+            file.display()
+        );
+        for (outcome, family, n, why) in rows {
+            let line = format!("\n  {outcome:<9}  {family:<width$}  {n:>6}  {why}");
+            text.push_str(line.trim_end());
+        }
+        text
+    }
+}
+
+async fn replay(
+    config: &Config,
+    global: &Global,
+    file: &Path,
+    options: ReplayOptions,
 ) -> Result<(), Failure> {
     let reader = std::fs::File::open(file)
         .map(std::io::BufReader::new)
         .map_err(|e| Failure::usage(format!("{}: cannot read it ({e})", file.display())))?;
-    let endpoint = cli_endpoint(config, common)?;
-    let mut client = CliClient::new(endpoint, "ongwatch-replay", CLI_PATIENCE);
+    let mut client = reach_daemon(config, global, "ongwatch-replay", CLI_PATIENCE)
+        .await
+        .map_err(Unreached::into_failure)?;
     let run = uuid::Uuid::new_v4().simple().to_string();
     let mut previous: Option<chrono::DateTime<chrono::Utc>> = None;
-    let (mut sent, mut skipped) = (0u64, 0u64);
+    let mut tally = ReplayTally::default();
     for (number, line) in reader.lines().enumerate() {
         let line = line.map_err(|e| Failure::runtime(format!("{}: {e}", file.display())))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        tally.lines += 1;
         let Some((topic, mut event)) = parse_log_line(&line) else {
-            if !line.trim().is_empty() {
-                skipped += 1;
-                tracing::warn!(
-                    line = number + 1,
-                    "skipped a line that is not {{\"seq\",\"topic\",\"event\"}}"
-                );
-            }
+            tally.unreadable += 1;
+            tally.first_unreadable.get_or_insert(number + 1);
             continue;
         };
-        if is_daemon_state(config.topic_root.clone(), &topic) {
+        let family = topic_family(&config.topic_root, &topic);
+        if !options.all_topics && left_out(&family).is_some() {
+            *tally.left_out.entry(family).or_default() += 1;
             continue;
         }
         if let Some(time) = event
@@ -716,17 +948,19 @@ async fn replay(
             .map(|t| t.with_timezone(&chrono::Utc))
         {
             if let Some(previous) = previous
-                && speed > 0.0
+                && options.speed > 0.0
             {
                 let gap = (time - previous)
                     .to_std()
                     .unwrap_or_default()
                     .min(Duration::from_secs(60));
-                tokio::time::sleep(gap.div_f64(speed)).await;
+                tokio::time::sleep(gap.div_f64(options.speed)).await;
             }
             previous = Some(time);
         }
-        if !as_live && let Some(object) = event.as_object_mut() {
+        if !options.as_live
+            && let Some(object) = event.as_object_mut()
+        {
             object.insert("test".into(), serde_json::Value::Bool(true));
             if let Some(id) = object.get("id").and_then(|id| id.as_str()) {
                 let id = format!("{id}#replay-{run}");
@@ -734,14 +968,21 @@ async fn replay(
             }
         }
         let payload = serde_json::to_vec(&event).unwrap_or_default();
-        client
+        match client
             .publish(&topic, Bytes::from(payload), false)
             .await
-            .map_err(Failure::runtime)?;
-        sent += 1;
+            .map_err(Failure::runtime)?
+        {
+            Ok(()) => *tally.published.entry(family).or_default() += 1,
+            Err(Rejected(reason)) => {
+                let refused = tally.refused.entry(family).or_default();
+                refused.0 += 1;
+                refused.1 = reason;
+            }
+        }
     }
     client.disconnect().await;
-    eprintln!("replay: {sent} events published, {skipped} lines skipped");
+    println!("{}", tally.summary(file, options.as_live));
     Ok(())
 }
 
@@ -752,8 +993,130 @@ fn parse_log_line(line: &str) -> Option<(String, serde_json::Value)> {
     Some((topic, event))
 }
 
-/// The daemon's own retained state is not replayed: it describes a daemon, not the stream.
-fn is_daemon_state(root: TopicRoot, topic: &str) -> bool {
-    root.strip(topic)
-        .is_some_and(|(_, suffix)| suffix.starts_with("system/") || suffix.starts_with("command/"))
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    /// Every command and subcommand, with its path for the failure message.
+    fn every_command(
+        command: &clap::Command,
+        path: String,
+        out: &mut Vec<(String, clap::Command)>,
+    ) {
+        for sub in command.get_subcommands().filter(|s| s.get_name() != "help") {
+            every_command(sub, format!("{path} {}", sub.get_name()), out);
+        }
+        out.push((path, command.clone()));
+    }
+
+    #[test]
+    fn every_option_has_help_and_every_command_ends_with_examples() {
+        let mut cli = Cli::command();
+        cli.build();
+        let mut commands = Vec::new();
+        every_command(&cli, "ongwatch".into(), &mut commands);
+        assert!(commands.len() >= 10, "{}", commands.len());
+        for (path, command) in &commands {
+            let after = command
+                .get_after_help()
+                .map(|h| h.to_string())
+                .unwrap_or_default();
+            let examples: Vec<&str> = after
+                .lines()
+                .skip_while(|l| *l != "Examples:")
+                .skip(1)
+                .collect();
+            assert!(
+                (2..=3).contains(&examples.len())
+                    && examples.iter().all(|l| l.starts_with("  ongwatch ")),
+                "`{path} --help` does not end with two or three examples: {after:?}"
+            );
+            for arg in command.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id == "help" || id == "version" {
+                    continue;
+                }
+                assert!(
+                    arg.get_help().is_some(),
+                    "`{path}`: --{id} has no help text"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn global_options_are_accepted_by_every_command_before_and_after_its_name() {
+        let global = [
+            "--config",
+            "c.toml",
+            "--credentials",
+            "k.toml",
+            "--state-dir",
+            "s",
+            "--environment",
+            "prod",
+        ];
+        for command in [
+            vec!["run"],
+            vec!["trigger", "cheer"],
+            vec!["tail"],
+            vec!["check"],
+            vec!["schema"],
+            vec!["auth", "twitch"],
+            vec!["auth", "status"],
+            vec!["replay", "f.jsonl"],
+        ] {
+            for before in [true, false] {
+                let mut args = vec!["ongwatch"];
+                if before {
+                    args.extend(global);
+                    args.extend(&command);
+                } else {
+                    args.extend(&command);
+                    args.extend(global);
+                }
+                let cli = Cli::try_parse_from(&args)
+                    .unwrap_or_else(|e| panic!("{args:?} is refused: {e}"));
+                assert_eq!(cli.global.config, Some(PathBuf::from("c.toml")));
+                assert_eq!(cli.global.credentials, Some(PathBuf::from("k.toml")));
+                assert_eq!(cli.global.state_dir, Some(PathBuf::from("s")));
+                assert_eq!(cli.global.environment.as_deref(), Some("prod"));
+            }
+        }
+    }
+
+    #[test]
+    fn replay_summary_names_each_family_and_why_it_was_left_out() {
+        let root = TopicRoot::new("stream").unwrap();
+        assert_eq!(topic_family(&root, "stream/support/cheers"), "support");
+        assert_eq!(topic_family(&root, "stream/system/bots/bpm"), "bots");
+        assert_eq!(topic_family(&root, "stream/system/ongwatch"), "system");
+        assert_eq!(topic_family(&root, "elsewhere/x"), "other");
+        let mut tally = ReplayTally {
+            lines: 5,
+            unreadable: 1,
+            first_unreadable: Some(2),
+            ..ReplayTally::default()
+        };
+        tally.published.insert("support".into(), 2);
+        tally.left_out.insert("command".into(), 1);
+        tally
+            .refused
+            .insert("synthetic".into(), (1, "NotAuthorized".into()));
+        let summary = tally.summary(Path::new("rec.jsonl"), false);
+        let lines: Vec<&str> = summary.lines().collect();
+        assert_eq!(
+            lines[0],
+            "replay: 2 of 5 lines published from rec.jsonl as test events with new ids"
+        );
+        assert!(lines[1].contains("published") && lines[1].contains("support"));
+        assert!(
+            lines[2].contains("skipped") && lines[2].contains("command topics are not replayed")
+        );
+        assert!(lines[2].ends_with("--all-topics includes them"));
+        assert!(lines[3].contains("refused") && lines[3].contains("NotAuthorized"));
+        assert!(lines[4].contains("unreadable") && lines[4].contains("line 2"));
+    }
 }

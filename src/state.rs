@@ -91,6 +91,49 @@ impl Runtime {
     pub fn remove(state_dir: &Path) {
         let _ = std::fs::remove_file(state_dir.join(Self::FILE));
     }
+
+    /// What the state dir says about its daemon. A daemon that stops cleanly removes the file;
+    /// one that was killed or crashed leaves it behind with a pid that no longer runs.
+    pub fn find(state_dir: &Path) -> Found {
+        match Self::read(state_dir) {
+            None => Found::Nothing,
+            Some(runtime) if process_running(runtime.pid) => Found::Running(runtime),
+            Some(runtime) => Found::Stale(runtime),
+        }
+    }
+}
+
+/// The daemon of a state dir, as `runtime.json` tells it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Found {
+    /// No readable runtime.json: no daemon was started with this state dir, or it stopped.
+    Nothing,
+    /// Written by a process that no longer runs: the daemon was killed or crashed.
+    Stale(Runtime),
+    /// Written by a process that is still running.
+    Running(Runtime),
+}
+
+/// Whether a process with this id exists (signal 0 probes without sending anything; a process of
+/// another user answers "not permitted", which still means it runs).
+#[cfg(unix)]
+pub fn process_running(pid: u32) -> bool {
+    let Some(pid) = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    else {
+        return false;
+    };
+    match rustix::process::test_kill_process(pid) {
+        Ok(()) => true,
+        Err(e) => e != rustix::io::Errno::SRCH,
+    }
+}
+
+/// Without a portable probe, a recorded process counts as running; connecting tells the rest.
+#[cfg(not(unix))]
+pub fn process_running(_pid: u32) -> bool {
+    true
 }
 
 #[cfg(test)]
@@ -112,5 +155,28 @@ mod tests {
         }
         let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(leftovers.len(), 1);
+    }
+
+    #[test]
+    fn runtime_files_of_dead_processes_are_stale() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(Runtime::find(dir.path()), Found::Nothing);
+        let mut runtime = Runtime {
+            pid: std::process::id(),
+            version: "0".into(),
+            started_at: "now".into(),
+            topic_root: "stream".into(),
+            mqtt: None,
+            mqtt_ws: None,
+            mqtt_url: None,
+            http: None,
+        };
+        runtime.write(dir.path()).unwrap();
+        assert_eq!(Runtime::find(dir.path()), Found::Running(runtime.clone()));
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        runtime.pid = child.id();
+        child.wait().unwrap();
+        runtime.write(dir.path()).unwrap();
+        assert_eq!(Runtime::find(dir.path()), Found::Stale(runtime));
     }
 }

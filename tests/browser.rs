@@ -134,3 +134,91 @@ fn dashboard_login_button_shows_the_device_code_and_updates_when_done() {
     assert!(twitch.approve_device(code, fake_twitch::LOGIN, fake_twitch::USER_ID));
     expect_ok(run);
 }
+
+#[test]
+fn no_dashboard_card_overflows_at_1280_and_1920_px() {
+    // A logged-in Twitch at the fake, so the Providers card lists every subscription, and the
+    // demo, so the hype, totals and feed cards have content.
+    let twitch = fake_twitch::start();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("credentials.toml"),
+        format!("[twitch.test]\nclient_id = '{}'\n", fake_twitch::CLIENT_ID),
+    )
+    .unwrap();
+    fake_twitch::store_token(
+        &twitch,
+        &dir.path().join("state"),
+        &fake_twitch::all_scopes(),
+    );
+    let config = format!("{EPHEMERAL}{}", fake_twitch::config_section(&twitch));
+    let daemon = Daemon::start_in(dir.path(), &config, &["--demo"]);
+    fake_twitch::wait_subscribed(&twitch);
+    expect_ok(browser(&daemon, "overflow", &["1280", "1920"]));
+}
+
+#[test]
+fn a_bots_payloads_show_readably_on_the_hype_meter_the_overlay_and_the_feed() {
+    // No demo: the built-in meter publishes only at start and on support, so the bot's value
+    // is the last one on stream/synthetic/hype.
+    let (_dir, daemon) = start();
+    let steps = [
+        (r#"{"level":7,"score":70}"#, "level 7"),
+        ("42", "42"),
+        (
+            r#"{"value":0.7,"source":"midi"}"#,
+            "value: 0.7 · source: midi",
+        ),
+    ];
+    let shown: Vec<&str> = steps.iter().map(|(_, text)| *text).collect();
+    let mut run = browser(&daemon, "bot_payloads", &shown);
+    run.wait_line(&["ready"]);
+    // One client id throughout: the first publisher of a topic owns it.
+    for (payload, text) in steps {
+        mosquitto_pub(
+            daemon.mqtt_port(),
+            "stream/synthetic/hype",
+            payload,
+            &["-r", "-i", "hype-bot"],
+        );
+        run.wait_line(&[&format!("shown {text}")]);
+    }
+    mosquitto_pub(
+        daemon.mqtt_port(),
+        "stream/synthetic/bpm",
+        r#"{"bpm":128,"source":"midi"}"#,
+        &["-i", "bpm-bot"],
+    );
+    expect_ok(run);
+}
+
+#[test]
+fn the_seed_bot_shows_on_the_dashboard_with_its_level_and_presence() {
+    let (_dir, daemon) = start();
+    let venv = std::env::var_os("SOCKETIO_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/socketio-venv"));
+    let python = venv.join("bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: run scripts/setup-test-deps.sh (the Python venv with paho-mqtt)",
+        python.display()
+    );
+    let mut seed = Proc::spawn(
+        "seed bot",
+        Command::new(python)
+            .arg("-u")
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/bots/seed_bot.py"
+            ))
+            .arg(daemon.mqtt_port().to_string()),
+    );
+    seed.wait_line(&["subscribed"]);
+    let mut run = browser(&daemon, "seed_bot", &["seed-hype-bot", "1"]);
+    run.wait_line(&["ready"]);
+    let trigger = daemon.cli(&["trigger", "cheer", "--user", "fan", "--amount", "100"]);
+    assert!(trigger.status.success());
+    seed.wait_line(&["published hype 1"]);
+    expect_ok(run);
+}

@@ -40,6 +40,11 @@ pub struct Daemon {
 }
 
 pub fn start_daemon(dir: &Path) -> Daemon {
+    start_binary(Path::new(env!("CARGO_BIN_EXE_ongwatch")), dir)
+}
+
+/// `start_daemon` with another ongwatch binary (e.g. an earlier release, for a same-run baseline).
+pub fn start_binary(binary: &Path, dir: &Path) -> Daemon {
     let config = dir.join("ongwatch.toml");
     std::fs::write(
         &config,
@@ -48,7 +53,7 @@ pub fn start_daemon(dir: &Path) -> Daemon {
     .expect("write the config");
     let state = dir.join("state");
     let started = Instant::now();
-    let child = Command::new(env!("CARGO_BIN_EXE_ongwatch"))
+    let child = Command::new(binary)
         .args(["run", "--config"])
         .arg(&config)
         .arg("--state-dir")

@@ -7,11 +7,13 @@
 //! schema snapshot test fails until the committed documents are regenerated.
 
 mod kinds;
+mod presence;
 pub mod schema;
 mod time;
 mod topic;
 
 pub use kinds::*;
+pub use presence::BotPresence;
 pub use time::{format_time, now};
 pub use topic::{
     Kind, RESERVED_SUFFIXES, TopicError, TopicRoot, filter_matches, filters_overlap,

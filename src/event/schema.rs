@@ -518,6 +518,38 @@ pub fn asyncapi(version: &str) -> Value {
             }),
         );
     }
+    channels.insert(
+        "system_bots_clientId".into(),
+        json!({
+            "address": "{root}/system/bots/{clientId}",
+            "description": "Presence of every MQTT client that is not ongwatch's own (topic authority).",
+            "parameters": {
+                "root": {"description": "`[bus] topic_root`."},
+                "clientId": {"description": "The MQTT client id, with '/', '+' and '#' replaced by '_'."}
+            },
+            "messages": {"bot_presence": {"$ref": "#/components/messages/bot_presence"}}
+        }),
+    );
+    messages.insert(
+        "bot_presence".into(),
+        json!({
+            "name": "bot_presence",
+            "title": "bot_presence",
+            "summary": "Presence of an MQTT client: online/offline, login, owned topics, counters. Cleared (empty payload) when an offline client that owns nothing is forgotten after an hour.",
+            "description": "QoS 1, retained.",
+            "contentType": "application/json",
+            "payload": {"$ref": "#/components/schemas/BotPresence"},
+            "examples": [{"name": "bot_presence", "payload": BotPresence::example()}]
+        }),
+    );
+    operations.insert(
+        "publish_system_bots_clientId".into(),
+        json!({
+            "action": "send",
+            "channel": {"$ref": "#/channels/system_bots_clientId"},
+            "summary": "ongwatch publishes on {root}/system/bots/{clientId}",
+        }),
+    );
     let mut schema = json_schema();
     let defs = schema
         .as_object_mut()
@@ -529,6 +561,10 @@ pub fn asyncapi(version: &str) -> Value {
     let schema: Value = serde_json::from_str(&schema_text).unwrap_or(Value::Null);
     let mut schemas = serde_json::Map::new();
     schemas.insert("Event".into(), schema);
+    schemas.insert(
+        "BotPresence".into(),
+        serde_json::to_value(schemars::schema_for!(BotPresence)).unwrap_or(Value::Null),
+    );
     if let Value::Object(defs) = defs {
         for (name, def) in defs {
             let text = serde_json::to_string(&def)
@@ -581,6 +617,9 @@ pub fn events_markdown() -> String {
             kind.description()
         ));
     }
+    out.push_str(
+        "| — | `R/system/bots/<client id>` | state | presence of every MQTT client that is not ongwatch's own (not an event: no `v`/`id`/`type`) |\n",
+    );
     for event in examples() {
         let pretty = serde_json::to_string_pretty(&event.to_json()).unwrap_or_default();
         out.push_str(&format!(
@@ -591,6 +630,10 @@ pub fn events_markdown() -> String {
             pretty
         ));
     }
+    let presence = serde_json::to_string_pretty(&BotPresence::example()).unwrap_or_default();
+    out.push_str(&format!(
+        "\n## Bot presence on `R/system/bots/<client id>`\n\nRetained; published when a client connects or goes away (clean disconnect, dropped connection, keepalive expiry), on its first refusal per topic, and every few seconds while its counters change. See docs/BOTS.md.\n\n```json\n{presence}\n```\n"
+    ));
     out
 }
 

@@ -26,7 +26,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{BotConfig, Problem};
 use crate::event::{
-    RESERVED_SUFFIXES, TopicRoot, filter_matches, filters_overlap, format_time, now, sanitize_level,
+    BotPresence, RESERVED_SUFFIXES, TopicRoot, filter_matches, filters_overlap, format_time, now,
+    sanitize_level,
 };
 use crate::hub::{Message, Origin, Publisher};
 
@@ -37,6 +38,9 @@ pub const OWNER_GRACE: Duration = Duration::from_secs(60);
 const COUNTER_INTERVAL: Duration = Duration::from_secs(5);
 /// An offline client that owns nothing is forgotten (its retained presence cleared) after this.
 const FORGET_AFTER: Duration = Duration::from_secs(3600);
+/// Distinct refused topics remembered per client; more are only counted, so a client spraying
+/// refused publishes over many topics cannot grow the table without bound.
+const MAX_REFUSED_TOPICS: usize = 100;
 
 /// Why a publish was refused; the words appear in the log, `/api/bots` and `/metrics`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -321,18 +325,6 @@ impl Rules {
     }
 }
 
-/// What `R/system/bots/<client id>` says, and `/api/bots` (with `client_id` and `refusals`).
-#[derive(Debug, Clone, Serialize)]
-pub struct Presence {
-    pub state: &'static str,
-    pub since: String,
-    pub login: Option<String>,
-    pub owns: Vec<String>,
-    pub published: u64,
-    pub refused: u64,
-    pub last_publish: Option<String>,
-}
-
 #[derive(Debug, Clone, Serialize)]
 pub struct Refusal {
     pub topic: String,
@@ -345,7 +337,7 @@ pub struct Refusal {
 pub struct BotInfo {
     pub client_id: String,
     #[serde(flatten)]
-    pub presence: Presence,
+    pub presence: BotPresence,
     pub refusals: Vec<Refusal>,
 }
 
@@ -410,12 +402,12 @@ impl Registry {
         owns
     }
 
-    fn presence(&self, client_id: &str, bot_filters: &[String]) -> Option<Presence> {
+    fn presence(&self, client_id: &str, bot_filters: &[String]) -> Option<BotPresence> {
         let client = self.clients.get(client_id)?;
         let mut owns = self.owns(client_id);
         owns.extend(bot_filters.iter().cloned());
-        Some(Presence {
-            state: if client.online { "online" } else { "offline" },
+        Some(BotPresence {
+            state: if client.online { "online" } else { "offline" }.into(),
             since: format_time(&client.since),
             login: client.login.clone(),
             owns,
@@ -531,12 +523,15 @@ impl Authority {
             }
             Err(rule) => {
                 client.refused += 1;
-                let entry = client
-                    .refusals
-                    .entry(topic.to_owned())
-                    .or_insert_with(|| (rule.clone(), 0));
-                entry.1 += 1;
-                if entry.1 == 1 {
+                let known = client.refusals.contains_key(topic);
+                if known || client.refusals.len() < MAX_REFUSED_TOPICS {
+                    let entry = client
+                        .refusals
+                        .entry(topic.to_owned())
+                        .or_insert_with(|| (rule.clone(), 0));
+                    entry.1 += 1;
+                }
+                if !known {
                     urgent = true;
                     tracing::warn!(
                         client_id,
@@ -626,7 +621,7 @@ impl Authority {
 
     /// Drains the changed clients: urgent ones always, the rest only when `all`. Forgets
     /// clients gone for [`FORGET_AFTER`] that own nothing (their presence becomes `None`).
-    fn take_changes(&self, all: bool) -> Vec<(String, Option<Presence>)> {
+    fn take_changes(&self, all: bool) -> Vec<(String, Option<BotPresence>)> {
         let mut registry = self.registry();
         registry.urgent = false;
         let at = Instant::now();
@@ -644,6 +639,27 @@ impl Authority {
             registry.clients.remove(id);
             registry.owners.retain(|_, owner| owner != id);
             registry.dirty.insert(id.clone(), true);
+        }
+        if all {
+            // Ownership lapses 60 s after the owner left: drop it from the table, so `owns`
+            // says so and a bot publishing many topics does not leave them behind forever.
+            let registry = &mut *registry;
+            let lapsed: Vec<String> = registry
+                .owners
+                .iter()
+                .filter(|(_, owner)| {
+                    !registry
+                        .clients
+                        .get(owner.as_str())
+                        .is_some_and(|c| c.active(at))
+                })
+                .map(|(topic, _)| topic.clone())
+                .collect();
+            for topic in lapsed {
+                if let Some(owner) = registry.owners.remove(&topic) {
+                    registry.dirty.insert(owner, true);
+                }
+            }
         }
         let ids: Vec<String> = registry
             .dirty

@@ -1,54 +1,101 @@
 //! A short-lived MQTT client for the CLI (`trigger`, `replay`, `tail`).
 //!
-//! Publishing is one message at a time, each confirmed by its PUBACK before the next; if the
-//! broker goes away in between, the client reconnects and sends the unconfirmed message again.
-//! A repeat is harmless: every command and replayed event carries an id the hub deduplicates.
+//! The first connection is bounded by [`CONNECT_TIMEOUT`]: a CLI command against a daemon that is
+//! not there must say so at once instead of retrying. Publishing is one message at a time, each
+//! confirmed by its PUBACK before the next; if the broker goes away later, the client reconnects
+//! within its patience and sends the unconfirmed message again. A repeat is harmless: every
+//! command and replayed event carries an id the hub deduplicates.
 
 use std::time::Duration;
 
 use bytes::Bytes;
 use rumqttc::v5::mqttbytes::QoS;
-use rumqttc::v5::mqttbytes::v5::{Filter, Packet, Publish};
+use rumqttc::v5::mqttbytes::v5::{Filter, Packet, PubAckReason, Publish};
 use rumqttc::v5::{AsyncClient, Event as MqttEvent, EventLoop};
 use thiserror::Error;
 
 use super::Endpoint;
 
+/// How long the first connection (TCP, TLS and CONNACK) may take. Loopback answers in
+/// microseconds; this bounds a remote broker that drops packets instead of refusing, so that a
+/// CLI command with no daemon behind it ends within the 5 s CONTRACT §1 promises.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
 #[derive(Debug, Error)]
 pub enum ClientError {
-    #[error(
-        "cannot reach the MQTT broker at {endpoint} ({detail}); is `ongwatch run` running with the same --config and --state-dir?"
-    )]
+    /// Nothing answered (connection refused, no route, no CONNACK in time), or the connection
+    /// was lost and did not come back within the client's patience.
+    #[error("nothing answers at {endpoint} ({detail})")]
     Unreachable { endpoint: String, detail: String },
     #[error("the MQTT broker at {endpoint} refused the connection: {detail}")]
     Refused { endpoint: String, detail: String },
 }
 
+/// The broker answered a publish with an error reason code (MQTT 5), e.g. "not authorized"
+/// when the topic belongs to someone else.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejected(pub String);
+
 pub struct CliClient {
     client: AsyncClient,
     eventloop: EventLoop,
     endpoint: Endpoint,
-    /// How long to keep trying to reach a broker that is down.
+    /// How long to keep trying to reach a broker that went away; zero: report it at once.
     patience: Duration,
-    connected_once: bool,
     /// Subscribed filters, renewed after a reconnect (the session is not kept).
     filters: Vec<Filter>,
 }
 
 impl CliClient {
-    pub fn new(endpoint: Endpoint, client_prefix: &str, patience: Duration) -> Self {
+    /// Connects and waits for the broker's CONNACK, at most [`CONNECT_TIMEOUT`].
+    pub async fn connect(
+        endpoint: Endpoint,
+        client_prefix: &str,
+        patience: Duration,
+    ) -> Result<Self, ClientError> {
         let id = format!("{client_prefix}-{}", uuid::Uuid::new_v4().simple());
         let mut options = endpoint.options(&id, None);
         options.set_clean_start(true);
         let (client, eventloop) = AsyncClient::new(options, 16);
-        Self {
+        let mut this = Self {
             client,
             eventloop,
             endpoint,
             patience,
-            connected_once: false,
             filters: Vec::new(),
+        };
+        let unreachable = |endpoint: &Endpoint, detail: String| ClientError::Unreachable {
+            endpoint: endpoint.to_string(),
+            detail,
+        };
+        let first = tokio::time::timeout(CONNECT_TIMEOUT, async {
+            loop {
+                match this.eventloop.poll().await {
+                    Ok(MqttEvent::Incoming(Packet::ConnAck(_))) => return Ok(()),
+                    Ok(_) => {}
+                    Err(rumqttc::v5::ConnectionError::ConnectionRefused(code)) => {
+                        return Err(ClientError::Refused {
+                            endpoint: this.endpoint.to_string(),
+                            detail: format!("{code:?}"),
+                        });
+                    }
+                    Err(e) => return Err(unreachable(&this.endpoint, connect_detail(&e))),
+                }
+            }
+        })
+        .await;
+        match first {
+            Ok(Ok(())) => Ok(this),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(unreachable(
+                &this.endpoint,
+                format!("no answer within {} s", CONNECT_TIMEOUT.as_secs()),
+            )),
         }
+    }
+
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
     }
 
     /// Polls once, turning connection errors into a retry until `patience` runs out.
@@ -73,7 +120,7 @@ impl CliClient {
                 if since.elapsed() >= self.patience {
                     return Err(ClientError::Unreachable {
                         endpoint: self.endpoint.to_string(),
-                        detail: e.to_string(),
+                        detail: connect_detail(&e),
                     });
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
@@ -82,13 +129,14 @@ impl CliClient {
         }
     }
 
-    /// Publishes at QoS 1 and waits for the broker's acknowledgement.
+    /// Publishes at QoS 1 and waits for the broker's acknowledgement; `Ok(Err(_))` when the
+    /// broker acknowledged it with an error reason (the message went nowhere).
     pub async fn publish(
         &mut self,
         topic: &str,
         payload: Bytes,
         retain: bool,
-    ) -> Result<(), ClientError> {
+    ) -> Result<Result<(), Rejected>, ClientError> {
         let mut outage_since = None;
         let mut needs_send = true;
         loop {
@@ -99,14 +147,18 @@ impl CliClient {
                     .try_publish(topic, QoS::AtLeastOnce, retain, payload.clone());
                 needs_send = false;
             }
-            let lost_connection = self.connected_once && outage_since.is_some();
+            let lost_connection = outage_since.is_some();
             match self.poll(&mut outage_since).await? {
-                Some(Packet::PubAck(_)) => return Ok(()),
+                Some(Packet::PubAck(ack)) => {
+                    return Ok(match ack.reason {
+                        PubAckReason::Success | PubAckReason::NoMatchingSubscribers => Ok(()),
+                        reason => Err(Rejected(format!("{reason:?}"))),
+                    });
+                }
                 Some(Packet::ConnAck(connack)) => {
                     // A dropped connection moved our message into the client's pending list,
                     // and a fresh session forgets that list: send it again ourselves.
                     needs_send = lost_connection && !connack.session_present;
-                    self.connected_once = true;
                 }
                 _ => {}
             }
@@ -122,10 +174,8 @@ impl CliClient {
         let _ = self.client.try_subscribe_many(self.filters.clone());
         let mut outage_since = None;
         loop {
-            match self.poll(&mut outage_since).await? {
-                Some(Packet::SubAck(_)) => return Ok(()),
-                Some(Packet::ConnAck(_)) => self.connected_once = true,
-                _ => {}
+            if let Some(Packet::SubAck(_)) = self.poll(&mut outage_since).await? {
+                return Ok(());
             }
         }
     }
@@ -154,5 +204,14 @@ impl CliClient {
             }
         };
         let _ = tokio::time::timeout(Duration::from_secs(2), drain).await;
+    }
+}
+
+/// The cause of a connection error without rumqttc's wrapping ("I/O: ...").
+fn connect_detail(e: &rumqttc::v5::ConnectionError) -> String {
+    match e {
+        rumqttc::v5::ConnectionError::Io(io) => io.to_string(),
+        rumqttc::v5::ConnectionError::MqttState(state) => state.to_string(),
+        other => other.to_string(),
     }
 }

@@ -18,7 +18,7 @@
   const set = (id, text) => { document.getElementById(id).textContent = text; };
 
   function wanted(event) {
-    if (!event || typeof event !== "object") return false;
+    if (!OW.isEvent(event)) return false;
     const kind = event.type === "resub" ? "sub" : event.type;
     if (!kinds.includes(kind)) return false;
     if (event.test && !showTests) return false;

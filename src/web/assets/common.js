@@ -1,5 +1,5 @@
 // Shared by the dashboard and the overlays: API calls, the /ws/events stream with resume,
-// and one-line descriptions of events.
+// one-line descriptions of events, and readable summaries of what bots publish.
 "use strict";
 const OW = (() => {
   const params = new URLSearchParams(location.search);
@@ -12,7 +12,7 @@ const OW = (() => {
     if (options.body !== undefined) headers["Content-Type"] = "application/json";
     const response = await fetch(path, Object.assign({}, options, { headers }));
     const body = await response.json().catch(() => ({}));
-    if (!response.ok) throw new Error(body.error || response.statusText);
+    if (!response.ok) throw Object.assign(new Error(body.error || response.statusText), { status: response.status });
     return body;
   }
 
@@ -72,13 +72,85 @@ const OW = (() => {
       case "poll": return `poll ${event.phase || ""}: ${event.title || ""}`;
       case "prediction": return `prediction ${event.phase || ""}: ${event.title || ""}`;
       case "hype": return `hype level ${event.level}`;
+      case "totals": {
+        const tips = Object.entries(event.tips || {}).map(([c, v]) => `${plain(v, 1)} ${c}`).join(", ") || "no tips";
+        return `totals ${event.channel}: ${plain(event.bits ?? 0, 1)} bits, ${tips}, ${plain(event.subs ?? 0, 1)} subs, ` +
+          `${plain(event.gifts ?? 0, 1)} gifts, ${plain(event.follows ?? 0, 1)} follows, ${plain(event.raids ?? 0, 1)} raids`;
+      }
       case "provider_state": return `${event.provider}: ${event.state}`;
       case "system": return `ongwatch ${event.state}`;
       default:
         if (event.type) return `${event.type}${event.user ? " " + who : ""}`;
-        return JSON.stringify(event).slice(0, 160);
+        return summarize(event);
     }
   }
 
-  return { params, token, api, filter, stream, describe };
+  // An event in the contract's shape (section 4), as ongwatch publishes them. Anything else on
+  // the bus is a bot's payload, which may be any JSON value or plain text.
+  function isEvent(payload) {
+    return payload !== null && typeof payload === "object" && !Array.isArray(payload) &&
+      typeof payload.type === "string" && typeof payload.time === "string" && "v" in payload;
+  }
+
+  // Numbers stay numbers: no quotes, no exponent for everyday sizes, at most 3 decimals.
+  const numberFormat = new Intl.NumberFormat("en-US", { maximumFractionDigits: 3, useGrouping: false });
+  const SUMMARY_MAX = 160;
+  const NEST_MAX = 4;
+  const clip = (text, max) => (text.length > max ? text.slice(0, max - 1) + "…" : text);
+
+  // One line for any payload: a number or text as it is, an object as "key: value" pairs
+  // (nested keys joined with dots), never raw JSON, "undefined" or "NaN".
+  function summarize(payload, max = SUMMARY_MAX) {
+    return clip(plain(payload, 0), max);
+  }
+  function plain(value, depth) {
+    if (value === null || value === undefined) return "none";
+    if (typeof value === "number") return Number.isFinite(value) ? numberFormat.format(value) : "none";
+    if (typeof value === "string") return value.trim() === "" ? "(empty)" : value.replace(/\s+/g, " ");
+    if (typeof value === "boolean") return value ? "yes" : "no";
+    if (Array.isArray(value)) return value.length ? value.map((v) => plain(v, depth + 1)).join(", ") : "(none)";
+    if (typeof value === "object") {
+      if (depth > NEST_MAX) return "…";
+      const pairs = flatten(value, "", depth);
+      return pairs.length ? pairs.map(([k, v]) => `${k}: ${v}`).join(" · ") : "(empty)";
+    }
+    return String(value);
+  }
+  function flatten(object, prefix, depth) {
+    const pairs = [];
+    for (const [key, value] of Object.entries(object)) {
+      const name = prefix + key;
+      if (value && typeof value === "object" && !Array.isArray(value) && depth < NEST_MAX) pairs.push(...flatten(value, name + ".", depth + 1));
+      else pairs.push([name, plain(value, depth + 1)]);
+    }
+    return pairs;
+  }
+  const finite = (v) => (typeof v === "number" || (typeof v === "string" && v.trim() !== "")) && Number.isFinite(Number(v)) ? Number(v) : null;
+
+  // What a hype display shows for whatever is on R/synthetic/hype: the meter's {level, score},
+  // or a bot's value (a number, text, or any object). `text` is null when there is nothing to
+  // show (no payload, or a cleared retained message); `score` (a number or null) fills the bar.
+  function hypeView(payload) {
+    if (payload === null || payload === undefined || payload === "") return { text: null, score: null };
+    const number = typeof payload === "string" ? finite(payload) : null;
+    if (typeof payload === "number" || number !== null) {
+      const n = number ?? payload;
+      return Number.isFinite(n) ? { text: numberFormat.format(n), score: n } : { text: null, score: null };
+    }
+    if (typeof payload === "object" && !Array.isArray(payload)) {
+      const score = finite(payload.score);
+      if (payload.level !== undefined && payload.level !== null) return { text: `level ${plain(payload.level, 1)}`, score };
+      if (score !== null) return { text: `score ${numberFormat.format(score)}`, score };
+    }
+    return { text: summarize(payload, 60), score: null };
+  }
+
+  // Long texts (a bot's object summarized) get a smaller font than a level or a number.
+  const LONG_HYPE = 12;
+  function showHype(node, view) {
+    node.textContent = view.text ?? "–";
+    node.classList.toggle("long", (view.text || "").length > LONG_HYPE);
+  }
+
+  return { params, token, api, filter, stream, describe, isEvent, summarize, hypeView, showHype };
 })();

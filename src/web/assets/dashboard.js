@@ -10,6 +10,7 @@
   const badge = (text) => el("span", { className: "badge " + text, textContent: text });
   const FEED_MAX = 300;
   const MINUTES = 60;
+  const TIME = { hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false };
 
   let status = await OW.api("/api/status");
   const root = status.topic_root;
@@ -20,12 +21,13 @@
     const rows = Object.entries(providers).map(([name, p]) => {
       const subs = (p.subscriptions || []).map((s) =>
         el("div", {}, [badge(s.status), ` ${s.type}`,
-          el("span", { className: "muted", textContent: s.last_event ? ` last event ${new Date(s.last_event).toLocaleTimeString()}` : "" }),
+          el("span", { className: "muted", textContent: s.last_event ? ` last event ${new Date(s.last_event).toLocaleTimeString([], TIME)}` : "" }),
           el("span", { className: "muted", textContent: s.last_error ? ` ${s.last_error}` : "" })]));
       return el("tr", {}, [
         el("td", {}, [el("strong", { textContent: name }), el("br"), badge(p.state || "unknown")]),
         el("td", {}, [el("div", { textContent: p.detail || "" }),
-          el("div", { className: "muted", textContent: p.since ? `since ${new Date(p.since).toLocaleString()}` : "" }), ...subs]),
+          el("div", { className: "muted", textContent: p.since ? `since ${new Date(p.since).toLocaleString()}` : "" }),
+          el("div", { className: "subscriptions" }, subs)]),
       ]);
     });
     if (rows.length) $("providers").replaceChildren(...rows);
@@ -85,17 +87,114 @@
     $("accounts").replaceChildren(el("table", {}, [el("tbody", {}, rows)]));
   }
 
-  function renderHype(hype) {
-    if (!hype) return;
-    $("hype-level").textContent = `level ${hype.level}`;
-    $("hype-bar").style.width = `${Math.min(100, Math.max(0, (Number(hype.score) || 0)))}%`;
+  // Hype: the built-in meter's {level, score} or whatever a bot that took R/synthetic/hype over
+  // publishes there (OW.hypeView), with where it came from underneath.
+  let hypeTopic = OW.filter(root, "synthetic/hype").replace("+", status.default_channel);
+  let hype = null;
+  function renderHype() {
+    const view = OW.hypeView(hype);
+    OW.showHype($("hype-level"), view);
+    $("hype-bar").style.width = `${Math.min(100, Math.max(0, view.score ?? 0))}%`;
+    let source = "";
+    if (OW.isEvent(hype)) source = `hype meter · ${hype.channel}`;
+    else if (view.text !== null) {
+      const owner = [...bots.values()].sort((a, b) => (b.state === "online") - (a.state === "online")).find((b) => (b.owns || []).some((f) => matches(f, hypeTopic)));
+      source = owner ? `from bot ${owner.client_id}` : "from a bot";
+    }
+    $("hype-source").textContent = source;
   }
-  function renderTotals(totals) {
-    if (!totals) return;
-    const tips = Object.entries(totals.tips || {}).map(([c, v]) => `${v} ${c}`).join(", ") || "0";
-    const cells = [["bits", totals.bits], ["tips", tips], ["subs", totals.subs], ["gifts", totals.gifts],
-      ["follows", totals.follows], ["raids", totals.raids]];
-    $("totals").replaceChildren(...cells.map(([k, v]) => el("div", {}, [el("div", { className: "muted", textContent: k }), el("strong", { textContent: String(v ?? 0) })])));
+
+  // Session totals per channel: the demo, triggered test events and each configured channel
+  // count separately, so one card per channel rather than whichever published last.
+  const totals = new Map();
+  function keepTotals(payload) {
+    if (!OW.isEvent(payload) || payload.type !== "totals") return false;
+    const kept = totals.get(payload.channel || "");
+    if (kept && kept.time > payload.time) return false;
+    totals.set(payload.channel || "", payload);
+    return true;
+  }
+  function renderTotals() {
+    const own = status.default_channel;
+    const channels = [...totals.keys()].sort((a, b) => (b === own) - (a === own) || a.localeCompare(b));
+    if (!channels.length) {
+      $("totals").replaceChildren(el("div", { className: "muted", textContent: "Nothing counted yet." }));
+      return;
+    }
+    $("totals").replaceChildren(...channels.map((channel) => {
+      const t = totals.get(channel);
+      const tips = Object.entries(t.tips || {}).map(([c, v]) => `${OW.summarize(v)} ${c}`).join(", ") || "0";
+      const cells = [["bits", t.bits], ["tips", tips], ["subs", t.subs], ["gifts", t.gifts], ["follows", t.follows], ["raids", t.raids]];
+      const box = el("div", { className: "channel-totals" }, [
+        el("div", {}, [el("strong", { textContent: channel || "(no channel)" }),
+          el("span", { className: "muted", textContent: channel === own ? " · this channel" : "" })]),
+        el("div", { className: "muted", textContent: t.session_started_at ? `stream since ${new Date(t.session_started_at).toLocaleString()}` : "no stream session seen; everything counted" }),
+        el("div", { className: "totals" }, cells.map(([k, v]) => el("div", {}, [
+          el("div", { className: "muted", textContent: k }), el("strong", { textContent: typeof v === "string" ? v : OW.summarize(v ?? 0) })]))),
+      ]);
+      box.dataset.channel = channel;
+      return box;
+    }));
+  }
+
+  // Bots: every MQTT client on the bus that is not ongwatch's own, from GET /api/bots (which
+  // adds each bot's refusals) and live from the retained R/system/bots/<client id> states.
+  const bots = new Map();
+  const BOTS_OFFLINE_SHOWN = 10;
+  let botsApi = true;
+  async function loadBots() {
+    if (!botsApi) return;
+    try {
+      const answer = await OW.api("/api/bots");
+      bots.clear();
+      for (const bot of answer.bots || []) if (bot && typeof bot.client_id === "string") bots.set(bot.client_id, bot);
+    } catch (e) {
+      // A daemon without bot presence has no such endpoint: the panel just stays empty.
+      if (e.status === 404) botsApi = false;
+      return;
+    }
+    renderBots();
+  }
+  function keepBot(id, payload) {
+    if (payload && typeof payload === "object" && !Array.isArray(payload)) bots.set(id, Object.assign({}, bots.get(id), payload, { client_id: id }));
+    else bots.delete(id); // an empty retained message clears the state
+  }
+  const shortTime = (time) => (time ? new Date(time).toLocaleTimeString([], TIME) : "");
+  function renderBots() {
+    const all = [...bots.values()].sort((a, b) => (b.state === "online") - (a.state === "online") ||
+      String(b.since || "").localeCompare(String(a.since || "")) || a.client_id.localeCompare(b.client_id));
+    const online = all.filter((b) => b.state === "online");
+    const offline = all.filter((b) => b.state !== "online");
+    const shown = online.concat(offline.slice(0, BOTS_OFFLINE_SHOWN));
+    const rows = shown.map((b) => {
+      const row = el("tr", {}, [
+        el("td", {}, [el("strong", { textContent: b.client_id }), el("br"), badge(b.state === "online" ? "online" : "offline")]),
+        el("td", {}, [
+          el("div", { textContent: b.login ? `login ${b.login}` : "no login" }),
+          el("div", { textContent: (b.owns || []).length ? `owns ${b.owns.join(", ")}` : "owns no topic" }),
+          el("div", { className: "muted", textContent: `published ${OW.summarize(b.published ?? 0)} · refused ${OW.summarize(b.refused ?? 0)}` +
+            (b.last_publish ? ` · last ${shortTime(b.last_publish)}` : "") }),
+          el("div", { className: "muted", textContent: b.since ? `${b.state === "online" ? "online" : "offline"} since ${new Date(b.since).toLocaleString()}` : "" }),
+          ...(b.refusals || []).map((r) => el("div", { className: "refusal", textContent: `refused ${r.topic} ×${OW.summarize(r.count ?? 1)}: ${r.rule}` })),
+        ]),
+      ]);
+      row.dataset.bot = b.client_id;
+      return row;
+    });
+    if (offline.length > BOTS_OFFLINE_SHOWN) rows.push(el("tr", {}, [el("td", { className: "muted", colSpan: 2, textContent: `and ${offline.length - BOTS_OFFLINE_SHOWN} more offline` })]));
+    if (!rows.length) rows.push(el("tr", {}, [el("td", { className: "muted", textContent: "No bots yet." })]));
+    $("bots").replaceChildren(...rows);
+    renderHype(); // its "from bot <client id>" comes from the owned topics
+  }
+
+  // MQTT filter matching, for the topic filters bots own.
+  function matches(filter, topic) {
+    const f = filter.split("/"), t = topic.split("/");
+    for (let i = 0; i < f.length; i++) {
+      if (f[i] === "#") return true;
+      if (i >= t.length || (f[i] !== "+" && f[i] !== t[i])) return false;
+    }
+    return f.length === t.length;
   }
 
   function renderBus() {
@@ -113,7 +212,7 @@
   const buckets = new Map();
   const minuteOf = (time) => Math.floor(new Date(time).getTime() / 60000);
   function count(event) {
-    if (!event || !event.time) return false;
+    if (!OW.isEvent(event)) return false;
     const m = minuteOf(event.time);
     const b = buckets.get(m) || { bits: 0, tips: 0, subs: 0 };
     if (event.type === "cheer") b.bits += Number(event.amount) || 0;
@@ -148,7 +247,7 @@
   try {
     const history = await OW.api(`/api/events?limit=5000&topic=${encodeURIComponent(OW.filter(root, "support/#"))}`);
     const start = Date.now() / 60000 - MINUTES;
-    history.events.forEach((f) => { if (minuteOf(f.event.time) >= start) count(f.event); });
+    history.events.forEach((f) => { if (OW.isEvent(f.event) && minuteOf(f.event.time) >= start) count(f.event); });
     redraw();
   } catch (e) {
     $("test-result").textContent = `history unavailable: ${e.message}`;
@@ -167,30 +266,66 @@
   for (const id of ["feed-filter", "feed-chat", "feed-system"]) $(id).addEventListener("input", refilter);
   const suffixOf = (topic) => topic.split("/").slice(root.split("/").length).join("/");
   const isCommand = (frame) => suffixOf(frame.topic).startsWith("command/");
-  function addToFeed(frame) {
-    const event = frame.event || {};
-    const time = event.time ? new Date(event.time) : new Date();
+
+  // Feed lines are in bus order (seq), newest on top. An event shows its own time; a bot's
+  // payload carries none, so a live one shows when it arrived (never earlier than the line
+  // before it), and one from the log the time of the line before it, marked "≈".
+  let lastTime = null;
+  function lineOf(frame, live) {
+    const event = frame.event;
+    const suffix = suffixOf(frame.topic);
+    if (OW.isEvent(event)) {
+      const time = new Date(event.time);
+      return { kind: event.type, time: isNaN(time) ? lastTime : time, approx: isNaN(time),
+        what: [OW.describe(event) + (event.test ? " (test)" : "")] };
+    }
+    const time = live ? new Date(Math.max(Date.now(), lastTime ? lastTime.getTime() : 0)) : lastTime;
+    const line = { kind: suffix.startsWith("system/") ? "system" : "bot", time, approx: !live };
+    if (suffix.startsWith("system/bots/") && event && typeof event === "object") {
+      const id = suffix.slice("system/bots/".length);
+      line.what = [`bot ${id} ${event.state || "changed"}${event.login ? ` (login ${event.login})` : ""}`];
+    } else {
+      line.what = [el("span", { className: "short", textContent: suffix || frame.topic }), " ", OW.summarize(event)];
+    }
+    return line;
+  }
+  function addToFeed(frame, live) {
+    if ([...feed.children].some((item) => Number(item.dataset.seq) === frame.seq)) return;
+    const line = lineOf(frame, live);
+    if (line.time && (!lastTime || line.time > lastTime)) lastTime = line.time;
+    const when = el("span", { className: "muted when", textContent: line.time ? (line.approx ? "≈" : "") + line.time.toLocaleTimeString([], TIME) : "" });
+    if (line.approx) when.title = "bot payloads carry no time: received after the line below";
     const item = el("li", {}, [
-      el("span", { className: "muted", textContent: time.toLocaleTimeString() }),
-      el("span", { className: "what", textContent: OW.describe(event) + (event.test ? " (test)" : "") }),
+      when,
+      el("span", { className: "what" }, line.what),
       el("span", { className: "topic", textContent: `${frame.topic} · #${frame.seq}` }),
     ]);
-    item.dataset.kind = event.type || "";
+    item.dataset.kind = line.kind;
     item.dataset.seq = frame.seq;
+    if (line.time) item.dataset.time = line.time.toISOString();
     item.hidden = !visible(item);
-    feed.prepend(item);
+    const after = [...feed.children].find((other) => Number(other.dataset.seq) < frame.seq);
+    feed.insertBefore(item, after || null);
     while (feed.children.length > FEED_MAX) feed.lastChild.remove();
   }
 
   // The feed starts with the latest events from the log and goes on live right after them.
+  // Totals of every channel start from the log too (the status holds only the latest one).
   let since = null;
   try {
     const recent = await OW.api(`/api/events?limit=50&topic=${encodeURIComponent(OW.filter(root, "#"))}`);
-    recent.events.forEach((frame) => { if (!isCommand(frame)) addToFeed(frame); });
+    recent.events.forEach((frame) => { if (!isCommand(frame)) addToFeed(frame, false); });
     since = recent.next_since;
+    const sessions = await OW.api(`/api/events?limit=500&topic=${encodeURIComponent(OW.filter(root, "synthetic/totals"))}`);
+    sessions.events.forEach((frame) => keepTotals(frame.event));
   } catch (e) {
     $("test-result").textContent = `history unavailable: ${e.message}`;
   }
+
+  keepTotals(status.totals);
+  await loadBots();
+  hype = status.hype;
+  renderProviders(); renderAccounts(); renderHype(); renderTotals(); renderBots(); renderBus();
 
   OW.stream([OW.filter(root, "#")], (frame) => {
     const suffix = suffixOf(frame.topic);
@@ -198,10 +333,16 @@
     if (suffix.startsWith("system/providers/") && event && typeof event === "object") {
       providers[event.provider || suffix.slice("system/providers/".length)] = event;
       renderProviders();
-    } else if (suffix === "synthetic/hype") renderHype(event);
-    else if (suffix === "synthetic/totals") renderTotals(event);
+    } else if (suffix.startsWith("system/bots/")) {
+      keepBot(suffix.slice("system/bots/".length), event);
+      renderBots();
+    } else if (suffix === "synthetic/hype") {
+      hypeTopic = frame.topic;
+      hype = event;
+      renderHype();
+    } else if (suffix === "synthetic/totals" && keepTotals(event)) renderTotals();
     if (count(event)) redraw();
-    if (!isCommand(frame)) addToFeed(frame);
+    if (!isCommand(frame)) addToFeed(frame, true);
   }, (state) => {
     $("stream-state").textContent = state;
     $("stream-state").className = "badge " + state.split(" ")[0];
@@ -229,9 +370,9 @@
     $("test-buttons").append(button);
   }
 
-  renderProviders(); renderAccounts(); renderHype(status.hype); renderTotals(status.totals); renderBus();
   setInterval(async () => {
     try { status = await OW.api("/api/status"); renderBus(); renderAccounts(); } catch (e) { /* shown by the stream badge */ }
+    await loadBots();
   }, 5000);
   document.body.dataset.ready = "true";
 })().catch((e) => {

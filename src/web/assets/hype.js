@@ -29,11 +29,14 @@
   });
   client.on("reconnect", () => { state.textContent = "reconnecting"; });
   client.on("error", (err) => { state.textContent = `error: ${err.message}`; });
+  // The meter's {level, score}, or whatever a bot that took the topic over publishes: a
+  // number, text, any JSON (OW.hypeView). An empty retained message clears the display.
   client.on("message", (_topic, payload) => {
+    const text = payload.toString();
     let hype;
-    try { hype = JSON.parse(payload.toString()); } catch (e) { return; }
-    if (typeof hype !== "object" || hype === null || hype.level === undefined) return;
-    document.getElementById("level").textContent = `level ${hype.level}`;
-    document.getElementById("bar").style.width = `${Math.min(100, Math.max(0, (Number(hype.score) || 0) / max * 100))}%`;
+    try { hype = JSON.parse(text); } catch (e) { hype = text.trim(); }
+    const view = OW.hypeView(hype);
+    OW.showHype(document.getElementById("level"), view);
+    document.getElementById("bar").style.width = `${Math.min(100, Math.max(0, (view.score ?? 0) / max * 100))}%`;
   });
 })().catch((e) => { document.getElementById("state").textContent = e.message; });
