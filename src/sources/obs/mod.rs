@@ -706,3 +706,45 @@ async fn on_event(
     }))
     .await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_scene_command_is_an_object_or_just_the_name() {
+        let (Action::Scene(scene), id) = parse_scene(br#"{"scene":"Alerts","id":"a1"}"#).unwrap()
+        else {
+            panic!("not a scene")
+        };
+        assert_eq!((scene.as_str(), id), ("Alerts", Some(json!("a1"))));
+        // What `mosquitto_pub -m Alerts` becomes on the bus (text is stored as a JSON string).
+        let (Action::Scene(scene), None) = parse_scene(br#""Alerts""#).unwrap() else {
+            panic!("not a scene")
+        };
+        assert_eq!(scene, "Alerts");
+        let error = parse_scene(br#"{"name":"Alerts"}"#).unwrap_err();
+        assert!(error.contains(r#"{"scene": "Alerts"}"#), "{error}");
+    }
+
+    #[test]
+    fn a_result_names_its_command_and_carries_obs_words() {
+        let command = Command {
+            action: Action::Request {
+                request_type: "GetSceneList".into(),
+                request_data: None,
+            },
+            id: Some(json!(7)),
+            result_topic: "stream/command/obs/request/result".into(),
+        };
+        let ok = command.result(None, None, Some(json!({"scenes": []})));
+        assert_eq!(
+            ok,
+            json!({"ok": true, "request_type": "GetSceneList", "data": {"scenes": []}, "id": 7})
+        );
+        let refused = command.result(Some("No.".into()), Some(600), None);
+        assert_eq!(refused["ok"], false);
+        assert_eq!(refused["error"], "No.");
+        assert_eq!(refused["code"], 600);
+    }
+}
