@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the tests need that is not a crate, idempotently: Debian's mosquitto and its
 # clients (MQTT interop), Node's MQTT.js (the browser-style MQTT-over-WebSocket client), the
-# Python Socket.IO 2 server used as the Streamlabs/StreamElements counterpart, and Debian's
-# Chromium with playwright-core for the browser tests (no browser download: the system one).
+# Python Socket.IO 2 server used as the Streamlabs/StreamElements counterpart, Debian's
+# Chromium with playwright-core for the browser tests (no browser download: the system one),
+# and Debian's OBS Studio with Xvfb for the OBS tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,6 +17,12 @@ command -v ngircd >/dev/null 2>&1 || [ -x /usr/sbin/ngircd ] || need_apt+=(ngirc
 # Real servers for the Redis and NATS outputs (tests/outputs.rs starts its own on free ports).
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ] || need_apt+=(nats-server)
+# A real OBS Studio (obs-websocket 5 built in), headless under Xvfb with Mesa's software
+# renderer, for tests/obs.rs.
+command -v obs >/dev/null 2>&1 || need_apt+=(obs-studio)
+command -v Xvfb >/dev/null 2>&1 || need_apt+=(xvfb)
+command -v xauth >/dev/null 2>&1 || need_apt+=(xauth)
+[ -e /usr/share/doc/libgl1-mesa-dri ] || need_apt+=(libgl1-mesa-dri)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing ${need_apt[*]} from Debian"
   sudo_cmd=""

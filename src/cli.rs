@@ -806,6 +806,9 @@ fn check(global: &Global) -> Result<(), Failure> {
         {
             println!("{line}");
         }
+        if let Some(line) = crate::sources::obs::check_line(config, credentials) {
+            println!("{line}");
+        }
     }
     Ok(())
 }

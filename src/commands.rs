@@ -1,6 +1,7 @@
 //! The command processor: a hub output that acts on `R/command/...` messages, whoever
-//! published them (the CLI, a bot over MQTT, the HTTP API). Chat sends go to [`Chat`], which
-//! also watches the Twitch provider's state for its source-choice rule.
+//! published them (the CLI, a bot over MQTT, the HTTP API, a `[[rules]]` entry). Chat sends go
+//! to [`Chat`], which also watches the Twitch provider's state for its source-choice rule; OBS
+//! commands go to the OBS connection ([`obs::Commands`]).
 //!
 //! A bad command gets one clear log line and is otherwise ignored; the daemon keeps running.
 
@@ -9,6 +10,7 @@ use std::sync::Arc;
 use crate::chat::Chat;
 use crate::event::{TopicRoot, filter_matches};
 use crate::hub::{BoundedQueue, Delivery, Publisher};
+use crate::sources::obs;
 use crate::sources::trigger::{self, TriggerRequest};
 
 pub async fn run(
@@ -17,6 +19,7 @@ pub async fn run(
     root: TopicRoot,
     context: trigger::Context,
     chat: Arc<Chat>,
+    obs: obs::Commands,
 ) {
     let trigger_filter = root.filter_suffix("command/trigger");
     let chat_send_filter = root.filter_suffix("command/chat/send");
@@ -30,6 +33,11 @@ pub async fn run(
                 return;
             }
             continue;
+        }
+        match obs.handle(topic, &record.message.payload).await {
+            Ok(true) => continue,
+            Ok(false) => {}
+            Err(_) => return,
         }
         if filter_matches(&twitch_state_filter, topic) {
             chat.observe_provider_state(&record.message.payload);

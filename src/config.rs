@@ -276,6 +276,14 @@ impl Default for StreamlabsConfig {
     }
 }
 
+/// `[obs]`: obs-websocket 5 (docs/OBS.md). Enabled when `url` is set; the password is
+/// `[obs.<environment>] password` in credentials.toml.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ObsConfig {
+    pub url: String,
+}
+
 /// The whole `ongwatch.toml`, with addresses and URLs already checked.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -291,6 +299,7 @@ pub struct Config {
     pub chat: ChatConfig,
     pub streamelements: StreamElementsConfig,
     pub streamlabs: StreamlabsConfig,
+    pub obs: ObsConfig,
     pub hype: crate::processors::hype::HypeConfig,
     pub homeassistant: crate::processors::homeassistant::HomeAssistantConfig,
     /// `[[rules]]`, checked (see docs/PROCESSORS.md).
@@ -322,6 +331,7 @@ const SECTIONS: &[&str] = &[
     "chat",
     "streamelements",
     "streamlabs",
+    "obs",
     "hype",
     "homeassistant",
     "rules",
@@ -413,6 +423,7 @@ impl Config {
         let streamelements: StreamElementsConfig =
             section(&table, "streamelements", &mut section_problems);
         let streamlabs: StreamlabsConfig = section(&table, "streamlabs", &mut section_problems);
+        let obs: ObsConfig = section(&table, "obs", &mut section_problems);
         let hype: crate::processors::hype::HypeConfig =
             section(&table, "hype", &mut section_problems);
         let homeassistant: crate::processors::homeassistant::HomeAssistantConfig =
@@ -518,6 +529,18 @@ impl Config {
                 );
             }
         }
+        if !obs.url.is_empty()
+            && !url::Url::parse(&obs.url)
+                .is_ok_and(|url| matches!(url.scheme(), "ws" | "wss") && url.host_str().is_some())
+        {
+            problem(
+                "obs.url",
+                format!(
+                    "{:?} is not a WebSocket URL; use obs-websocket's address, e.g. \"ws://127.0.0.1:4455\"",
+                    obs.url
+                ),
+            );
+        }
         if !matches!(streamelements.transport.as_str(), "astro" | "realtime") {
             problem(
                 "streamelements.transport",
@@ -613,6 +636,7 @@ impl Config {
             chat,
             streamelements,
             streamlabs,
+            obs,
             hype,
             homeassistant,
             rules,
@@ -779,6 +803,8 @@ pub struct ProviderCredentials {
     pub apikey: Option<String>,
     pub jwt: Option<String>,
     pub socket_token: Option<String>,
+    /// obs-websocket's server password (`[obs.<environment>]`).
+    pub password: Option<String>,
     /// `localdev` only: the placeholder broadcaster's user id and login.
     pub user_id: Option<String>,
     pub login: Option<String>,
@@ -793,6 +819,7 @@ impl fmt::Debug for ProviderCredentials {
             .field("apikey", &shown(&self.apikey))
             .field("jwt", &shown(&self.jwt))
             .field("socket_token", &shown(&self.socket_token))
+            .field("password", &shown(&self.password))
             .finish()
     }
 }
@@ -872,7 +899,7 @@ impl Credentials {
                             file: name.clone(),
                             key,
                             message: format!(
-                                "{message}; known keys are client_id, client_secret, apikey, jwt, socket_token, user_id, login"
+                                "{message}; known keys are client_id, client_secret, apikey, jwt, socket_token, password, user_id, login"
                             ),
                         });
                     }
@@ -943,6 +970,19 @@ mod tests {
             );
         }
         assert_eq!(err.0.len(), 6, "{text}");
+    }
+
+    #[test]
+    fn obs_needs_a_websocket_url_and_takes_its_password_from_credentials() {
+        let config = Config::parse(None, "[obs]\nurl = \"ws://127.0.0.1:4455\"").unwrap();
+        assert_eq!(config.obs.url, "ws://127.0.0.1:4455");
+        let err = Config::parse(None, "[obs]\nurl = \"http://127.0.0.1:4455\"").unwrap_err();
+        assert!(err.to_string().contains(": obs.url:"), "{err}");
+        let credentials =
+            Credentials::parse(None, "[obs.test]\npassword = \"obs-secret\"\n").unwrap();
+        let obs = credentials.get("obs", "test").unwrap();
+        assert_eq!(obs.password.as_deref(), Some("obs-secret"));
+        assert!(!format!("{credentials:?}").contains("obs-secret"));
     }
 
     #[test]

@@ -28,7 +28,7 @@ use crate::mqtt::ws_front::OriginPolicy;
 use crate::mqtt::{Endpoint, acked, bridge, broker};
 use crate::processors;
 use crate::sinks::{self, eventlog, eventlog::EventLog};
-use crate::sources::{demo, streamelements, streamlabs, trigger, twitch};
+use crate::sources::{demo, obs, streamelements, streamlabs, trigger, twitch};
 use crate::state::{self, Runtime};
 use crate::web;
 use crate::{chat, commands};
@@ -260,12 +260,20 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> anyhow::Resul
         publisher.clone(),
         sources.clone(),
     );
+    let obs_settings = obs::Settings::from_config(&config, &credentials, &channel);
+    let (obs_tx, obs_rx) = obs::Commands::channel();
+    let obs_commands = obs::Commands::new(
+        obs_settings.is_some().then_some(obs_tx),
+        publisher.clone(),
+        &config.topic_root,
+    );
     let commands_task = tokio::spawn(commands::run(
         command_queue,
         publisher.clone(),
         config.topic_root.clone(),
         trigger_context.clone(),
         chat.clone(),
+        obs_commands,
     ));
     let mut processor_tasks = processor_outputs.spawn(&publisher, &config, &channel, &state_dir);
     // Polling stops with the sources; the task ends when the hub closes its queue.
@@ -313,6 +321,14 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> anyhow::Resul
 
     let socket_tasks =
         spawn_socket_sources(&config, &credentials, &channel, &publisher, &sources).await;
+    let obs_task = obs_settings.map(|settings| {
+        tokio::spawn(obs::run(
+            settings,
+            publisher.clone(),
+            obs_rx,
+            sources.clone(),
+        ))
+    });
 
     let web_server = web::start(
         web::WebOptions {
@@ -387,6 +403,10 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> anyhow::Resul
         let _ = task.await;
     }
     for task in socket_tasks {
+        let _ = task.await;
+    }
+    // Closes its socket to OBS cleanly (close code 1000) before the bus drains.
+    if let Some(task) = obs_task {
         let _ = task.await;
     }
     // Presence holds a publisher: stop it before the hub drains.

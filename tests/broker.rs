@@ -13,15 +13,26 @@ fn retained_messages_reach_late_subscribers_until_cleared() {
     let dir = tempfile::tempdir().unwrap();
     let daemon = Daemon::start_in(dir.path(), EPHEMERAL, &[]);
     let port = daemon.mqtt_port();
-    mosquitto_pub(port, "stream/synthetic/bpm", r#"{"bpm":128}"#, &["-r"]);
+    // One client id: the first publisher of a topic owns it (topic authority).
+    mosquitto_pub(
+        port,
+        "stream/synthetic/bpm",
+        r#"{"bpm":128}"#,
+        &["-r", "-i", "bpm"],
+    );
     for version in ["mqttv311", "mqttv5"] {
         let mut late = mosquitto_sub(port, "stream/synthetic/bpm", &["-V", version]);
         late.wait_line(&["stream/synthetic/bpm", "128"]);
     }
     // An empty retained message clears it: a newcomer gets only the live message after it.
-    mosquitto_pub(port, "stream/synthetic/bpm", "", &["-r"]);
+    mosquitto_pub(port, "stream/synthetic/bpm", "", &["-r", "-i", "bpm"]);
     let mut fresh = mosquitto_sub(port, "stream/synthetic/bpm", &[]);
-    mosquitto_pub(port, "stream/synthetic/bpm", r#"{"bpm":90}"#, &[]);
+    mosquitto_pub(
+        port,
+        "stream/synthetic/bpm",
+        r#"{"bpm":90}"#,
+        &["-i", "bpm"],
+    );
     fresh.wait_line(&["stream/synthetic/bpm", "90"]);
     assert_eq!(fresh.count_lines("128"), 0, "{:?}", fresh.pump());
 }

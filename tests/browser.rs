@@ -4,6 +4,8 @@
 
 #[path = "support/fake_twitch.rs"]
 mod fake_twitch;
+#[path = "support/obs.rs"]
+mod obs;
 #[path = "support/socketio_server.rs"]
 mod socketio_server;
 mod support;
@@ -55,6 +57,25 @@ fn start() -> (tempfile::TempDir, Daemon) {
 fn dashboard_loads_cleanly_and_a_test_button_shows_the_event_in_the_feed() {
     let (_dir, daemon) = start();
     expect_ok(browser(&daemon, "dashboard", &["button_fan", "321"]));
+}
+
+#[test]
+fn dashboard_obs_card_shows_the_scene_and_switches_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(obs) = obs::Obs::start(dir.path()) else {
+        return;
+    };
+    let daemon_dir = dir.path().join("daemon");
+    std::fs::create_dir_all(&daemon_dir).unwrap();
+    std::fs::write(
+        daemon_dir.join("credentials.toml"),
+        format!("[obs.test]\npassword = \"{}\"\n", obs.password),
+    )
+    .unwrap();
+    let config = format!("{EPHEMERAL}[obs]\nurl = \"{}\"\n", obs.url());
+    let daemon = Daemon::start_in(&daemon_dir, &config, &[]);
+    expect_ok(browser(&daemon, "obs", &["Alerts"]));
+    assert_eq!(obs.client().program_scene(), "Alerts");
 }
 
 #[test]

@@ -275,7 +275,8 @@ fn the_seed_light_turns_on_when_hype_passes_3_and_off_when_it_falls_back() {
             port,
             HYPE,
             &format!(r#"{{"level": {level}, "score": 1.0}}"#),
-            &[],
+            // One client: the first publisher of a topic owns it (topic authority).
+            &["-i", "hype-bot"],
         );
         if let Some(state) = state {
             expected.push(state.to_owned());
@@ -285,7 +286,12 @@ fn the_seed_light_turns_on_when_hype_passes_3_and_off_when_it_falls_back() {
         }
     }
     // A last crossing proves the repeats in between published nothing.
-    mosquitto_pub(port, HYPE, r#"{"level": 9, "score": 1.0}"#, &[]);
+    mosquitto_pub(
+        port,
+        HYPE,
+        r#"{"level": 9, "score": 1.0}"#,
+        &["-i", "hype-bot"],
+    );
     expected.push("ON".into());
     wait_for("the light ON", || {
         (states(&mut light) == expected).then_some(())

@@ -214,20 +214,20 @@ fn corrupt_state_files_are_detected_and_replaced() {
         daemon.mqtt_port(),
         "stream/bots/new",
         r#"{"id":"new-1"}"#,
-        &[],
+        &["-i", "bot"],
     );
     // A redelivery of the last logged id is still recognised after the torn line was cut.
     mosquitto_pub(
         daemon.mqtt_port(),
         "stream/bots/old",
         r#"{"id":"old-1"}"#,
-        &[],
+        &["-i", "bot"],
     );
     mosquitto_pub(
         daemon.mqtt_port(),
         "stream/bots/new",
         r#"{"id":"new-2"}"#,
-        &[],
+        &["-i", "bot"],
     );
     wait_for("the publish after the restart", || {
         logged_on(&daemon, "stream/bots/new")

@@ -63,6 +63,10 @@ export type Event = {
   | TotalsEvent
   | SystemEvent
   | ProviderStateEvent
+  | ObsSceneEvent
+  | ObsOutputsEvent
+  | ObsStatsEvent
+  | ObsEventEvent
   | RawEvent
 );
 export type CheerEvent = Cheer & {
@@ -155,6 +159,18 @@ export type ProviderStateEvent = ProviderState & {
   type: "provider_state";
 };
 export type ConnectionState = "connecting" | "connected" | "unauthorized" | "error" | "disabled";
+export type ObsSceneEvent = ObsScene & {
+  type: "obs_scene";
+};
+export type ObsOutputsEvent = ObsOutputs & {
+  type: "obs_outputs";
+};
+export type ObsStatsEvent = ObsStats & {
+  type: "obs_stats";
+};
+export type ObsEventEvent = ObsEvent & {
+  type: "obs_event";
+};
 export type RawEvent = Raw & {
   type: "raw";
 };
@@ -543,6 +559,64 @@ export interface SubscriptionHealth {
   last_error?: string | null;
 }
 /**
+ * OBS's current program scene (`R/obs/scene`, retained).
+ */
+export interface ObsScene {
+  scene: string;
+  /**
+   * The program scene before this one; absent when ongwatch has not seen another yet.
+   */
+  previous_scene?: string | null;
+}
+/**
+ * Which of OBS's outputs are active (`R/obs/outputs`, retained).
+ */
+export interface ObsOutputs {
+  streaming: boolean;
+  recording: boolean;
+  recording_paused: boolean;
+  replay_buffer: boolean;
+  /**
+   * False also where OBS has no virtual camera (e.g. Linux without v4l2loopback).
+   */
+  virtualcam: boolean;
+}
+/**
+ * OBS's `GetStats`, polled every 5 s (`R/obs/stats`, retained). Frame counts are OBS's own
+ * running totals since it started.
+ */
+export interface ObsStats {
+  /**
+   * Percent of one core.
+   */
+  cpu_usage: number;
+  memory_mb: number;
+  available_disk_space_mb: number;
+  active_fps: number;
+  average_frame_render_time_ms: number;
+  /**
+   * Frames the renderer missed (GPU or CPU too slow).
+   */
+  render_skipped_frames: number;
+  render_total_frames: number;
+  /**
+   * Frames the encoders dropped (encoder overloaded).
+   */
+  output_skipped_frames: number;
+  output_total_frames: number;
+}
+/**
+ * Any other obs-websocket event on `R/obs/events/<event_type>`: OBS's `eventData` flat next
+ * to the common fields, with its own (camelCase) key names.
+ */
+export interface ObsEvent {
+  /**
+   * obs-websocket's `eventType`, e.g. `StreamStateChanged`.
+   */
+  event_type: string;
+  [k: string]: unknown;
+}
+/**
  * Anything a provider sends that has no topic of its own; never dropped silently.
  */
 export interface Raw {
@@ -581,6 +655,10 @@ export const TOPIC_SUFFIX = {
   totals: "synthetic/totals",
   system: "system/ongwatch",
   provider_state: "system/providers/{provider}",
+  obs_scene: "obs/scene",
+  obs_outputs: "obs/outputs",
+  obs_stats: "obs/stats",
+  obs_event: "obs/events/{obsEventType}",
   raw: "raw/{provider}/{upstreamType}",
 } as const satisfies Record<Event["type"], string>;
 
@@ -612,6 +690,10 @@ export const RETAINED = {
   totals: true,
   system: true,
   provider_state: true,
+  obs_scene: true,
+  obs_outputs: true,
+  obs_stats: true,
+  obs_event: false,
   raw: false,
 } as const satisfies Record<Event["type"], boolean>;
 

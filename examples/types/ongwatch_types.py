@@ -386,6 +386,53 @@ class ProviderState(TypedDict):
     subscriptions: list[SubscriptionHealth]
 
 
+class ObsScene(TypedDict):
+    scene: str
+    previous_scene: NotRequired[str | None]
+    """
+    The program scene before this one; absent when ongwatch has not seen another yet.
+    """
+
+
+class ObsOutputs(TypedDict):
+    streaming: bool
+    recording: bool
+    recording_paused: bool
+    replay_buffer: bool
+    virtualcam: bool
+    """
+    False also where OBS has no virtual camera (e.g. Linux without v4l2loopback).
+    """
+
+
+class ObsStats(TypedDict):
+    cpu_usage: float
+    """
+    Percent of one core.
+    """
+    memory_mb: float
+    available_disk_space_mb: float
+    active_fps: float
+    average_frame_render_time_ms: float
+    render_skipped_frames: int
+    """
+    Frames the renderer missed (GPU or CPU too slow).
+    """
+    render_total_frames: int
+    output_skipped_frames: int
+    """
+    Frames the encoders dropped (encoder overloaded).
+    """
+    output_total_frames: int
+
+
+class ObsEvent(TypedDict):
+    event_type: str
+    """
+    obs-websocket's `eventType`, e.g. `StreamStateChanged`.
+    """
+
+
 class Raw(TypedDict):
     upstream_type: str
     data: Any
@@ -1249,6 +1296,138 @@ class ProviderStateEvent(ProviderState):
     """
 
 
+class ObsSceneEvent(ObsScene):
+    type: Literal['obs_scene']
+    v: int
+    """
+    Payload shape version, always 1.
+    """
+    id: str
+    """
+    Stable unique id. Derived from the upstream message id where there is one, so a
+    redelivered upstream event keeps its id and is published once.
+    """
+    provider: str
+    """
+    Where it came from: `twitch`, `streamelements`, `streamlabs`, `demo`, `ongwatch`, ...
+    """
+    channel: str
+    """
+    The channel (login) the event belongs to.
+    """
+    time: str
+    """
+    When it happened upstream (or when ongwatch saw it), RFC 3339 UTC with milliseconds.
+    """
+    test: bool
+    """
+    True for simulated, triggered, replayed and provider test events.
+    """
+    raw: NotRequired[Any]
+    """
+    The upstream payload, present only with `[bus] include_raw = true`.
+    """
+
+
+class ObsOutputsEvent(ObsOutputs):
+    type: Literal['obs_outputs']
+    v: int
+    """
+    Payload shape version, always 1.
+    """
+    id: str
+    """
+    Stable unique id. Derived from the upstream message id where there is one, so a
+    redelivered upstream event keeps its id and is published once.
+    """
+    provider: str
+    """
+    Where it came from: `twitch`, `streamelements`, `streamlabs`, `demo`, `ongwatch`, ...
+    """
+    channel: str
+    """
+    The channel (login) the event belongs to.
+    """
+    time: str
+    """
+    When it happened upstream (or when ongwatch saw it), RFC 3339 UTC with milliseconds.
+    """
+    test: bool
+    """
+    True for simulated, triggered, replayed and provider test events.
+    """
+    raw: NotRequired[Any]
+    """
+    The upstream payload, present only with `[bus] include_raw = true`.
+    """
+
+
+class ObsStatsEvent(ObsStats):
+    type: Literal['obs_stats']
+    v: int
+    """
+    Payload shape version, always 1.
+    """
+    id: str
+    """
+    Stable unique id. Derived from the upstream message id where there is one, so a
+    redelivered upstream event keeps its id and is published once.
+    """
+    provider: str
+    """
+    Where it came from: `twitch`, `streamelements`, `streamlabs`, `demo`, `ongwatch`, ...
+    """
+    channel: str
+    """
+    The channel (login) the event belongs to.
+    """
+    time: str
+    """
+    When it happened upstream (or when ongwatch saw it), RFC 3339 UTC with milliseconds.
+    """
+    test: bool
+    """
+    True for simulated, triggered, replayed and provider test events.
+    """
+    raw: NotRequired[Any]
+    """
+    The upstream payload, present only with `[bus] include_raw = true`.
+    """
+
+
+class ObsEventEvent(ObsEvent):
+    type: Literal['obs_event']
+    v: int
+    """
+    Payload shape version, always 1.
+    """
+    id: str
+    """
+    Stable unique id. Derived from the upstream message id where there is one, so a
+    redelivered upstream event keeps its id and is published once.
+    """
+    provider: str
+    """
+    Where it came from: `twitch`, `streamelements`, `streamlabs`, `demo`, `ongwatch`, ...
+    """
+    channel: str
+    """
+    The channel (login) the event belongs to.
+    """
+    time: str
+    """
+    When it happened upstream (or when ongwatch saw it), RFC 3339 UTC with milliseconds.
+    """
+    test: bool
+    """
+    True for simulated, triggered, replayed and provider test events.
+    """
+    raw: NotRequired[Any]
+    """
+    The upstream payload, present only with `[bus] include_raw = true`.
+    """
+
+
 class RawEvent(Raw):
     type: Literal['raw']
     v: int
@@ -1309,6 +1488,10 @@ Event: TypeAlias = (
     | TotalsEvent
     | SystemEvent
     | ProviderStateEvent
+    | ObsSceneEvent
+    | ObsOutputsEvent
+    | ObsStatsEvent
+    | ObsEventEvent
     | RawEvent
 )
 """
@@ -1347,6 +1530,10 @@ TOPIC_SUFFIX: dict[str, str] = {
     'totals': 'synthetic/totals',
     'system': 'system/ongwatch',
     'provider_state': 'system/providers/{provider}',
+    'obs_scene': 'obs/scene',
+    'obs_outputs': 'obs/outputs',
+    'obs_stats': 'obs/stats',
+    'obs_event': 'obs/events/{obsEventType}',
     'raw': 'raw/{provider}/{upstreamType}',
 }
 
@@ -1378,6 +1565,10 @@ RETAINED: dict[str, bool] = {
     'totals': True,
     'system': True,
     'provider_state': True,
+    'obs_scene': True,
+    'obs_outputs': True,
+    'obs_stats': True,
+    'obs_event': False,
     'raw': False,
 }
 

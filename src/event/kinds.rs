@@ -38,6 +38,10 @@ pub enum EventKind {
     Totals(Totals),
     System(SystemState),
     ProviderState(ProviderState),
+    ObsScene(ObsScene),
+    ObsOutputs(ObsOutputs),
+    ObsStats(ObsStats),
+    ObsEvent(ObsEvent),
     Raw(Raw),
 }
 
@@ -70,6 +74,10 @@ impl EventKind {
             Self::Totals(_) => Kind::Totals,
             Self::System(_) => Kind::System,
             Self::ProviderState(_) => Kind::ProviderState,
+            Self::ObsScene(_) => Kind::ObsScene,
+            Self::ObsOutputs(_) => Kind::ObsOutputs,
+            Self::ObsStats(_) => Kind::ObsStats,
+            Self::ObsEvent(_) => Kind::ObsEvent,
             Self::Raw(_) => Kind::Raw,
         }
     }
@@ -521,6 +529,53 @@ pub struct ProviderState {
     pub detail: String,
     pub since: String,
     pub subscriptions: Vec<SubscriptionHealth>,
+}
+
+/// OBS's current program scene (`R/obs/scene`, retained).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ObsScene {
+    pub scene: String,
+    /// The program scene before this one; absent when ongwatch has not seen another yet.
+    pub previous_scene: Option<String>,
+}
+
+/// Which of OBS's outputs are active (`R/obs/outputs`, retained).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ObsOutputs {
+    pub streaming: bool,
+    pub recording: bool,
+    pub recording_paused: bool,
+    pub replay_buffer: bool,
+    /// False also where OBS has no virtual camera (e.g. Linux without v4l2loopback).
+    pub virtualcam: bool,
+}
+
+/// OBS's `GetStats`, polled every 5 s (`R/obs/stats`, retained). Frame counts are OBS's own
+/// running totals since it started.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ObsStats {
+    /// Percent of one core.
+    pub cpu_usage: f64,
+    pub memory_mb: f64,
+    pub available_disk_space_mb: f64,
+    pub active_fps: f64,
+    pub average_frame_render_time_ms: f64,
+    /// Frames the renderer missed (GPU or CPU too slow).
+    pub render_skipped_frames: u64,
+    pub render_total_frames: u64,
+    /// Frames the encoders dropped (encoder overloaded).
+    pub output_skipped_frames: u64,
+    pub output_total_frames: u64,
+}
+
+/// Any other obs-websocket event on `R/obs/events/<event_type>`: OBS's `eventData` flat next
+/// to the common fields, with its own (camelCase) key names.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ObsEvent {
+    /// obs-websocket's `eventType`, e.g. `StreamStateChanged`.
+    pub event_type: String,
+    #[serde(flatten)]
+    pub data: serde_json::Map<String, serde_json::Value>,
 }
 
 /// Anything a provider sends that has no topic of its own; never dropped silently.

@@ -110,6 +110,9 @@ impl Event {
             EventKind::ProviderState(_) => {
                 format!("system/providers/{}", topic::sanitize_level(&self.provider))
             }
+            EventKind::ObsEvent(obs) => {
+                format!("obs/events/{}", topic::sanitize_level(&obs.event_type))
+            }
             kind => kind.kind().topic_suffix().to_owned(),
         }
     }

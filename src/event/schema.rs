@@ -342,6 +342,51 @@ pub fn examples() -> Vec<Event> {
                     }],
                 }),
             ),
+            Kind::ObsScene => example(
+                "obs:5d0c1c52-3b0e-4f4e-9d1e-3f7a2b9c0001",
+                "obs",
+                EventKind::ObsScene(ObsScene {
+                    scene: "Alerts".into(),
+                    previous_scene: Some("Main".into()),
+                }),
+            ),
+            Kind::ObsOutputs => example(
+                "obs:5d0c1c52-3b0e-4f4e-9d1e-3f7a2b9c0002",
+                "obs",
+                EventKind::ObsOutputs(ObsOutputs {
+                    streaming: true,
+                    recording: true,
+                    recording_paused: false,
+                    replay_buffer: false,
+                    virtualcam: false,
+                }),
+            ),
+            Kind::ObsStats => example(
+                "obs:5d0c1c52-3b0e-4f4e-9d1e-3f7a2b9c0003",
+                "obs",
+                EventKind::ObsStats(ObsStats {
+                    cpu_usage: 2.4,
+                    memory_mb: 178.5,
+                    available_disk_space_mb: 51_234.0,
+                    active_fps: 30.0,
+                    average_frame_render_time_ms: 0.9,
+                    render_skipped_frames: 0,
+                    render_total_frames: 108_000,
+                    output_skipped_frames: 12,
+                    output_total_frames: 107_990,
+                }),
+            ),
+            Kind::ObsEvent => example(
+                "obs:5d0c1c52-3b0e-4f4e-9d1e-3f7a2b9c0004",
+                "obs",
+                EventKind::ObsEvent(ObsEvent {
+                    event_type: "StreamStateChanged".into(),
+                    data: serde_json::Map::from_iter([
+                        ("outputActive".to_owned(), json!(true)),
+                        ("outputState".to_owned(), json!("OBS_WEBSOCKET_OUTPUT_STARTED")),
+                    ]),
+                }),
+            ),
             Kind::Raw => example(
                 "twitch:0b3c6a1e-7777-4777-8777-000000000011",
                 "twitch",
@@ -364,6 +409,7 @@ fn channel_address(kind: Kind) -> String {
     match kind {
         Kind::Raw => "{root}/raw/{provider}/{upstreamType}".to_owned(),
         Kind::ProviderState => "{root}/system/providers/{provider}".to_owned(),
+        Kind::ObsEvent => "{root}/obs/events/{obsEventType}".to_owned(),
         kind => format!("{{root}}/{}", kind.topic_suffix()),
     }
 }
@@ -390,6 +436,9 @@ pub fn asyncapi(version: &str) -> Value {
             );
             if address.contains("{provider}") {
                 parameters.insert("provider".into(), json!({"description": "twitch, streamelements, streamlabs, ..."}));
+            }
+            if address.contains("{obsEventType}") {
+                parameters.insert("obsEventType".into(), json!({"description": "obs-websocket's eventType, e.g. StreamStateChanged."}));
             }
             if address.contains("{upstreamType}") {
                 parameters.insert("upstreamType".into(), json!({"description": "The provider's own event type."}));
@@ -439,6 +488,16 @@ pub fn asyncapi(version: &str) -> Value {
             "command_trigger",
             "{root}/command/trigger",
             "Inject a test event (what `ongwatch trigger` sends).",
+        ),
+        (
+            "command_obs_scene",
+            "{root}/command/obs/scene",
+            "Switch OBS's program scene: {scene, id?}; result {ok, error?, code?, scene, id?} on {root}/command/obs/scene/result.",
+        ),
+        (
+            "command_obs_request",
+            "{root}/command/obs/request",
+            "Any obs-websocket 5 request: {request_type, request_data?, id?}; result {ok, error?, code?, data?, request_type, id?} on {root}/command/obs/request/result.",
         ),
     ] {
         channels.insert(
@@ -634,6 +693,10 @@ mod tests {
             "stream/synthetic/totals",
             "stream/system/ongwatch",
             "stream/system/providers/twitch",
+            "stream/obs/scene",
+            "stream/obs/outputs",
+            "stream/obs/stats",
+            "stream/obs/events/StreamStateChanged",
             "stream/raw/twitch/channel.goal.begin",
         ] {
             assert!(topics.contains(&expected.to_owned()), "{expected}");

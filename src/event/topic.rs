@@ -31,11 +31,15 @@ pub enum Kind {
     Totals,
     System,
     ProviderState,
+    ObsScene,
+    ObsOutputs,
+    ObsStats,
+    ObsEvent,
     Raw,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 27] = [
+    pub const ALL: [Kind; 31] = [
         Kind::Cheer,
         Kind::Tip,
         Kind::Sub,
@@ -62,6 +66,10 @@ impl Kind {
         Kind::Totals,
         Kind::System,
         Kind::ProviderState,
+        Kind::ObsScene,
+        Kind::ObsOutputs,
+        Kind::ObsStats,
+        Kind::ObsEvent,
         Kind::Raw,
     ];
 
@@ -94,6 +102,10 @@ impl Kind {
             Kind::Totals => "totals",
             Kind::System => "system",
             Kind::ProviderState => "provider_state",
+            Kind::ObsScene => "obs_scene",
+            Kind::ObsOutputs => "obs_outputs",
+            Kind::ObsStats => "obs_stats",
+            Kind::ObsEvent => "obs_event",
             Kind::Raw => "raw",
         }
     }
@@ -131,6 +143,10 @@ impl Kind {
             Kind::Totals => "synthetic/totals",
             Kind::System => "system/ongwatch",
             Kind::ProviderState => "system/providers",
+            Kind::ObsScene => "obs/scene",
+            Kind::ObsOutputs => "obs/outputs",
+            Kind::ObsStats => "obs/stats",
+            Kind::ObsEvent => "obs/events",
             Kind::Raw => "raw",
         }
     }
@@ -138,7 +154,14 @@ impl Kind {
     pub fn is_state(self) -> bool {
         matches!(
             self,
-            Kind::Status | Kind::Hype | Kind::Totals | Kind::System | Kind::ProviderState
+            Kind::Status
+                | Kind::Hype
+                | Kind::Totals
+                | Kind::System
+                | Kind::ProviderState
+                | Kind::ObsScene
+                | Kind::ObsOutputs
+                | Kind::ObsStats
         )
     }
 
@@ -171,6 +194,14 @@ impl Kind {
             Kind::Totals => "Retained: support totals of the current stream session.",
             Kind::System => "Retained: the daemon is online or offline (offline is the will).",
             Kind::ProviderState => "Retained: connection state and subscriptions of a provider.",
+            Kind::ObsScene => "Retained: OBS's current program scene and the one before it.",
+            Kind::ObsOutputs => {
+                "Retained: whether OBS is streaming, recording (paused), running the replay buffer or the virtual camera."
+            }
+            Kind::ObsStats => {
+                "Retained: OBS's GetStats (CPU, memory, FPS, skipped frames), every 5 s."
+            }
+            Kind::ObsEvent => "Any other obs-websocket event, its eventData flat.",
             Kind::Raw => "Anything a provider sends that has no topic of its own.",
         }
     }

@@ -16,6 +16,7 @@ const FILES: &[(&str, &str, &[u8])] = &[
     ("common.js", JS, include_bytes!("assets/common.js")),
     ("style.css", CSS, include_bytes!("assets/style.css")),
     ("dashboard.js", JS, include_bytes!("assets/dashboard.js")),
+    ("obs.js", JS, include_bytes!("assets/obs.js")),
     ("alerts.js", JS, include_bytes!("assets/alerts.js")),
     ("hype.js", JS, include_bytes!("assets/hype.js")),
     (

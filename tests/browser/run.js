@@ -1,5 +1,5 @@
 // Drives Debian's headless Chromium with playwright-core for tests/browser.rs.
-// usage: node run.js <dashboard|alerts|hype|login|overflow|bot_payloads> <base url> <screenshot dir> [expected text...]
+// usage: node run.js <dashboard|alerts|hype|login|overflow|bot_payloads|obs> <base url> <screenshot dir> [expected text...]
 // Prints "ready" once the page is connected (the Rust test then makes something happen) and
 // "ok" when the page showed it; any failure prints "fail: ..." and exits 1, after a screenshot.
 "use strict";
@@ -219,6 +219,22 @@ const scenarios = {
       // of inversion between two producers is real, a line from another minute is not.
       if (newer.time && older.time && Date.parse(newer.time) + 1000 < Date.parse(older.time)) throw new Error(`feed out of time order: ${newer.text} (${newer.time}) above ${older.text} (${older.time})`);
     }
+  },
+
+  // The OBS card: connected, scene "Main", then switches to the scene given as argument.
+  async obs(page) {
+    const [target] = expected;
+    await page.goto(`${base}/`);
+    await page.waitForSelector("[data-testid=obs-card][data-ready=true]:not([hidden])", { timeout: PATIENCE });
+    await page.waitForFunction(() => document.querySelector("[data-testid=obs-state]").textContent === "connected", null, { timeout: PATIENCE });
+    await page.waitForFunction(() => document.querySelector("[data-testid=obs-scene]").textContent === "Main", null, { timeout: PATIENCE });
+    await page.waitForFunction(() => document.querySelector("[data-testid=obs-frames]").textContent.includes("dropped"), null, { timeout: PATIENCE });
+    await page.waitForFunction((target) => [...document.querySelectorAll("[data-testid=obs-scenes] option")].some((o) => o.value === target), target, { timeout: PATIENCE });
+    await page.selectOption("[data-testid=obs-scenes]", target);
+    await page.click("[data-testid=obs-switch]");
+    await page.waitForFunction((target) => document.querySelector("[data-testid=obs-result]").textContent === `switched to ${target}`, target, { timeout: PATIENCE });
+    await page.waitForFunction((target) => document.querySelector("[data-testid=obs-scene]").textContent === target, target, { timeout: PATIENCE });
+    await page.locator("[data-testid=obs-card]").screenshot({ path: path.join(shots, "dashboard-obs.png") });
   },
 
   // The Twitch device-code login from the dashboard: prints "code <user code>" once the page
