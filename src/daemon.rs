@@ -178,6 +178,7 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> anyhow::Resul
         topic_root: config.topic_root.template().to_owned(),
         mqtt: None,
         mqtt_ws: None,
+        mqtt_ws_backend: None,
         mqtt_url: None,
         http: None,
     };
@@ -199,6 +200,7 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> anyhow::Resul
             .await?;
             runtime.mqtt = Some(broker.tcp);
             runtime.mqtt_ws = Some(broker.ws);
+            runtime.mqtt_ws_backend = Some(broker.ws_backend);
             let mut endpoint = Endpoint::local(broker.tcp);
             local_login.write(&state_dir).with_context(|| {
                 format!(

@@ -68,6 +68,10 @@ pub struct Runtime {
     pub mqtt: Option<SocketAddr>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mqtt_ws: Option<SocketAddr>,
+    /// The broker's own WebSocket listener behind `mqtt_ws`'s origin check (loopback, private:
+    /// named so every listening socket of the daemon is accounted for).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mqtt_ws_backend: Option<SocketAddr>,
     /// The external broker URL, without credentials.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mqtt_url: Option<String>,
@@ -168,6 +172,7 @@ mod tests {
             topic_root: "stream".into(),
             mqtt: None,
             mqtt_ws: None,
+            mqtt_ws_backend: None,
             mqtt_url: None,
             http: None,
         };

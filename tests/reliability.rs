@@ -610,6 +610,7 @@ fn every_listening_socket_is_loopback_and_named_in_runtime_json() {
     let named: Vec<SocketAddr> = [
         daemon.runtime.mqtt,
         daemon.runtime.mqtt_ws,
+        daemon.runtime.mqtt_ws_backend,
         daemon.runtime.http,
     ]
     .into_iter()

@@ -36,6 +36,8 @@ pub enum BrokerError {
 pub struct EmbeddedBroker {
     pub tcp: SocketAddr,
     pub ws: SocketAddr,
+    /// rmqtt's own WebSocket listener behind `ws` (loopback; only the front door connects).
+    pub ws_backend: SocketAddr,
     task: JoinHandle<()>,
     front: JoinHandle<()>,
 }
@@ -149,7 +151,7 @@ pub async fn start(
     let tcp_addr = tcp.local_addr().unwrap_or(listen);
     let ws_private = ws.local_addr().unwrap_or(private);
     let ws_addr = front.local_addr().unwrap_or(ws_listen);
-    let front = tokio::spawn(super::ws_front::serve(front, ws_private, origins));
+    let front_task = tokio::spawn(super::ws_front::serve(front, ws_private, origins));
     let server = MqttServer::new(scx)
         .listener_by_id(tcp, 1)
         .listener_by_id(ws, 2)
@@ -162,7 +164,8 @@ pub async fn start(
     Ok(EmbeddedBroker {
         tcp: tcp_addr,
         ws: ws_addr,
+        ws_backend: ws_private,
         task,
-        front,
+        front: front_task,
     })
 }

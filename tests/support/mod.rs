@@ -175,6 +175,8 @@ pub struct Runtime {
     pub pid: u32,
     pub mqtt: Option<SocketAddr>,
     pub mqtt_ws: Option<SocketAddr>,
+    #[serde(default)]
+    pub mqtt_ws_backend: Option<SocketAddr>,
     pub http: Option<SocketAddr>,
 }
 
