@@ -19,7 +19,8 @@ use tokio_tungstenite::tungstenite;
 
 const SPOOF: &str = r#"{"v":1,"id":"twitch:spoofed","provider":"twitch","type":"cheer","channel":"ongwatch","user":"spoofer","amount":100000,"currency":"bits","time":"2026-12-06T15:00:00.000Z","test":false}"#;
 
-fn http_get(daemon: &Daemon, path: &str) -> Value {
+/// The whole HTTP/1.1 response to `GET path` from the daemon's web server.
+fn http(daemon: &Daemon, path: &str) -> String {
     let addr = daemon.runtime.http.expect("HTTP address");
     let mut stream = TcpStream::connect(addr).expect("connect to the web server");
     write!(
@@ -29,6 +30,11 @@ fn http_get(daemon: &Daemon, path: &str) -> Value {
     .unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
+    response
+}
+
+fn http_get(daemon: &Daemon, path: &str) -> Value {
+    let response = http(daemon, path);
     let body = response
         .split_once("\r\n\r\n")
         .map(|(_, b)| b)
@@ -82,9 +88,9 @@ fn nobody_can_speak_for_twitch() {
     let mut daemon = Daemon::start_in(dir.path(), EPHEMERAL, &[]);
     let port = daemon.mqtt_port();
     let mut sub = mosquitto_sub(port, "stream/support/#", &[]);
-    let http = daemon.runtime.http.unwrap();
+    let web = daemon.runtime.http.unwrap();
     let (mut ws, _) =
-        tungstenite::client::connect(format!("ws://{http}/ws/events?topics=stream/support/%23"))
+        tungstenite::client::connect(format!("ws://{web}/ws/events?topics=stream/support/%23"))
             .expect("a /ws/events client");
 
     // MQTT 3.1.1: no negative acknowledgement exists, the publish is dropped.
@@ -145,18 +151,7 @@ fn nobody_can_speak_for_twitch() {
     assert_eq!(spoofer["refused"], 2, "{bots}");
     assert_eq!(spoofer["refusals"][0]["rule"], "reserved", "{bots}");
     assert_eq!(bot(&bots, "spoofer311").unwrap()["refused"], 1, "{bots}");
-    let metrics = {
-        let addr = daemon.runtime.http.unwrap();
-        let mut stream = TcpStream::connect(addr).unwrap();
-        write!(
-            stream,
-            "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
-        let mut text = String::new();
-        stream.read_to_string(&mut text).unwrap();
-        text
-    };
+    let metrics = http(&daemon, "/metrics");
     assert!(
         metrics.contains("ongwatch_bot_refused_total{client_id=\"spoofer5\"} 2"),
         "{metrics}"
@@ -184,14 +179,7 @@ fn the_seed_bot_takes_over_the_hype_topic_and_keeps_it() {
     let Some(python) = require(socketio_server::venv_python()) else {
         return;
     };
-    let mut seed = Proc::spawn(
-        "seed bot",
-        Command::new(python)
-            .arg("-u")
-            .arg(node_script("seed_bot.py"))
-            .arg(port.to_string()),
-    );
-    seed.wait_line(&["subscribed"]);
+    let mut seed = seed_bot(&python, port);
     let trigger = daemon.cli(&["trigger", "cheer", "--user", "fan", "--amount", "2490"]);
     assert!(trigger.status.success(), "{}", output_text(&trigger));
     seed.wait_line(&["cheer fan 2490"]);

@@ -200,17 +200,7 @@ fn the_seed_bot_shows_on_the_dashboard_with_its_level_and_presence() {
     let Some(python) = require(socketio_server::venv_python()) else {
         return;
     };
-    let mut seed = Proc::spawn(
-        "seed bot",
-        Command::new(python)
-            .arg("-u")
-            .arg(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/tests/bots/seed_bot.py"
-            ))
-            .arg(daemon.mqtt_port().to_string()),
-    );
-    seed.wait_line(&["subscribed"]);
+    let mut seed = seed_bot(&python, daemon.mqtt_port());
     let mut run = browser(&daemon, "seed_bot", &["seed-hype-bot", "1"]);
     run.wait_line(&["ready"]);
     let trigger = daemon.cli(&["trigger", "cheer", "--user", "fan", "--amount", "100"]);

@@ -89,6 +89,28 @@ impl Event {
         .at(at)
     }
 
+    /// A provider state with no upstream subscriptions (`since` = now), e.g. the hype meter's or
+    /// OBS's connection.
+    pub fn plain_provider_state(
+        provider: &str,
+        channel: impl Into<String>,
+        state: ConnectionState,
+        detail: String,
+    ) -> Self {
+        let at = now();
+        Self::provider_state(
+            provider,
+            channel,
+            ProviderState {
+                state,
+                detail,
+                since: format_time(&at),
+                subscriptions: Vec::new(),
+            },
+            at,
+        )
+    }
+
     pub fn at(mut self, time: DateTime<Utc>) -> Self {
         self.time = time;
         self

@@ -20,10 +20,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 use tokio::time::{Duration, Instant};
 
-use crate::event::{
-    ConnectionState, Direction, Event, EventKind, Hype, Kind, ProviderState, Tier, TopicRoot,
-    format_time, now,
-};
+use crate::event::{ConnectionState, Direction, Event, EventKind, Hype, Kind, Tier, TopicRoot};
 use crate::hub::{BoundedQueue, Delivery, Origin, Publisher, Record};
 
 /// How long a bot keeps the hype topic after its last sign of life there (its presence going
@@ -408,18 +405,7 @@ fn meter_state(channel: &str, topic: &str, holder: Option<&str>) -> Event {
             ),
         ),
     };
-    let at = now();
-    Event::provider_state(
-        "hype",
-        channel,
-        ProviderState {
-            state,
-            detail,
-            since: format_time(&at),
-            subscriptions: Vec::new(),
-        },
-        at,
-    )
+    Event::plain_provider_state("hype", channel, state, detail)
 }
 
 /// Runs until the hub closes `queue`. Publishes level 0 for `channel` at start, so the

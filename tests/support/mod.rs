@@ -374,3 +374,20 @@ pub fn retained(port: u16, topic: &str) -> serde_json::Value {
     assert!(out.status.success(), "no retained message on {topic}");
     serde_json::from_slice(&out.stdout).expect("retained JSON")
 }
+
+/// The seed's example bot (tests/bots/seed_bot.py, paho-mqtt) on the broker at `port`, ready
+/// once subscribed to cheers; `python` is the test venv's.
+pub fn seed_bot(python: &Path, port: u16) -> Proc {
+    let mut seed = Proc::spawn(
+        "seed bot",
+        Command::new(python)
+            .arg("-u")
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/bots/seed_bot.py"
+            ))
+            .arg(port.to_string()),
+    );
+    seed.wait_line(&["subscribed"]);
+    seed
+}

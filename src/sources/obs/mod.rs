@@ -26,10 +26,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, Credentials};
-use crate::event::{
-    ConnectionState, Event, EventKind, ObsEvent, ObsOutputs, ObsScene, ProviderState, TopicRoot,
-    format_time, now,
-};
+use crate::event::{ConnectionState, Event, EventKind, ObsEvent, ObsOutputs, ObsScene, TopicRoot};
 use crate::hub::{BusClosed, Message, Origin, Publisher};
 use crate::sources::socketio::provider::{Backoff, Timing, host_of};
 
@@ -312,18 +309,7 @@ impl Bus {
             }
             _ => tracing::info!(provider = PROVIDER, "{detail}"),
         }
-        let at = now();
-        let event = Event::provider_state(
-            PROVIDER,
-            self.channel.clone(),
-            ProviderState {
-                state,
-                detail,
-                since: format_time(&at),
-                subscriptions: Vec::new(),
-            },
-            at,
-        );
+        let event = Event::plain_provider_state(PROVIDER, self.channel.clone(), state, detail);
         self.publisher.event(event).await
     }
 
