@@ -106,6 +106,11 @@ fn every_vector_normalizes_to_its_snapshot() {
             continue;
         };
         let result = normalize(&notification, &ctx()).unwrap();
+        if let Some(event) = &result {
+            // CONTRACT §4: every support and community event says where it happened.
+            let expected = event.kind.kind().carries_platform().then_some("twitch");
+            assert_eq!(event.platform.as_deref(), expected, "{file}");
+        }
         let snapshot = match &result {
             Some(event) => json!({"topic": event.topic_suffix(), "event": event.to_json()}),
             None => json!({"topic": null, "suppressed": "duplicate of a dedicated subscription"}),

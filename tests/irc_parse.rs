@@ -119,7 +119,14 @@ fn the_generic_split_matches_the_vectors() {
 fn every_valid_vector_line_types_and_normalizes() {
     for line in valid_lines() {
         TwitchMessage::parse(line).unwrap_or_else(|e| panic!("{line}: {e}"));
-        normalize_line(line, true).unwrap_or_else(|e| panic!("{line}: {e}"));
+        let events = normalize_line(line, true).unwrap_or_else(|e| panic!("{line}: {e}"));
+        for event in events {
+            // CONTRACT §4: every support and community event says where it happened; none of
+            // these lines is from a shared chat session.
+            let expected = event.kind.kind().carries_platform().then_some("twitch");
+            assert_eq!(event.platform.as_deref(), expected, "{line}");
+            assert!(!event.is_partner(), "{line}");
+        }
     }
 }
 

@@ -29,7 +29,15 @@ fn user(login: &str, id: &str, display: &str) -> UserRef {
 }
 
 fn example(id: &str, provider: &str, kind: EventKind) -> Event {
-    Event::new(id, provider, "jonathanong", kind).at(example_time())
+    // The examples' support comes from Twitch, except tips, given on a tip page.
+    let platform = if provider == "twitch" {
+        "twitch"
+    } else {
+        "web"
+    };
+    Event::new(id, provider, "jonathanong", kind)
+        .at(example_time())
+        .on_platform(platform)
 }
 
 /// One realistic example per kind, in [`Kind::ALL`] order.

@@ -135,6 +135,12 @@ impl Kind {
         }
     }
 
+    /// Support and community events say on which platform the supporter acted.
+    pub fn carries_platform(self) -> bool {
+        let topic = self.topic_suffix();
+        topic.starts_with("support/") || topic.starts_with("community/")
+    }
+
     pub fn is_state(self) -> bool {
         matches!(
             self,

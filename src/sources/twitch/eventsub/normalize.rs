@@ -150,12 +150,31 @@ fn build(n: &Notification, ctx: &Context, kind: EventKind) -> Event {
     let body = Body::new(&n.subscription.kind, &n.event);
     let channel = channel(&n.subscription.kind, &body, ctx);
     let time = event_time(&n.subscription.kind, &body).unwrap_or(n.timestamp);
-    let mut event =
-        Event::new(format!("twitch:{}", n.message_id), PROVIDER, channel, kind).at(time);
+    let mut event = Event::new(format!("twitch:{}", n.message_id), PROVIDER, channel, kind)
+        .at(time)
+        .on_platform(PROVIDER);
+    if let Some((login, id)) = partner_channel(&body, ctx) {
+        event = event.from_partner(login, Some(id));
+    }
     if ctx.include_raw {
         event.raw = Some(n.event.clone());
     }
     event
+}
+
+/// During a shared chat session, the channel an event happened in when it is not ours:
+/// `source_broadcaster_user_*` is null for the own channel's events and names the partner
+/// otherwise (channel.chat.message, channel.chat.notification, channel.chat.message_delete,
+/// channel.chat.clear_user_messages). A source equal to the broadcaster is ours all the same.
+fn partner_channel(body: &Body, ctx: &Context) -> Option<(Option<String>, String)> {
+    let id = body.text("source_broadcaster_user_id")?;
+    let own = body
+        .str("broadcaster_user_id")
+        .unwrap_or(ctx.broadcaster_id.as_str());
+    if id == own || (!ctx.broadcaster_id.is_empty() && id == ctx.broadcaster_id) {
+        return None;
+    }
+    Some((body.login("source_broadcaster_user_login"), id))
 }
 
 /// The broadcaster the event happened to; for a raid, whichever side is us.

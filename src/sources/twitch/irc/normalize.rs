@@ -47,7 +47,7 @@ pub fn normalize_line(line: &str, include_raw: bool) -> Result<Vec<Event>, IrcEr
 pub fn normalize(msg: &IrcMessage<'_>, include_raw: bool) -> Result<Vec<Event>, IrcError> {
     let mut events = match TwitchMessage::from_irc(msg)? {
         TwitchMessage::Privmsg(p) => privmsg(&p),
-        TwitchMessage::UserNotice(n) => vec![user_notice(&n)],
+        TwitchMessage::UserNotice(n) => partner(vec![user_notice(&n)], n.source_room_id),
         TwitchMessage::ClearChat(c) => vec![clear_chat(&c)],
         TwitchMessage::ClearMsg(c) => vec![clear_msg(&c)],
         TwitchMessage::Ping(_)
@@ -75,7 +75,7 @@ fn is_numeric(command: &str) -> bool {
 }
 
 fn event(id: String, channel: &str, sent_at_ms: Option<i64>, kind: EventKind) -> Event {
-    let event = Event::new(id, PROVIDER, channel, kind);
+    let event = Event::new(id, PROVIDER, channel, kind).on_platform(PROVIDER);
     match sent_at_ms.and_then(DateTime::<Utc>::from_timestamp_millis) {
         Some(time) => event.at(time),
         None => event,
@@ -139,7 +139,15 @@ fn privmsg(p: &Privmsg<'_>) -> Vec<Event> {
     });
     let mut events = vec![event(id, p.channel, p.sent_at_ms, EventKind::Chat(chat))];
     events.extend(cheer);
+    partner(events, p.source_room_id)
+}
+
+/// Marks a shared chat partner's lines. IRC names the partner's room id only, not its login.
+fn partner(events: Vec<Event>, source_room_id: Option<&str>) -> Vec<Event> {
     events
+        .into_iter()
+        .map(|e| e.from_partner(None, source_room_id.map(str::to_owned)))
+        .collect()
 }
 
 /// Emote names cut out of the text; positions are characters, `end` inclusive, as Twitch

@@ -126,6 +126,7 @@ known_tags! {
         emote_sets = "emote-sets",
         message_id = "message-id",
         thread_id = "thread-id",
+        source_room_id = "source-room-id",
     }
     msg_param {
         cumulative_months = "cumulative-months",
@@ -146,6 +147,13 @@ known_tags! {
         viewer_count = "viewerCount",
         announcement_color = "color",
     }
+}
+
+/// `source-room-id` when it names another room than `room-id`: Twitch sets it on every line
+/// of a shared chat session, to the own room for the own channel's lines.
+fn partner_room<'a>(tags: &KnownTags<'a>) -> Option<&'a str> {
+    let source = non_empty(tags.source_room_id)?;
+    (Some(source) != non_empty(tags.room_id)).then_some(source)
 }
 
 fn non_empty<'a>(value: Option<TagValue<'a>>) -> Option<&'a str> {
@@ -250,6 +258,9 @@ pub struct Privmsg<'a> {
     pub sender: ChatUser<'a>,
     pub message_id: Option<&'a str>,
     pub room_id: Option<&'a str>,
+    /// During a shared chat session, the partner channel's room id when the message was sent
+    /// there (`source-room-id` differs from `room-id`); `None` for the own channel.
+    pub source_room_id: Option<&'a str>,
     /// Milliseconds since the epoch, from `tmi-sent-ts`.
     pub sent_at_ms: Option<i64>,
     /// The text, without the `/me` wrapper.
@@ -285,6 +296,7 @@ impl<'a> Privmsg<'a> {
             sender: ChatUser::new(login, &tags),
             message_id: non_empty(tags.id),
             room_id: non_empty(tags.room_id),
+            source_room_id: partner_room(&tags),
             sent_at_ms: number(tags.tmi_sent_ts),
             text,
             is_action,
@@ -314,6 +326,8 @@ pub struct UserNotice<'a> {
     pub kind: &'a str,
     pub message_id: Option<&'a str>,
     pub room_id: Option<&'a str>,
+    /// The partner channel's room id, as on [`Privmsg::source_room_id`].
+    pub source_room_id: Option<&'a str>,
     pub sent_at_ms: Option<i64>,
     /// Twitch's own sentence about the event.
     pub system_message: Option<TagValue<'a>>,
@@ -458,6 +472,7 @@ impl<'a> UserNotice<'a> {
             kind,
             message_id: non_empty(tags.id),
             room_id: non_empty(tags.room_id),
+            source_room_id: partner_room(&tags),
             sent_at_ms: number(tags.tmi_sent_ts),
             system_message: tags.system_msg.filter(|s| !s.is_empty()),
             text: text_value,
