@@ -894,3 +894,30 @@ fn truncated_lines_never_panic() {
         }
     }
 }
+
+#[test]
+fn shared_chat_lines_name_the_partner_room() {
+    let lines: Vec<&str> = include_str!("data/irc/shared-chat.txt").lines().collect();
+    let partner = events(lines[0]);
+    assert_eq!(partner.len(), 2, "chat and cheer");
+    for event in &partner {
+        assert_eq!(event.source_channel_id.as_deref(), Some("222222"));
+        assert!(event.is_partner());
+    }
+    let own = events(lines[1]);
+    assert!(
+        own.iter().all(|e| !e.is_partner()),
+        "source-room-id = room-id is ours"
+    );
+    assert!(own.iter().any(|e| matches!(e.kind, EventKind::Cheer(_))));
+    let notice = only(lines[2]);
+    assert!(matches!(notice.kind, EventKind::Notice(_)), "{notice:?}");
+    assert_eq!(notice.source_channel_id.as_deref(), Some("222222"));
+    let TwitchMessage::Privmsg(p) = typed(lines[0]) else {
+        panic!()
+    };
+    assert_eq!(
+        (p.room_id, p.source_room_id),
+        (Some("111111"), Some("222222"))
+    );
+}

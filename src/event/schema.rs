@@ -40,6 +40,19 @@ fn example(id: &str, provider: &str, kind: EventKind) -> Event {
         .on_platform(platform)
 }
 
+fn shared_chat_participants() -> Vec<SharedChatParticipant> {
+    vec![
+        SharedChatParticipant {
+            channel: "jonathanong".into(),
+            channel_id: "12826".into(),
+        },
+        SharedChatParticipant {
+            channel: "alinsa_vix".into(),
+            channel_id: "141981764".into(),
+        },
+    ]
+}
+
 /// One realistic example per kind, in [`Kind::ALL`] order.
 pub fn examples() -> Vec<Event> {
     let alinsa = || user("alinsa_vix", "141981764", "Alinsa_Vix");
@@ -293,6 +306,17 @@ pub fn examples() -> Vec<Event> {
                     automatic: false,
                 }),
             ),
+            Kind::SharedChat => example(
+                "twitch:shared-chat:9004",
+                "twitch",
+                EventKind::SharedChat(SharedChat {
+                    phase: SessionPhase::Begin,
+                    session_id: "2b64a92a-dbb8-424e-b1c3-304423ba1b6f".into(),
+                    host_channel: Some("jonathanong".into()),
+                    host_channel_id: Some("12826".into()),
+                    participants: shared_chat_participants(),
+                }),
+            ),
             Kind::Status => example(
                 "ongwatch:status:1",
                 "ongwatch",
@@ -302,6 +326,10 @@ pub fn examples() -> Vec<Event> {
                     category: "Music".into(),
                     viewers: 312,
                     started_at: Some("2026-03-13T20:00:00Z".into()),
+                    shared_chat: Some(SharedChatSession {
+                        session_id: "2b64a92a-dbb8-424e-b1c3-304423ba1b6f".into(),
+                        participants: shared_chat_participants(),
+                    }),
                 }),
             ),
             Kind::Hype => example(
@@ -637,6 +665,7 @@ mod tests {
             "stream/channel/offline",
             "stream/channel/updated",
             "stream/channel/ads",
+            "stream/channel/shared_chat",
             "stream/status",
             "stream/synthetic/hype",
             "stream/synthetic/totals",

@@ -26,6 +26,7 @@ pub enum Kind {
     Offline,
     ChannelUpdate,
     AdBreak,
+    SharedChat,
     Status,
     Hype,
     Totals,
@@ -35,7 +36,7 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 27] = [
+    pub const ALL: [Kind; 28] = [
         Kind::Cheer,
         Kind::Tip,
         Kind::Sub,
@@ -57,6 +58,7 @@ impl Kind {
         Kind::Offline,
         Kind::ChannelUpdate,
         Kind::AdBreak,
+        Kind::SharedChat,
         Kind::Status,
         Kind::Hype,
         Kind::Totals,
@@ -89,6 +91,7 @@ impl Kind {
             Kind::Offline => "offline",
             Kind::ChannelUpdate => "channel_update",
             Kind::AdBreak => "ad_break",
+            Kind::SharedChat => "shared_chat",
             Kind::Status => "status",
             Kind::Hype => "hype",
             Kind::Totals => "totals",
@@ -126,6 +129,7 @@ impl Kind {
             Kind::Offline => "channel/offline",
             Kind::ChannelUpdate => "channel/updated",
             Kind::AdBreak => "channel/ads",
+            Kind::SharedChat => "channel/shared_chat",
             Kind::Status => "status",
             Kind::Hype => "synthetic/hype",
             Kind::Totals => "synthetic/totals",
@@ -172,6 +176,9 @@ impl Kind {
             Kind::Offline => "The stream went offline.",
             Kind::ChannelUpdate => "Title or category changed.",
             Kind::AdBreak => "An ad break began.",
+            Kind::SharedChat => {
+                "Twitch shared chat session `phase` begin, update or end, with its `participants`."
+            }
             Kind::Status => "Retained: live, title, category, viewers of the channel.",
             Kind::Hype => "Retained: the hype meter's level and score.",
             Kind::Totals => "Retained: support totals of the current stream session.",

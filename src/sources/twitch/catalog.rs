@@ -190,6 +190,20 @@ const DEFAULTS: &[(&str, &str, Condition, &[&str])] = &[
     ),
     ("channel.ban", "1", Condition::Broadcaster, MODERATE),
     ("channel.unban", "1", Condition::Broadcaster, MODERATE),
+    // Shared chat sessions need no scope: Twitch publishes them to anyone.
+    (
+        "channel.shared_chat.begin",
+        "1",
+        Condition::Broadcaster,
+        &[],
+    ),
+    (
+        "channel.shared_chat.update",
+        "1",
+        Condition::Broadcaster,
+        &[],
+    ),
+    ("channel.shared_chat.end", "1", Condition::Broadcaster, &[]),
 ];
 
 /// What the optional bot account needs to read and write chat.

@@ -12,8 +12,8 @@ use super::frame::Notification;
 use crate::event::{
     AdBreak, ChannelUpdate, Charity, ChatMessage, ChatNotice, Cheer, Direction, Emote, Event,
     EventKind, Follow, Gift, HypeTrain, Moderation, ModerationAction, Offline, Online, Phase, Poll,
-    PollChoice, Powerup, Prediction, PredictionOutcome, Raid, Raw, Redemption, Shoutout, Sub, Tier,
-    UserRef,
+    PollChoice, Powerup, Prediction, PredictionOutcome, Raid, Raw, Redemption, SessionPhase,
+    SharedChat, SharedChatParticipant, Shoutout, Sub, Tier, UserRef,
 };
 
 pub const PROVIDER: &str = "twitch";
@@ -106,6 +106,9 @@ pub fn normalize(n: &Notification, ctx: &Context) -> Result<Option<Event>, Norma
             category: None,
         })),
         "stream.offline" => Some(EventKind::Offline(Offline {})),
+        "channel.shared_chat.begin" => Some(shared_chat(&body, SessionPhase::Begin)?),
+        "channel.shared_chat.update" => Some(shared_chat(&body, SessionPhase::Update)?),
+        "channel.shared_chat.end" => Some(shared_chat(&body, SessionPhase::End)?),
         "channel.update" => Some(EventKind::ChannelUpdate(ChannelUpdate {
             title: body.str("title").unwrap_or_default().to_owned(),
             category: body.str("category_name").unwrap_or_default().to_owned(),
@@ -451,6 +454,28 @@ fn charity(body: &Body, user: UserRef, decimal_places: &str) -> Result<Charity, 
         currency: body.need_str("amount.currency")?.to_owned(),
         charity_name: body.str("charity_name").unwrap_or_default().to_owned(),
     })
+}
+
+/// A shared chat session; `end` names no participants (the session is over).
+fn shared_chat(body: &Body, phase: SessionPhase) -> Result<EventKind, NormalizeError> {
+    let participants = body
+        .array("participants")
+        .iter()
+        .filter_map(|p| {
+            let p = Body::new("channel.shared_chat", p);
+            Some(SharedChatParticipant {
+                channel: p.login("broadcaster_user_login")?,
+                channel_id: p.text("broadcaster_user_id")?,
+            })
+        })
+        .collect();
+    Ok(EventKind::SharedChat(SharedChat {
+        phase,
+        session_id: body.need_str("session_id")?.to_owned(),
+        host_channel: body.login("host_broadcaster_user_login"),
+        host_channel_id: body.text("host_broadcaster_user_id"),
+        participants,
+    }))
 }
 
 fn shoutout(body: &Body, direction: Direction) -> Result<EventKind, NormalizeError> {
