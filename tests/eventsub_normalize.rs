@@ -758,3 +758,30 @@ fn shared_chat_sessions_and_partner_channel_events() {
     );
     assert!(!one(&echoed, &host).is_partner());
 }
+
+#[test]
+fn a_shared_hype_train_keeps_its_participants() {
+    let train = json_of(
+        &variant(
+            "channel.hype_train.progress.v2.progress.2.json",
+            json!({"is_shared_train": true, "shared_train_participants": [
+                {"broadcaster_user_id": "1337", "broadcaster_user_login": "cool_user", "broadcaster_user_name": "Cool_User"},
+                {"broadcaster_user_id": "112233", "broadcaster_user_login": "streamer33", "broadcaster_user_name": "streamer33"}
+            ]}),
+        ),
+        &ctx(),
+    );
+    assert_eq!(train["is_shared_train"], true);
+    assert_eq!(
+        train["shared_train_participants"],
+        json!([{"channel":"cool_user","channel_id":"1337"},{"channel":"streamer33","channel_id":"112233"}])
+    );
+    // The upstream vector: not shared (`shared_train_participants: null`), so neither field.
+    let plain = json_of(
+        &payload("channel.hype_train.progress.v2.progress.2.json"),
+        &ctx(),
+    );
+    assert!(
+        plain.get("is_shared_train").is_none() && plain.get("shared_train_participants").is_none()
+    );
+}

@@ -259,6 +259,12 @@ pub struct HypeTrain {
     pub progress: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub goal: Option<u64>,
+    /// A train shared by the channels of a Twitch shared chat session (hype train v2).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub is_shared_train: bool,
+    /// The channels of a shared train; empty otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shared_train_participants: Vec<SharedChatParticipant>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

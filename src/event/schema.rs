@@ -147,6 +147,8 @@ pub fn examples() -> Vec<Event> {
                     total: 137,
                     progress: Some(137),
                     goal: Some(500),
+                    is_shared_train: true,
+                    shared_train_participants: shared_chat_participants(),
                 }),
             ),
             Kind::Follow => example(

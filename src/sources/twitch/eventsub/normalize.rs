@@ -393,7 +393,22 @@ fn hype_train(body: &Body, phase: Phase) -> Result<EventKind, NormalizeError> {
         total: body.need_u64("total")?,
         progress: body.u64("progress"),
         goal: body.u64("goal"),
+        is_shared_train: body.bool("is_shared_train").unwrap_or(false),
+        shared_train_participants: participants(body.array("shared_train_participants")),
     }))
+}
+
+/// `[{broadcaster_user_id, broadcaster_user_login, ...}]` of a shared chat session or train.
+fn participants(list: &[Value]) -> Vec<SharedChatParticipant> {
+    list.iter()
+        .filter_map(|p| {
+            let p = Body::new("participants", p);
+            Some(SharedChatParticipant {
+                channel: p.login("broadcaster_user_login")?,
+                channel_id: p.text("broadcaster_user_id")?,
+            })
+        })
+        .collect()
 }
 
 fn poll(body: &Body, phase: Phase) -> Result<EventKind, NormalizeError> {
@@ -458,17 +473,7 @@ fn charity(body: &Body, user: UserRef, decimal_places: &str) -> Result<Charity, 
 
 /// A shared chat session; `end` names no participants (the session is over).
 fn shared_chat(body: &Body, phase: SessionPhase) -> Result<EventKind, NormalizeError> {
-    let participants = body
-        .array("participants")
-        .iter()
-        .filter_map(|p| {
-            let p = Body::new("channel.shared_chat", p);
-            Some(SharedChatParticipant {
-                channel: p.login("broadcaster_user_login")?,
-                channel_id: p.text("broadcaster_user_id")?,
-            })
-        })
-        .collect();
+    let participants = participants(body.array("participants"));
     Ok(EventKind::SharedChat(SharedChat {
         phase,
         session_id: body.need_str("session_id")?.to_owned(),

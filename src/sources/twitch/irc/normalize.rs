@@ -238,20 +238,52 @@ fn user_notice(n: &UserNotice<'_>) -> Event {
             message: n.text.unwrap_or_default().to_owned(),
         }),
         UserNoticeEvent::SubGift(g) => notice(n, !g.anonymous),
+        UserNoticeEvent::GiftPaidUpgrade { .. } => typed_notice(n, "gift_paid_upgrade"),
+        UserNoticeEvent::BitsBadgeTier { .. } => typed_notice(n, "bits_badge_tier"),
+        UserNoticeEvent::RewardGift { .. } => typed_notice(n, "reward_gift"),
+        UserNoticeEvent::ViewerMilestone { .. } => typed_notice(n, "viewer_milestone"),
+        UserNoticeEvent::SharedChatNotice { source_kind } => {
+            typed_notice(n, &shared_chat_notice_type(*source_kind))
+        }
         UserNoticeEvent::Other => notice(n, true),
     };
     event(line_id(n.message_id), n.channel, n.sent_at_ms, kind)
 }
 
+/// A USERNOTICE kind EventSub's `channel.chat.notification` also reports, named as EventSub
+/// names it (`notice_type`) so both sources agree.
+fn typed_notice(n: &UserNotice<'_>, notice_type: &str) -> EventKind {
+    notice_of(n, true, notice_type)
+}
+
+/// `sharedchatnotice` with `source-msg-id` → EventSub's `shared_chat_<kind>`: a partner
+/// channel's sub, gift or raid, which is theirs and never counted as ours.
+fn shared_chat_notice_type(source_kind: Option<&str>) -> String {
+    let kind = match source_kind {
+        Some("subgift" | "anonsubgift") => "sub_gift",
+        Some("submysterygift" | "anonsubmysterygift") => "community_sub_gift",
+        Some("giftpaidupgrade" | "anongiftpaidupgrade") => "gift_paid_upgrade",
+        Some("primepaidupgrade") => "prime_paid_upgrade",
+        Some("paybackgift" | "payforward") => "pay_it_forward",
+        Some(other) => other,
+        None => "notice",
+    };
+    format!("shared_chat_{kind}")
+}
+
 /// Any other USERNOTICE: Twitch's own sentence about it, or what the user typed if Twitch
 /// has none.
 fn notice(n: &UserNotice<'_>, named: bool) -> EventKind {
+    notice_of(n, named, n.kind)
+}
+
+fn notice_of(n: &UserNotice<'_>, named: bool, notice_type: &str) -> EventKind {
     EventKind::Notice(ChatNotice {
         user: match &n.sender {
             Some(sender) if named => user_ref(sender),
             _ => UserRef::default(),
         },
-        notice_type: n.kind.to_owned(),
+        notice_type: notice_type.to_owned(),
         message: n
             .system_message
             .map(|s| s.unescape().into_owned())

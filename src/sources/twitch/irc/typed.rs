@@ -127,6 +127,7 @@ known_tags! {
         message_id = "message-id",
         thread_id = "thread-id",
         source_room_id = "source-room-id",
+        source_msg_id = "source-msg-id",
     }
     msg_param {
         cumulative_months = "cumulative-months",
@@ -146,6 +147,17 @@ known_tags! {
         raider_display_name = "displayName",
         viewer_count = "viewerCount",
         announcement_color = "color",
+        sender_login = "sender-login",
+        sender_name = "sender-name",
+        promo_name = "promo-name",
+        threshold = "threshold",
+        domain = "domain",
+        selected_count = "selected-count",
+        total_reward_count = "total-reward-count",
+        trigger_type = "trigger-type",
+        milestone_category = "category",
+        milestone_value = "value",
+        copo_reward = "copoReward",
     }
 }
 
@@ -345,7 +357,38 @@ pub enum UserNoticeEvent<'a> {
     SubGift(SubGiftNotice<'a>),
     MysteryGift(MysteryGiftNotice<'a>),
     Raid(RaidNotice<'a>),
-    Announcement { color: Option<&'a str> },
+    Announcement {
+        color: Option<&'a str>,
+    },
+    /// `giftpaidupgrade` / `anongiftpaidupgrade`: a gifted sub the user now pays for.
+    GiftPaidUpgrade {
+        anonymous: bool,
+        gifter_login: Option<&'a str>,
+        gifter_name: Option<TagValue<'a>>,
+        promo_name: Option<TagValue<'a>>,
+    },
+    /// `rewardgift`: a purchase that gave rewards (e.g. emotes) to others in chat.
+    RewardGift {
+        domain: Option<&'a str>,
+        selected_count: Option<u32>,
+        total_reward_count: Option<u32>,
+        trigger_type: Option<&'a str>,
+    },
+    /// `viewermilestone`: e.g. a watch streak (`category` `watch-streak`, `value` streams).
+    ViewerMilestone {
+        category: Option<&'a str>,
+        value: Option<u64>,
+        channel_points: Option<u64>,
+    },
+    /// `bitsbadgetier`: the user reached a new bits badge.
+    BitsBadgeTier {
+        threshold: Option<u64>,
+    },
+    /// `sharedchatnotice`: a USERNOTICE of a partner channel in a shared chat session;
+    /// `source_kind` is its own msg-id there (`sub`, `resub`, `subgift`, `raid`, ...).
+    SharedChatNotice {
+        source_kind: Option<&'a str>,
+    },
     Other,
 }
 
@@ -456,6 +499,29 @@ impl<'a> UserNotice<'a> {
             }),
             "announcement" => UserNoticeEvent::Announcement {
                 color: non_empty(tags.announcement_color),
+            },
+            "giftpaidupgrade" | "anongiftpaidupgrade" => UserNoticeEvent::GiftPaidUpgrade {
+                anonymous: kind.starts_with("anon"),
+                gifter_login: non_empty(tags.sender_login),
+                gifter_name: tags.sender_name.filter(|n| !n.is_empty()),
+                promo_name: tags.promo_name.filter(|n| !n.is_empty()),
+            },
+            "rewardgift" => UserNoticeEvent::RewardGift {
+                domain: non_empty(tags.domain),
+                selected_count: number(tags.selected_count),
+                total_reward_count: number(tags.total_reward_count),
+                trigger_type: non_empty(tags.trigger_type),
+            },
+            "viewermilestone" => UserNoticeEvent::ViewerMilestone {
+                category: non_empty(tags.milestone_category),
+                value: number(tags.milestone_value),
+                channel_points: number(tags.copo_reward),
+            },
+            "bitsbadgetier" => UserNoticeEvent::BitsBadgeTier {
+                threshold: number(tags.threshold),
+            },
+            "sharedchatnotice" => UserNoticeEvent::SharedChatNotice {
+                source_kind: non_empty(tags.source_msg_id),
             },
             _ => UserNoticeEvent::Other,
         };
