@@ -662,3 +662,57 @@ fn check_names_every_subscription_entry_it_cannot_create() {
     );
     assert!(!text.contains("channel.goal.begin"), "{text}");
 }
+
+/// The catalog and the table of Twitch's rules the fake enforces (written from Twitch's
+/// reference, tests/data/twitch-eventsub-rules.json) name the same types, versions, condition
+/// fields and scopes, so a typo in either fails here and not in production.
+#[test]
+fn the_catalog_agrees_with_twitchs_rules() {
+    use ongwatch::sources::twitch::fake::rules;
+    use std::collections::BTreeSet;
+    let rules = rules::all();
+    let mut matched = BTreeSet::new();
+    for spec in catalog::known() {
+        let fields: BTreeSet<String> = spec
+            .condition
+            .build("1")
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
+        let rule = rules
+            .iter()
+            .position(|r| {
+                r.kind == spec.kind
+                    && r.condition.iter().cloned().collect::<BTreeSet<_>>() == fields
+            })
+            .unwrap_or_else(|| panic!("{} with {fields:?} is not in Twitch's rules", spec.kind));
+        let r = &rules[rule];
+        assert_eq!(r.version, spec.version, "{}", spec.kind);
+        let ours: BTreeSet<&str> = spec.scopes.iter().copied().collect();
+        let twitchs: BTreeSet<&str> = r.scopes.iter().map(String::as_str).collect();
+        assert_eq!(ours, twitchs, "scopes of {}", spec.kind);
+        matched.insert(rule);
+    }
+    assert_eq!(matched.len(), rules.len(), "every rule has a catalog entry");
+}
+
+/// Opt-in types are created with the condition and scope Twitch's rules (as the fake enforces
+/// them) demand: a goal with `channel:read:goals`, an unban request with its moderator id.
+#[test]
+fn opt_in_types_are_created_under_twitchs_rules() {
+    let fake = twitch(Mode::Twitch);
+    let dir = tempfile::tempdir().unwrap();
+    credentials(dir.path());
+    let mut scopes = all_scopes();
+    scopes.push("channel:read:goals".into());
+    scopes.push("moderator:read:unban_requests".into());
+    store_token(&fake, dir.path(), &scopes, 4 * 3600);
+    let config = config(&fake)
+        + "subscriptions = [\"channel.goal.begin\", \"channel.unban_request.create\", \"stream.online\"]\n";
+    let _daemon = Daemon::start_in(dir.path(), &config, &[]);
+    wait_for("the three subscriptions to be enabled", || {
+        (fake.enabled() == 3).then_some(())
+    });
+}

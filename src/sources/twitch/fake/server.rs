@@ -13,11 +13,11 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use super::rules;
 use super::{
     Device, FakeSub, Inner, Mode, Out, SessionHandle, Shared, TokenInfo, frame, lock, secret,
 };
 use crate::event::{format_time, now};
-use crate::sources::twitch::catalog;
 
 pub(crate) fn router(shared: Shared) -> Router {
     Router::new()
@@ -199,10 +199,20 @@ fn page(inner: &Inner, data: Vec<Value>) -> Value {
     json!({
         "data": data,
         "total": inner.subs.len(),
-        "total_cost": 0,
-        "max_total_cost": 10,
+        "total_cost": total_cost(inner),
+        "max_total_cost": rules::limits().max_total_cost,
         "pagination": {},
     })
+}
+
+/// What the enabled subscriptions cost together.
+fn total_cost(inner: &Inner) -> u64 {
+    inner
+        .subs
+        .iter()
+        .filter(|s| s.status == "enabled")
+        .map(|s| s.cost)
+        .sum()
 }
 
 async fn create(
@@ -250,16 +260,47 @@ async fn create(
             "websocket transport session does not exist or has already disconnected",
         );
     }
-    if let Some(token) = &token
-        && let Ok(specs) = catalog::resolve(std::slice::from_ref(&kind))
-        && !specs
+    // Twitch's own rules (type, version, condition, scope), from the table written from its
+    // reference; the CLI mock takes whatever it is given.
+    let mut cost = 0;
+    if inner.mode == Mode::Twitch {
+        let scopes = token.as_ref().map(|t| t.scopes.as_slice());
+        match rules::check(&kind, &version, &condition, scopes) {
+            Ok(rule) => {
+                let user = token
+                    .as_ref()
+                    .map(|t| t.user_id.as_str())
+                    .unwrap_or_default();
+                cost = rules::cost(rule, &condition, user);
+            }
+            Err(rules::Refusal::BadRequest(message)) => {
+                return error(StatusCode::BAD_REQUEST, message);
+            }
+            Err(rules::Refusal::Forbidden) => {
+                return error(
+                    StatusCode::FORBIDDEN,
+                    "subscription missing proper authorization",
+                );
+            }
+        }
+        let limits = rules::limits();
+        let on_transport = inner
+            .subs
             .iter()
-            .all(|spec| catalog::allowed(spec, &token.scopes))
-    {
-        return error(
-            StatusCode::FORBIDDEN,
-            "subscription missing proper authorization",
-        );
+            .filter(|s| s.session_id == session_id && s.status == "enabled")
+            .count();
+        if on_transport >= limits.max_subscriptions_per_transport {
+            return error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "websocket transport subscription limit exceeded",
+            );
+        }
+        if total_cost(&inner) + cost > limits.max_total_cost {
+            return error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "subscription cost exceeds max_total_cost",
+            );
+        }
     }
     let user_id = token.map(|t| t.user_id).unwrap_or_default();
     let transports = inner.transports_of(&user_id);
@@ -288,6 +329,7 @@ async fn create(
         status: "enabled".into(),
         created_at: format_time(&now()),
         user_id,
+        cost,
     };
     inner.subs.push(sub.clone());
     let body = page(&inner, vec![sub.json()]);
@@ -437,9 +479,12 @@ async fn websocket(
     Query(query): Query<HashMap<String, String>>,
     upgrade: WebSocketUpgrade,
 ) -> Response {
+    // Twitch keeps a client's keepalive_timeout_seconds within 10..=600.
+    let range = rules::limits().keepalive_timeout_seconds;
     let keepalive = query
         .get("keepalive_timeout_seconds")
-        .and_then(|s| s.parse::<u64>().ok());
+        .and_then(|s| s.parse::<u64>().ok())
+        .map(|k| k.clamp(range.min, range.max));
     let reconnect_of = query.get("reconnect").cloned();
     upgrade.on_upgrade(move |socket| session(shared, socket, keepalive, reconnect_of))
 }
