@@ -716,3 +716,85 @@ fn opt_in_types_are_created_under_twitchs_rules() {
         (fake.enabled() == 3).then_some(())
     });
 }
+
+/// A WebSocket client that never answers pings: a raw handshake, then frames read by hand.
+struct MutePeer(std::net::TcpStream);
+
+impl MutePeer {
+    fn connect(fake: &FakeTwitch) -> Self {
+        use std::io::{Read, Write};
+        let mut tcp = std::net::TcpStream::connect(fake.addr()).unwrap();
+        tcp.set_read_timeout(Some(PATIENCE)).unwrap();
+        tcp.write_all(b"GET /ws HTTP/1.1\r\nHost: fake\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n").unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            tcp.read_exact(&mut byte).unwrap();
+            head.push(byte[0]);
+        }
+        assert!(
+            head.starts_with(b"HTTP/1.1 101"),
+            "{}",
+            String::from_utf8_lossy(&head)
+        );
+        Self(tcp)
+    }
+
+    /// The next frame's opcode and payload (server frames are not masked).
+    fn frame(&mut self) -> (u8, Vec<u8>) {
+        use std::io::Read;
+        let mut head = [0u8; 2];
+        self.0.read_exact(&mut head).unwrap();
+        let len = match head[1] & 0x7f {
+            126 => {
+                let mut ext = [0u8; 2];
+                self.0.read_exact(&mut ext).unwrap();
+                u64::from(u16::from_be_bytes(ext))
+            }
+            127 => {
+                let mut ext = [0u8; 8];
+                self.0.read_exact(&mut ext).unwrap();
+                u64::from_be_bytes(ext)
+            }
+            n => u64::from(n),
+        };
+        let mut payload = vec![0u8; usize::try_from(len).unwrap()];
+        self.0.read_exact(&mut payload).unwrap();
+        (head[0] & 0x0f, payload)
+    }
+
+    /// Reads until the close frame and returns its code.
+    fn close_code(&mut self) -> u16 {
+        loop {
+            let (opcode, payload) = self.frame();
+            if opcode == 8 {
+                return u16::from_be_bytes([payload[0], payload[1]]);
+            }
+        }
+    }
+}
+
+#[test]
+fn a_ping_left_without_a_pong_closes_with_4002() {
+    let fake = twitch(Mode::Twitch);
+    // Keep the unused connection open past the welcome window: only the ping may close it.
+    fake.set_welcome_window(std::time::Duration::from_secs(3600));
+    let mut peer = MutePeer::connect(&fake);
+    let (opcode, welcome) = peer.frame();
+    assert_eq!(opcode, 1);
+    assert!(String::from_utf8_lossy(&welcome).contains("session_welcome"));
+    assert_eq!(fake.ping(), 1);
+    assert_eq!(peer.close_code(), 4002);
+}
+
+#[test]
+fn a_session_reconnect_not_followed_closes_with_4004_after_the_grace_time() {
+    let fake = twitch(Mode::Twitch);
+    fake.set_welcome_window(std::time::Duration::from_secs(3600));
+    let mut peer = MutePeer::connect(&fake);
+    let (_, welcome) = peer.frame();
+    assert!(String::from_utf8_lossy(&welcome).contains("session_welcome"));
+    assert_eq!(fake.session_reconnect(), 1);
+    // Twitch's 30 s grace (tests/data/twitch-eventsub-rules.json) passes with no new connection.
+    assert_eq!(peer.close_code(), 4004);
+}

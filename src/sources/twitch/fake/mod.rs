@@ -93,6 +93,8 @@ impl FakeSub {
 pub(crate) struct SessionHandle {
     tx: mpsc::UnboundedSender<Out>,
     connected: bool,
+    /// A client connected to this session's reconnect URL.
+    replaced: bool,
 }
 
 /// Counters a test can assert on.
@@ -428,6 +430,7 @@ impl FakeTwitch {
                 SessionHandle {
                     tx,
                     connected: true,
+                    replaced: false,
                 },
             );
             inner.subs.push(FakeSub {

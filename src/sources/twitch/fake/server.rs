@@ -489,8 +489,20 @@ async fn websocket(
     upgrade.on_upgrade(move |socket| session(shared, socket, keepalive, reconnect_of))
 }
 
+/// How long Twitch waits for the pong to one of its pings before closing with 4002.
+const PONG_WAIT: Duration = Duration::from_secs(10);
+
+/// Sleeps until `at`, or forever without one (a `select!` branch that is off).
+async fn sleep_until_some(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// One EventSub session: welcome, then whatever the control handle queues, keepalives when
-/// nothing else was sent, and 4001 for anything the client sends.
+/// nothing else was sent, 4001 for anything the client sends, 4002 for a ping left without a
+/// pong, 4004 when a `session_reconnect` was not followed within the grace time.
 async fn session(
     shared: Shared,
     mut socket: WebSocket,
@@ -508,6 +520,7 @@ async fn session(
             SessionHandle {
                 tx: tx.clone(),
                 connected: true,
+                replaced: false,
             },
         );
         let open = inner.connected_count();
@@ -528,6 +541,9 @@ async fn session(
         );
         let _ = tx.send(Out::Text(welcome));
         if let Some(old) = &reconnect_of {
+            if let Some(handle) = inner.sessions.get_mut(old) {
+                handle.replaced = true;
+            }
             for sub in inner.subs.iter_mut().filter(|s| &s.session_id == old) {
                 sub.session_id = id.clone();
             }
@@ -540,13 +556,26 @@ async fn session(
 
     let mut silent = false;
     let mut next_keepalive = Instant::now() + keepalive;
+    // A ping Twitch sent and no pong yet: 4002 when this passes.
+    let mut pong_deadline: Option<Instant> = None;
+    // A session_reconnect sent: 4004 when the client has not moved by then.
+    let mut reconnect_deadline: Option<Instant> = None;
     loop {
         tokio::select! {
             biased;
             out = rx.recv() => {
                 let sent = match out {
-                    Some(Out::Text(text)) => socket.send(Message::Text(text.into())).await,
-                    Some(Out::Ping) => socket.send(Message::Ping(Default::default())).await,
+                    Some(Out::Text(text)) => {
+                        if text.contains("\"session_reconnect\"") {
+                            let grace = Duration::from_secs(rules::limits().reconnect_grace_seconds);
+                            reconnect_deadline = Some(Instant::now() + grace);
+                        }
+                        socket.send(Message::Text(text.into())).await
+                    }
+                    Some(Out::Ping) => {
+                        pong_deadline.get_or_insert(Instant::now() + PONG_WAIT);
+                        socket.send(Message::Ping(Default::default())).await
+                    }
                     Some(Out::Silence) => {
                         silent = true;
                         Ok(())
@@ -580,7 +609,24 @@ async fn session(
                     break;
                 }
             }
+            () = sleep_until_some(pong_deadline) => {
+                let _ = socket
+                    .send(Message::Close(Some(CloseFrame { code: 4002, reason: "failed ping pong".into() })))
+                    .await;
+                break;
+            }
+            () = sleep_until_some(reconnect_deadline) => {
+                reconnect_deadline = None;
+                // The client never connected to the reconnect URL.
+                if !lock(&shared).sessions.get(&id).is_some_and(|s| s.replaced) {
+                    let _ = socket
+                        .send(Message::Close(Some(CloseFrame { code: 4004, reason: "reconnect grace time expired".into() })))
+                        .await;
+                    break;
+                }
+            }
             incoming = socket.recv() => match incoming {
+                Some(Ok(Message::Pong(_))) => pong_deadline = None,
                 Some(Ok(Message::Text(_) | Message::Binary(_))) => {
                     let _ = socket
                         .send(Message::Close(Some(CloseFrame { code: 4001, reason: "sent inbound traffic".into() })))
