@@ -511,8 +511,8 @@ impl Config {
                 ),
             );
         }
-        if let Err(e) = crate::sources::twitch::catalog::resolve(&twitch.subscriptions) {
-            problem("twitch.subscriptions", e.to_string());
+        for bad in crate::sources::twitch::catalog::problems(&twitch.subscriptions) {
+            problem("twitch.subscriptions", bad);
         }
         for (key, value) in [
             ("twitch.retry_initial_seconds", twitch.retry_initial_seconds),

@@ -106,6 +106,11 @@ fn every_vector_normalizes_to_its_snapshot() {
             continue;
         };
         let result = normalize(&notification, &ctx()).unwrap();
+        if let Some(event) = &result {
+            // CONTRACT §4: every support and community event says where it happened.
+            let expected = event.kind.kind().carries_platform().then_some("twitch");
+            assert_eq!(event.platform.as_deref(), expected, "{file}");
+        }
         let snapshot = match &result {
             Some(event) => json!({"topic": event.topic_suffix(), "event": event.to_json()}),
             None => json!({"topic": null, "suppressed": "duplicate of a dedicated subscription"}),
@@ -117,7 +122,7 @@ fn every_vector_normalizes_to_its_snapshot() {
         });
         normalized += 1;
     }
-    assert_eq!(normalized, 59, "vectors normalized");
+    assert_eq!(normalized, 62, "vectors normalized");
 }
 
 #[test]
@@ -707,4 +712,76 @@ fn trigger_phases_and_fields() {
     let n = trigger_notification(&req, "mychannel", "4242").unwrap();
     let sub = json_of(&n, &ctx());
     assert_eq!((&sub["tier"], &sub["is_gift"]), (&json!(3), &json!(true)));
+}
+
+#[test]
+fn shared_chat_sessions_and_partner_channel_events() {
+    // Our channel is the host, 1971641 "streamer", in these vectors.
+    let host = Context::new("1971641", "streamer");
+    let begin = json_of(&payload("channel.shared_chat.begin.v1.begin.1.json"), &host);
+    assert_eq!(begin["type"], "shared_chat");
+    assert_eq!(begin["phase"], "begin");
+    assert_eq!(begin["session_id"], "2b64a92a-dbb8-424e-b1c3-304423ba1b6f");
+    assert_eq!(
+        begin["participants"],
+        json!([{"channel":"streamer","channel_id":"1971641"},{"channel":"streamer33","channel_id":"112233"}])
+    );
+    assert_eq!(begin["host_channel"], "streamer");
+    assert!(begin.get("platform").is_none(), "not a support event");
+    let n = payload("channel.shared_chat.update.v1.update.1.json");
+    assert_eq!(one(&n, &host).topic_suffix(), "channel/shared_chat");
+    let end = json_of(&payload("channel.shared_chat.end.v1.end.1.json"), &host);
+    assert_eq!(
+        (
+            end["phase"].as_str(),
+            end["participants"].as_array().map(Vec::len)
+        ),
+        (Some("end"), Some(0))
+    );
+
+    // A chat message sent in the partner channel (source_broadcaster_user_* set) carries the
+    // partner; one of our own (source fields null) carries neither.
+    let partner = json_of(&payload("channel.chat.message.v1.message.2.json"), &ctx());
+    assert_eq!(
+        (
+            partner["source_channel"].as_str(),
+            partner["source_channel_id"].as_str()
+        ),
+        (Some("streamer33"), Some("112233"))
+    );
+    let own = json_of(&payload("channel.chat.message.v1.message.1.json"), &ctx());
+    assert!(own.get("source_channel").is_none() && own.get("source_channel_id").is_none());
+    // A source equal to the broadcaster is our own channel all the same.
+    let echoed = variant(
+        "channel.chat.message.v1.message.2.json",
+        json!({"source_broadcaster_user_id": "1971641", "source_broadcaster_user_login": "streamer", "broadcaster_user_id": "1971641"}),
+    );
+    assert!(!one(&echoed, &host).is_partner());
+}
+
+#[test]
+fn a_shared_hype_train_keeps_its_participants() {
+    let train = json_of(
+        &variant(
+            "channel.hype_train.progress.v2.progress.2.json",
+            json!({"is_shared_train": true, "shared_train_participants": [
+                {"broadcaster_user_id": "1337", "broadcaster_user_login": "cool_user", "broadcaster_user_name": "Cool_User"},
+                {"broadcaster_user_id": "112233", "broadcaster_user_login": "streamer33", "broadcaster_user_name": "streamer33"}
+            ]}),
+        ),
+        &ctx(),
+    );
+    assert_eq!(train["is_shared_train"], true);
+    assert_eq!(
+        train["shared_train_participants"],
+        json!([{"channel":"cool_user","channel_id":"1337"},{"channel":"streamer33","channel_id":"112233"}])
+    );
+    // The upstream vector: not shared (`shared_train_participants: null`), so neither field.
+    let plain = json_of(
+        &payload("channel.hype_train.progress.v2.progress.2.json"),
+        &ctx(),
+    );
+    assert!(
+        plain.get("is_shared_train").is_none() && plain.get("shared_train_participants").is_none()
+    );
 }

@@ -119,7 +119,14 @@ fn the_generic_split_matches_the_vectors() {
 fn every_valid_vector_line_types_and_normalizes() {
     for line in valid_lines() {
         TwitchMessage::parse(line).unwrap_or_else(|e| panic!("{line}: {e}"));
-        normalize_line(line, true).unwrap_or_else(|e| panic!("{line}: {e}"));
+        let events = normalize_line(line, true).unwrap_or_else(|e| panic!("{line}: {e}"));
+        for event in events {
+            // CONTRACT §4: every support and community event says where it happened; none of
+            // these lines is from a shared chat session.
+            let expected = event.kind.kind().carries_platform().then_some("twitch");
+            assert_eq!(event.platform.as_deref(), expected, "{line}");
+            assert!(!event.is_partner(), "{line}");
+        }
     }
 }
 
@@ -229,6 +236,19 @@ fn typed_fields_match_the_tags_on_every_line() {
                         *seen.entry("announcement").or_default() += 1;
                         assert_eq!(color, tag("msg-param-color"));
                     }
+                    UserNoticeEvent::GiftPaidUpgrade { gifter_login, .. } => {
+                        *seen.entry("typed notice").or_default() += 1;
+                        assert_eq!(gifter_login, tag("msg-param-sender-login"));
+                    }
+                    UserNoticeEvent::BitsBadgeTier { threshold } => {
+                        *seen.entry("typed notice").or_default() += 1;
+                        assert_eq!(threshold, num(&msg, "msg-param-threshold"));
+                    }
+                    UserNoticeEvent::RewardGift { .. }
+                    | UserNoticeEvent::ViewerMilestone { .. }
+                    | UserNoticeEvent::SharedChatNotice { .. } => {
+                        *seen.entry("typed notice").or_default() += 1;
+                    }
                     UserNoticeEvent::Other => {
                         *seen.entry("other notice").or_default() += 1;
                     }
@@ -256,7 +276,8 @@ fn typed_fields_match_the_tags_on_every_line() {
         ("mysterygift", 5),
         ("raid", 1),
         ("announcement", 1),
-        ("other notice", 7),
+        ("typed notice", 6),
+        ("other notice", 1),
         ("clearchat", 3),
         ("clearmsg", 2),
     ];
@@ -603,24 +624,104 @@ fn announcements_and_other_notices() {
     assert_eq!(json["message"], "hello pajs pajaH Kappa Keepo");
     assert_eq!(json["user"], "randers");
 
-    for (msg_id, message) in [
-        ("ritual", "Seventoes is new here!"),
-        ("bitsbadgetier", "bits badge tier notification"),
+    // Kinds EventSub's channel.chat.notification also reports are named as EventSub names them.
+    for (msg_id, notice_type, message) in [
+        ("ritual", "ritual", "Seventoes is new here!"),
+        (
+            "bitsbadgetier",
+            "bits_badge_tier",
+            "bits badge tier notification",
+        ),
         (
             "giftpaidupgrade",
+            "gift_paid_upgrade",
             "CrazyCrackAnimal is continuing the Gift Sub they got from Stridezgum!",
         ),
         (
             "rewardgift",
+            "reward_gift",
             "AdamAtReflectStudios's Gift shared rewards to 100 others in Chat!",
         ),
     ] {
         let event = only(line_with(&[&format!("msg-id={msg_id};")]));
         assert_eq!(event.topic_suffix(), "chat/notices", "{msg_id}");
         let json = event.to_json();
-        assert_eq!(json["notice_type"], msg_id);
+        assert_eq!(json["notice_type"], notice_type);
         assert_eq!(json["message"], message);
     }
+}
+
+fn typed_notice(line: &str) -> UserNoticeEvent<'_> {
+    match typed(line) {
+        TwitchMessage::UserNotice(n) => n.event,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn gift_upgrades_reward_gifts_milestones_and_badge_tiers_are_typed() {
+    let upgrade = line_with(&["msg-id=giftpaidupgrade;", "promo-name"]);
+    assert!(matches!(
+        typed_notice(upgrade),
+        UserNoticeEvent::GiftPaidUpgrade {
+            anonymous: false,
+            gifter_login: Some("stridezgum"),
+            promo_name: Some(_),
+            ..
+        }
+    ));
+    let anon = line_with(&["msg-id=anongiftpaidupgrade;"]);
+    assert!(matches!(
+        typed_notice(anon),
+        UserNoticeEvent::GiftPaidUpgrade {
+            anonymous: true,
+            gifter_login: None,
+            ..
+        }
+    ));
+    assert_eq!(only(anon).to_json()["notice_type"], "gift_paid_upgrade");
+    assert!(matches!(
+        typed_notice(line_with(&["msg-id=bitsbadgetier;"])),
+        UserNoticeEvent::BitsBadgeTier {
+            threshold: Some(1000)
+        }
+    ));
+    assert!(matches!(
+        typed_notice(line_with(&["msg-id=rewardgift;"])),
+        UserNoticeEvent::RewardGift {
+            total_reward_count: Some(_),
+            ..
+        }
+    ));
+    // Shape of Twitch's USERNOTICE tags reference (msg-id=viewermilestone,
+    // msg-param-category, msg-param-value, msg-param-copoReward); ids made up.
+    let milestone = "@badge-info=;badges=;color=;display-name=Streaker;emotes=;flags=;id=9f1c2d3e-4b5a-4c6d-8e7f-0a1b2c3d4e5f;login=streaker;mod=0;msg-id=viewermilestone;msg-param-category=watch-streak;msg-param-copoReward=450;msg-param-id=1a2b3c;msg-param-value=7;room-id=111111;subscriber=0;system-msg=Streaker\\swatched\\s7\\sconsecutive\\sstreams\\sand\\ssparked\\sa\\swatch\\sstreak!;tmi-sent-ts=1726000003000;user-id=666666;user-type= :tmi.twitch.tv USERNOTICE #ongchan :streak!";
+    assert!(matches!(
+        typed_notice(milestone),
+        UserNoticeEvent::ViewerMilestone {
+            category: Some("watch-streak"),
+            value: Some(7),
+            channel_points: Some(450)
+        }
+    ));
+    let json = only(milestone).to_json();
+    assert_eq!(json["notice_type"], "viewer_milestone");
+    assert_eq!(
+        json["message"],
+        "Streaker watched 7 consecutive streams and sparked a watch streak!"
+    );
+
+    let shared = include_str!("data/irc/shared-chat.txt")
+        .lines()
+        .nth(2)
+        .unwrap();
+    assert!(matches!(
+        typed_notice(shared),
+        UserNoticeEvent::SharedChatNotice {
+            source_kind: Some("resub")
+        }
+    ));
+    assert_eq!(only(shared).to_json()["notice_type"], "shared_chat_resub");
 }
 
 #[test]
@@ -886,4 +987,31 @@ fn truncated_lines_never_panic() {
             }
         }
     }
+}
+
+#[test]
+fn shared_chat_lines_name_the_partner_room() {
+    let lines: Vec<&str> = include_str!("data/irc/shared-chat.txt").lines().collect();
+    let partner = events(lines[0]);
+    assert_eq!(partner.len(), 2, "chat and cheer");
+    for event in &partner {
+        assert_eq!(event.source_channel_id.as_deref(), Some("222222"));
+        assert!(event.is_partner());
+    }
+    let own = events(lines[1]);
+    assert!(
+        own.iter().all(|e| !e.is_partner()),
+        "source-room-id = room-id is ours"
+    );
+    assert!(own.iter().any(|e| matches!(e.kind, EventKind::Cheer(_))));
+    let notice = only(lines[2]);
+    assert!(matches!(notice.kind, EventKind::Notice(_)), "{notice:?}");
+    assert_eq!(notice.source_channel_id.as_deref(), Some("222222"));
+    let TwitchMessage::Privmsg(p) = typed(lines[0]) else {
+        panic!()
+    };
+    assert_eq!(
+        (p.room_id, p.source_room_id),
+        (Some("111111"), Some("222222"))
+    );
 }

@@ -570,18 +570,19 @@ async fn astro_subscribes_with_nonces_and_normalizes_tips_and_activities() {
         topics,
         [
             ("channel.activities", "enabled"),
-            ("channel.tips", "enabled")
+            ("channel.tips", "enabled"),
+            ("channel.tips.moderation", "enabled")
         ]
     );
 
     {
         let subs = astro.subscribes.lock().unwrap();
-        assert_eq!(subs.len(), 2);
+        assert_eq!(subs.len(), 3);
         let nonces: std::collections::HashSet<_> = subs
             .iter()
             .map(|s| s["nonce"].as_str().unwrap().to_owned())
             .collect();
-        assert_eq!(nonces.len(), 2, "one nonce per subscribe");
+        assert_eq!(nonces.len(), 3, "one nonce per subscribe");
         for s in subs.iter() {
             assert_eq!(s["type"], "subscribe");
             assert_eq!(s["data"]["token"], "se-key");

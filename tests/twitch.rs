@@ -624,3 +624,177 @@ fn two_holders_of_one_account_share_refreshes_through_the_token_file() {
     );
     assert!(fake.refresh_token_valid(newest.refresh_token.as_deref().unwrap()));
 }
+
+#[test]
+fn check_names_every_subscription_entry_it_cannot_create() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("ongwatch.toml");
+    std::fs::write(
+        &config,
+        "[twitch]\nsubscriptions = [\"channel.goal.begin\", \"channel.made_up\", \"channel.follow@3\", \"channel.vip.add\"]\n",
+    )
+    .unwrap();
+    let out = ongwatch()
+        .arg("check")
+        .arg("--config")
+        .arg(&config)
+        .arg("--state-dir")
+        .arg(dir.path().join("state"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("twitch.subscriptions"))
+        .collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(
+        lines.iter().any(|l| l.contains("channel.made_up")),
+        "{text}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("channel.follow@3") && l.contains("version 2")),
+        "{text}"
+    );
+    assert!(!text.contains("channel.goal.begin"), "{text}");
+}
+
+/// The catalog and the table of Twitch's rules the fake enforces (written from Twitch's
+/// reference, tests/data/twitch-eventsub-rules.json) name the same types, versions, condition
+/// fields and scopes, so a typo in either fails here and not in production.
+#[test]
+fn the_catalog_agrees_with_twitchs_rules() {
+    use ongwatch::sources::twitch::fake::rules;
+    use std::collections::BTreeSet;
+    let rules = rules::all();
+    let mut matched = BTreeSet::new();
+    for spec in catalog::known() {
+        let fields: BTreeSet<String> = spec
+            .condition
+            .build("1")
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
+        let rule = rules
+            .iter()
+            .position(|r| {
+                r.kind == spec.kind
+                    && r.condition.iter().cloned().collect::<BTreeSet<_>>() == fields
+            })
+            .unwrap_or_else(|| panic!("{} with {fields:?} is not in Twitch's rules", spec.kind));
+        let r = &rules[rule];
+        assert_eq!(r.version, spec.version, "{}", spec.kind);
+        let ours: BTreeSet<&str> = spec.scopes.iter().copied().collect();
+        let twitchs: BTreeSet<&str> = r.scopes.iter().map(String::as_str).collect();
+        assert_eq!(ours, twitchs, "scopes of {}", spec.kind);
+        matched.insert(rule);
+    }
+    assert_eq!(matched.len(), rules.len(), "every rule has a catalog entry");
+}
+
+/// Opt-in types are created with the condition and scope Twitch's rules (as the fake enforces
+/// them) demand: a goal with `channel:read:goals`, an unban request with its moderator id.
+#[test]
+fn opt_in_types_are_created_under_twitchs_rules() {
+    let fake = twitch(Mode::Twitch);
+    let dir = tempfile::tempdir().unwrap();
+    credentials(dir.path());
+    let mut scopes = all_scopes();
+    scopes.push("channel:read:goals".into());
+    scopes.push("moderator:read:unban_requests".into());
+    store_token(&fake, dir.path(), &scopes, 4 * 3600);
+    let config = config(&fake)
+        + "subscriptions = [\"channel.goal.begin\", \"channel.unban_request.create\", \"stream.online\"]\n";
+    let _daemon = Daemon::start_in(dir.path(), &config, &[]);
+    wait_for("the three subscriptions to be enabled", || {
+        (fake.enabled() == 3).then_some(())
+    });
+}
+
+/// A WebSocket client that never answers pings: a raw handshake, then frames read by hand.
+struct MutePeer(std::net::TcpStream);
+
+impl MutePeer {
+    fn connect(fake: &FakeTwitch) -> Self {
+        use std::io::{Read, Write};
+        let mut tcp = std::net::TcpStream::connect(fake.addr()).unwrap();
+        tcp.set_read_timeout(Some(PATIENCE)).unwrap();
+        tcp.write_all(b"GET /ws HTTP/1.1\r\nHost: fake\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n").unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            tcp.read_exact(&mut byte).unwrap();
+            head.push(byte[0]);
+        }
+        assert!(
+            head.starts_with(b"HTTP/1.1 101"),
+            "{}",
+            String::from_utf8_lossy(&head)
+        );
+        Self(tcp)
+    }
+
+    /// The next frame's opcode and payload (server frames are not masked).
+    fn frame(&mut self) -> (u8, Vec<u8>) {
+        use std::io::Read;
+        let mut head = [0u8; 2];
+        self.0.read_exact(&mut head).unwrap();
+        let len = match head[1] & 0x7f {
+            126 => {
+                let mut ext = [0u8; 2];
+                self.0.read_exact(&mut ext).unwrap();
+                u64::from(u16::from_be_bytes(ext))
+            }
+            127 => {
+                let mut ext = [0u8; 8];
+                self.0.read_exact(&mut ext).unwrap();
+                u64::from_be_bytes(ext)
+            }
+            n => u64::from(n),
+        };
+        let mut payload = vec![0u8; usize::try_from(len).unwrap()];
+        self.0.read_exact(&mut payload).unwrap();
+        (head[0] & 0x0f, payload)
+    }
+
+    /// Reads until the close frame and returns its code.
+    fn close_code(&mut self) -> u16 {
+        loop {
+            let (opcode, payload) = self.frame();
+            if opcode == 8 {
+                return u16::from_be_bytes([payload[0], payload[1]]);
+            }
+        }
+    }
+}
+
+#[test]
+fn a_ping_left_without_a_pong_closes_with_4002() {
+    let fake = twitch(Mode::Twitch);
+    // Keep the unused connection open past the welcome window: only the ping may close it.
+    fake.set_welcome_window(std::time::Duration::from_secs(3600));
+    let mut peer = MutePeer::connect(&fake);
+    let (opcode, welcome) = peer.frame();
+    assert_eq!(opcode, 1);
+    assert!(String::from_utf8_lossy(&welcome).contains("session_welcome"));
+    assert_eq!(fake.ping(), 1);
+    assert_eq!(peer.close_code(), 4002);
+}
+
+#[test]
+fn a_session_reconnect_not_followed_closes_with_4004_after_the_grace_time() {
+    let fake = twitch(Mode::Twitch);
+    fake.set_welcome_window(std::time::Duration::from_secs(3600));
+    let mut peer = MutePeer::connect(&fake);
+    let (_, welcome) = peer.frame();
+    assert!(String::from_utf8_lossy(&welcome).contains("session_welcome"));
+    assert_eq!(fake.session_reconnect(), 1);
+    // Twitch's 30 s grace (tests/data/twitch-eventsub-rules.json) passes with no new connection.
+    assert_eq!(peer.close_code(), 4004);
+}

@@ -33,6 +33,20 @@ export type Event = {
    */
   test: boolean;
   /**
+   * Where the supporter acted, on every support and community event: `twitch`, `youtube`,
+   * `kick`, `facebook`, `trovo`, `tiktok`, or `web` for a tip page.
+   */
+  platform?: string | null;
+  /**
+   * During a Twitch shared chat session: the partner channel (login) the event happened in.
+   * Absent on the own channel's events.
+   */
+  source_channel?: string | null;
+  /**
+   * The partner channel's user id, next to `source_channel`.
+   */
+  source_channel_id?: string | null;
+  /**
    * The upstream payload, present only with `[bus] include_raw = true`.
    */
   raw?: unknown;
@@ -58,6 +72,7 @@ export type Event = {
   | OfflineEvent
   | ChannelUpdateEvent
   | AdBreakEvent
+  | SharedChatEvent
   | StatusEvent
   | HypeEvent
   | TotalsEvent
@@ -142,6 +157,13 @@ export type ChannelUpdateEvent = ChannelUpdate & {
 export type AdBreakEvent = AdBreak & {
   type: "ad_break";
 };
+export type SharedChatEvent = SharedChat & {
+  type: "shared_chat";
+};
+/**
+ * Lifecycle step of a Twitch shared chat session.
+ */
+export type SessionPhase = "begin" | "update" | "end";
 export type StatusEvent = Status & {
   type: "status";
 };
@@ -305,6 +327,24 @@ export interface HypeTrain {
    */
   progress?: number | null;
   goal?: number | null;
+  /**
+   * A train shared by the channels of a Twitch shared chat session (hype train v2).
+   */
+  is_shared_train?: boolean;
+  /**
+   * The channels of a shared train; empty otherwise.
+   */
+  shared_train_participants?: SharedChatParticipant[];
+}
+/**
+ * One channel of a shared chat session.
+ */
+export interface SharedChatParticipant {
+  /**
+   * The channel's login.
+   */
+  channel: string;
+  channel_id: string;
 }
 /**
  * Who did it. All three are absent for anonymous actions.
@@ -495,6 +535,22 @@ export interface AdBreak {
   automatic: boolean;
 }
 /**
+ * A Twitch shared chat session began, changed its participants, or ended.
+ */
+export interface SharedChat {
+  phase: SessionPhase;
+  session_id: string;
+  /**
+   * The channel that started the session.
+   */
+  host_channel?: string | null;
+  host_channel_id?: string | null;
+  /**
+   * Every channel in the session, ours included; empty at `end`.
+   */
+  participants: SharedChatParticipant[];
+}
+/**
  * Retained: whether the channel is live and what it streams.
  */
 export interface Status {
@@ -503,6 +559,17 @@ export interface Status {
   category: string;
   viewers: number;
   started_at?: string | null;
+  /**
+   * The Twitch shared chat session the channel is in; absent when it is in none.
+   */
+  shared_chat?: SharedChatSession | null;
+}
+/**
+ * The shared chat session a channel is in, on `R/status`.
+ */
+export interface SharedChatSession {
+  session_id: string;
+  participants: SharedChatParticipant[];
 }
 /**
  * Retained: the hype meter.
@@ -650,6 +717,7 @@ export const TOPIC_SUFFIX = {
   offline: "channel/offline",
   channel_update: "channel/updated",
   ad_break: "channel/ads",
+  shared_chat: "channel/shared_chat",
   status: "status",
   hype: "synthetic/hype",
   totals: "synthetic/totals",
@@ -685,6 +753,7 @@ export const RETAINED = {
   offline: false,
   channel_update: false,
   ad_break: false,
+  shared_chat: false,
   status: true,
   hype: true,
   totals: true,

@@ -125,6 +125,14 @@ Lifecycle step of a hype train, poll or prediction.
 """
 
 
+class SharedChatParticipant(TypedDict):
+    channel: str
+    """
+    The channel's login.
+    """
+    channel_id: str
+
+
 class HypeTrain(TypedDict):
     phase: Phase
     hype_train_id: str
@@ -138,6 +146,14 @@ class HypeTrain(TypedDict):
     Points towards the current level.
     """
     goal: NotRequired[int | None]
+    is_shared_train: NotRequired[bool]
+    """
+    A train shared by the channels of a Twitch shared chat session (hype train v2).
+    """
+    shared_train_participants: NotRequired[list[SharedChatParticipant]]
+    """
+    The channels of a shared train; empty otherwise.
+    """
 
 
 class Follow(TypedDict):
@@ -328,12 +344,41 @@ class AdBreak(TypedDict):
     automatic: bool
 
 
+SessionPhase: TypeAlias = Literal['begin', 'update', 'end']
+"""
+Lifecycle step of a Twitch shared chat session.
+"""
+
+
+class SharedChat(TypedDict):
+    phase: SessionPhase
+    session_id: str
+    host_channel: NotRequired[str | None]
+    """
+    The channel that started the session.
+    """
+    host_channel_id: NotRequired[str | None]
+    participants: list[SharedChatParticipant]
+    """
+    Every channel in the session, ours included; empty at `end`.
+    """
+
+
+class SharedChatSession(TypedDict):
+    session_id: str
+    participants: list[SharedChatParticipant]
+
+
 class Status(TypedDict):
     live: bool
     title: str
     category: str
     viewers: int
     started_at: NotRequired[str | None]
+    shared_chat: NotRequired[SharedChatSession | None]
+    """
+    The Twitch shared chat session the channel is in; absent when it is in none.
+    """
 
 
 class Hype(TypedDict):
@@ -465,6 +510,20 @@ class CheerEvent(Cheer):
     """
     True for simulated, triggered, replayed and provider test events.
     """
+    platform: NotRequired[str | None]
+    """
+    Where the supporter acted, on every support and community event: `twitch`, `youtube`,
+    `kick`, `facebook`, `trovo`, `tiktok`, or `web` for a tip page.
+    """
+    source_channel: NotRequired[str | None]
+    """
+    During a Twitch shared chat session: the partner channel (login) the event happened in.
+    Absent on the own channel's events.
+    """
+    source_channel_id: NotRequired[str | None]
+    """
+    The partner channel's user id, next to `source_channel`.
+    """
     raw: NotRequired[Any]
     """
     The upstream payload, present only with `[bus] include_raw = true`.
@@ -497,6 +556,20 @@ class TipEvent(Tip):
     test: bool
     """
     True for simulated, triggered, replayed and provider test events.
+    """
+    platform: NotRequired[str | None]
+    """
+    Where the supporter acted, on every support and community event: `twitch`, `youtube`,
+    `kick`, `facebook`, `trovo`, `tiktok`, or `web` for a tip page.
+    """
+    source_channel: NotRequired[str | None]
+    """
+    During a Twitch shared chat session: the partner channel (login) the event happened in.
+    Absent on the own channel's events.
+    """
+    source_channel_id: NotRequired[str | None]
+    """
+    The partner channel's user id, next to `source_channel`.
     """
     raw: NotRequired[Any]
     """
@@ -531,6 +604,20 @@ class SubEvent(Sub):
     """
     True for simulated, triggered, replayed and provider test events.
     """
+    platform: NotRequired[str | None]
+    """
+    Where the supporter acted, on every support and community event: `twitch`, `youtube`,
+    `kick`, `facebook`, `trovo`, `tiktok`, or `web` for a tip page.
+    """
+    source_channel: NotRequired[str | None]
+    """
+    During a Twitch shared chat session: the partner channel (login) the event happened in.
+    Absent on the own channel's events.
+    """
+    source_channel_id: NotRequired[str | None]
+    """
+    The partner channel's user id, next to `source_channel`.
+    """
     raw: NotRequired[Any]
     """
     The upstream payload, present only with `[bus] include_raw = true`.
@@ -563,6 +650,20 @@ class ResubEvent(Sub):
     test: bool
     """
     True for simulated, triggered, replayed and provider test events.
+    """
+    platform: NotRequired[str | None]
+    """
+    Where the supporter acted, on every support and community event: `twitch`, `youtube`,
+    `kick`, `facebook`, `trovo`, `tiktok`, or `web` for a tip page.
+    """
+    source_channel: NotRequired[str | None]
+    """
+    During a Twitch shared chat session: the partner channel (login) the event happened in.
+    Absent on the own channel's events.
+    """
+    source_channel_id: NotRequired[str | None]
+    """
+    The partner channel's user id, next to `source_channel`.
     """
     raw: NotRequired[Any]
     """
@@ -597,6 +698,20 @@ class GiftEvent(Gift):
     """
     True for simulated, triggered, replayed and provider test events.
     """
+    platform: NotRequired[str | None]
+    """
+    Where the supporter acted, on every support and community event: `twitch`, `youtube`,
+    `kick`, `facebook`, `trovo`, `tiktok`, or `web` for a tip page.
+    """
+    source_channel: NotRequired[str | None]
+    """
+    During a Twitch shared chat session: the partner channel (login) the event happened in.
+    Absent on the own channel's events.
+    """
+    source_channel_id: NotRequired[str | None]
+    """
+    The partner channel's user id, next to `source_channel`.
+    """
     raw: NotRequired[Any]
     """
     The upstream payload, present only with `[bus] include_raw = true`.
@@ -629,6 +744,20 @@ class PowerupEvent(Powerup):
     test: bool
     """
     True for simulated, triggered, replayed and provider test events.
+    """
+    platform: NotRequired[str | None]
+    """
+    Where the supporter acted, on every support and community event: `twitch`, `youtube`,
+    `kick`, `facebook`, `trovo`, `tiktok`, or `web` for a tip page.
+    """
+    source_channel: NotRequired[str | None]
+    """
+    During a Twitch shared chat session: the partner channel (login) the event happened in.
+    Absent on the own channel's events.
+    """
+    source_channel_id: NotRequired[str | None]
+    """
+    The partner channel's user id, next to `source_channel`.
     """
     raw: NotRequired[Any]
     """
@@ -663,6 +792,20 @@ class CharityEvent(Charity):
     """
     True for simulated, triggered, replayed and provider test events.
     """
+    platform: NotRequired[str | None]
+    """
+    Where the supporter acted, on every support and community event: `twitch`, `youtube`,
+    `kick`, `facebook`, `trovo`, `tiktok`, or `web` for a tip page.
+    """
+    source_channel: NotRequired[str | None]
+    """
+    During a Twitch shared chat session: the partner channel (login) the event happened in.
+    Absent on the own channel's events.
+    """
+    source_channel_id: NotRequired[str | None]
+    """
+    The partner channel's user id, next to `source_channel`.
+    """
     raw: NotRequired[Any]
     """
     The upstream payload, present only with `[bus] include_raw = true`.
@@ -695,6 +838,20 @@ class HypetrainEvent(HypeTrain):
     test: bool
     """
     True for simulated, triggered, replayed and provider test events.
+    """
+    platform: NotRequired[str | None]
+    """
+    Where the supporter acted, on every support and community event: `twitch`, `youtube`,
+    `kick`, `facebook`, `trovo`, `tiktok`, or `web` for a tip page.
+    """
+    source_channel: NotRequired[str | None]
+    """
+    During a Twitch shared chat session: the partner channel (login) the event happened in.
+    Absent on the own channel's events.
+    """
+    source_channel_id: NotRequired[str | None]
+    """
+    The partner channel's user id, next to `source_channel`.
     """
     raw: NotRequired[Any]
     """
@@ -729,6 +886,20 @@ class FollowEvent(Follow):
     """
     True for simulated, triggered, replayed and provider test events.
     """
+    platform: NotRequired[str | None]
+    """
+    Where the supporter acted, on every support and community event: `twitch`, `youtube`,
+    `kick`, `facebook`, `trovo`, `tiktok`, or `web` for a tip page.
+    """
+    source_channel: NotRequired[str | None]
+    """
+    During a Twitch shared chat session: the partner channel (login) the event happened in.
+    Absent on the own channel's events.
+    """
+    source_channel_id: NotRequired[str | None]
+    """
+    The partner channel's user id, next to `source_channel`.
+    """
     raw: NotRequired[Any]
     """
     The upstream payload, present only with `[bus] include_raw = true`.
@@ -761,6 +932,20 @@ class RaidEvent(Raid):
     test: bool
     """
     True for simulated, triggered, replayed and provider test events.
+    """
+    platform: NotRequired[str | None]
+    """
+    Where the supporter acted, on every support and community event: `twitch`, `youtube`,
+    `kick`, `facebook`, `trovo`, `tiktok`, or `web` for a tip page.
+    """
+    source_channel: NotRequired[str | None]
+    """
+    During a Twitch shared chat session: the partner channel (login) the event happened in.
+    Absent on the own channel's events.
+    """
+    source_channel_id: NotRequired[str | None]
+    """
+    The partner channel's user id, next to `source_channel`.
     """
     raw: NotRequired[Any]
     """
@@ -795,6 +980,20 @@ class RedemptionEvent(Redemption):
     """
     True for simulated, triggered, replayed and provider test events.
     """
+    platform: NotRequired[str | None]
+    """
+    Where the supporter acted, on every support and community event: `twitch`, `youtube`,
+    `kick`, `facebook`, `trovo`, `tiktok`, or `web` for a tip page.
+    """
+    source_channel: NotRequired[str | None]
+    """
+    During a Twitch shared chat session: the partner channel (login) the event happened in.
+    Absent on the own channel's events.
+    """
+    source_channel_id: NotRequired[str | None]
+    """
+    The partner channel's user id, next to `source_channel`.
+    """
     raw: NotRequired[Any]
     """
     The upstream payload, present only with `[bus] include_raw = true`.
@@ -827,6 +1026,20 @@ class ShoutoutEvent(Shoutout):
     test: bool
     """
     True for simulated, triggered, replayed and provider test events.
+    """
+    platform: NotRequired[str | None]
+    """
+    Where the supporter acted, on every support and community event: `twitch`, `youtube`,
+    `kick`, `facebook`, `trovo`, `tiktok`, or `web` for a tip page.
+    """
+    source_channel: NotRequired[str | None]
+    """
+    During a Twitch shared chat session: the partner channel (login) the event happened in.
+    Absent on the own channel's events.
+    """
+    source_channel_id: NotRequired[str | None]
+    """
+    The partner channel's user id, next to `source_channel`.
     """
     raw: NotRequired[Any]
     """
@@ -861,6 +1074,20 @@ class ChatEvent(ChatMessage):
     """
     True for simulated, triggered, replayed and provider test events.
     """
+    platform: NotRequired[str | None]
+    """
+    Where the supporter acted, on every support and community event: `twitch`, `youtube`,
+    `kick`, `facebook`, `trovo`, `tiktok`, or `web` for a tip page.
+    """
+    source_channel: NotRequired[str | None]
+    """
+    During a Twitch shared chat session: the partner channel (login) the event happened in.
+    Absent on the own channel's events.
+    """
+    source_channel_id: NotRequired[str | None]
+    """
+    The partner channel's user id, next to `source_channel`.
+    """
     raw: NotRequired[Any]
     """
     The upstream payload, present only with `[bus] include_raw = true`.
@@ -893,6 +1120,20 @@ class NoticeEvent(ChatNotice):
     test: bool
     """
     True for simulated, triggered, replayed and provider test events.
+    """
+    platform: NotRequired[str | None]
+    """
+    Where the supporter acted, on every support and community event: `twitch`, `youtube`,
+    `kick`, `facebook`, `trovo`, `tiktok`, or `web` for a tip page.
+    """
+    source_channel: NotRequired[str | None]
+    """
+    During a Twitch shared chat session: the partner channel (login) the event happened in.
+    Absent on the own channel's events.
+    """
+    source_channel_id: NotRequired[str | None]
+    """
+    The partner channel's user id, next to `source_channel`.
     """
     raw: NotRequired[Any]
     """
@@ -927,6 +1168,20 @@ class ModerationEvent(Moderation):
     """
     True for simulated, triggered, replayed and provider test events.
     """
+    platform: NotRequired[str | None]
+    """
+    Where the supporter acted, on every support and community event: `twitch`, `youtube`,
+    `kick`, `facebook`, `trovo`, `tiktok`, or `web` for a tip page.
+    """
+    source_channel: NotRequired[str | None]
+    """
+    During a Twitch shared chat session: the partner channel (login) the event happened in.
+    Absent on the own channel's events.
+    """
+    source_channel_id: NotRequired[str | None]
+    """
+    The partner channel's user id, next to `source_channel`.
+    """
     raw: NotRequired[Any]
     """
     The upstream payload, present only with `[bus] include_raw = true`.
@@ -959,6 +1214,20 @@ class PollEvent(Poll):
     test: bool
     """
     True for simulated, triggered, replayed and provider test events.
+    """
+    platform: NotRequired[str | None]
+    """
+    Where the supporter acted, on every support and community event: `twitch`, `youtube`,
+    `kick`, `facebook`, `trovo`, `tiktok`, or `web` for a tip page.
+    """
+    source_channel: NotRequired[str | None]
+    """
+    During a Twitch shared chat session: the partner channel (login) the event happened in.
+    Absent on the own channel's events.
+    """
+    source_channel_id: NotRequired[str | None]
+    """
+    The partner channel's user id, next to `source_channel`.
     """
     raw: NotRequired[Any]
     """
@@ -993,6 +1262,20 @@ class PredictionEvent(Prediction):
     """
     True for simulated, triggered, replayed and provider test events.
     """
+    platform: NotRequired[str | None]
+    """
+    Where the supporter acted, on every support and community event: `twitch`, `youtube`,
+    `kick`, `facebook`, `trovo`, `tiktok`, or `web` for a tip page.
+    """
+    source_channel: NotRequired[str | None]
+    """
+    During a Twitch shared chat session: the partner channel (login) the event happened in.
+    Absent on the own channel's events.
+    """
+    source_channel_id: NotRequired[str | None]
+    """
+    The partner channel's user id, next to `source_channel`.
+    """
     raw: NotRequired[Any]
     """
     The upstream payload, present only with `[bus] include_raw = true`.
@@ -1025,6 +1308,20 @@ class OnlineEvent(Online):
     test: bool
     """
     True for simulated, triggered, replayed and provider test events.
+    """
+    platform: NotRequired[str | None]
+    """
+    Where the supporter acted, on every support and community event: `twitch`, `youtube`,
+    `kick`, `facebook`, `trovo`, `tiktok`, or `web` for a tip page.
+    """
+    source_channel: NotRequired[str | None]
+    """
+    During a Twitch shared chat session: the partner channel (login) the event happened in.
+    Absent on the own channel's events.
+    """
+    source_channel_id: NotRequired[str | None]
+    """
+    The partner channel's user id, next to `source_channel`.
     """
     raw: NotRequired[Any]
     """
@@ -1059,6 +1356,20 @@ class OfflineEvent(Offline):
     """
     True for simulated, triggered, replayed and provider test events.
     """
+    platform: NotRequired[str | None]
+    """
+    Where the supporter acted, on every support and community event: `twitch`, `youtube`,
+    `kick`, `facebook`, `trovo`, `tiktok`, or `web` for a tip page.
+    """
+    source_channel: NotRequired[str | None]
+    """
+    During a Twitch shared chat session: the partner channel (login) the event happened in.
+    Absent on the own channel's events.
+    """
+    source_channel_id: NotRequired[str | None]
+    """
+    The partner channel's user id, next to `source_channel`.
+    """
     raw: NotRequired[Any]
     """
     The upstream payload, present only with `[bus] include_raw = true`.
@@ -1091,6 +1402,20 @@ class ChannelUpdateEvent(ChannelUpdate):
     test: bool
     """
     True for simulated, triggered, replayed and provider test events.
+    """
+    platform: NotRequired[str | None]
+    """
+    Where the supporter acted, on every support and community event: `twitch`, `youtube`,
+    `kick`, `facebook`, `trovo`, `tiktok`, or `web` for a tip page.
+    """
+    source_channel: NotRequired[str | None]
+    """
+    During a Twitch shared chat session: the partner channel (login) the event happened in.
+    Absent on the own channel's events.
+    """
+    source_channel_id: NotRequired[str | None]
+    """
+    The partner channel's user id, next to `source_channel`.
     """
     raw: NotRequired[Any]
     """
@@ -1125,6 +1450,67 @@ class AdBreakEvent(AdBreak):
     """
     True for simulated, triggered, replayed and provider test events.
     """
+    platform: NotRequired[str | None]
+    """
+    Where the supporter acted, on every support and community event: `twitch`, `youtube`,
+    `kick`, `facebook`, `trovo`, `tiktok`, or `web` for a tip page.
+    """
+    source_channel: NotRequired[str | None]
+    """
+    During a Twitch shared chat session: the partner channel (login) the event happened in.
+    Absent on the own channel's events.
+    """
+    source_channel_id: NotRequired[str | None]
+    """
+    The partner channel's user id, next to `source_channel`.
+    """
+    raw: NotRequired[Any]
+    """
+    The upstream payload, present only with `[bus] include_raw = true`.
+    """
+
+
+class SharedChatEvent(SharedChat):
+    type: Literal['shared_chat']
+    v: int
+    """
+    Payload shape version, always 1.
+    """
+    id: str
+    """
+    Stable unique id. Derived from the upstream message id where there is one, so a
+    redelivered upstream event keeps its id and is published once.
+    """
+    provider: str
+    """
+    Where it came from: `twitch`, `streamelements`, `streamlabs`, `demo`, `ongwatch`, ...
+    """
+    channel: str
+    """
+    The channel (login) the event belongs to.
+    """
+    time: str
+    """
+    When it happened upstream (or when ongwatch saw it), RFC 3339 UTC with milliseconds.
+    """
+    test: bool
+    """
+    True for simulated, triggered, replayed and provider test events.
+    """
+    platform: NotRequired[str | None]
+    """
+    Where the supporter acted, on every support and community event: `twitch`, `youtube`,
+    `kick`, `facebook`, `trovo`, `tiktok`, or `web` for a tip page.
+    """
+    source_channel: NotRequired[str | None]
+    """
+    During a Twitch shared chat session: the partner channel (login) the event happened in.
+    Absent on the own channel's events.
+    """
+    source_channel_id: NotRequired[str | None]
+    """
+    The partner channel's user id, next to `source_channel`.
+    """
     raw: NotRequired[Any]
     """
     The upstream payload, present only with `[bus] include_raw = true`.
@@ -1157,6 +1543,20 @@ class StatusEvent(Status):
     test: bool
     """
     True for simulated, triggered, replayed and provider test events.
+    """
+    platform: NotRequired[str | None]
+    """
+    Where the supporter acted, on every support and community event: `twitch`, `youtube`,
+    `kick`, `facebook`, `trovo`, `tiktok`, or `web` for a tip page.
+    """
+    source_channel: NotRequired[str | None]
+    """
+    During a Twitch shared chat session: the partner channel (login) the event happened in.
+    Absent on the own channel's events.
+    """
+    source_channel_id: NotRequired[str | None]
+    """
+    The partner channel's user id, next to `source_channel`.
     """
     raw: NotRequired[Any]
     """
@@ -1191,6 +1591,20 @@ class HypeEvent(Hype):
     """
     True for simulated, triggered, replayed and provider test events.
     """
+    platform: NotRequired[str | None]
+    """
+    Where the supporter acted, on every support and community event: `twitch`, `youtube`,
+    `kick`, `facebook`, `trovo`, `tiktok`, or `web` for a tip page.
+    """
+    source_channel: NotRequired[str | None]
+    """
+    During a Twitch shared chat session: the partner channel (login) the event happened in.
+    Absent on the own channel's events.
+    """
+    source_channel_id: NotRequired[str | None]
+    """
+    The partner channel's user id, next to `source_channel`.
+    """
     raw: NotRequired[Any]
     """
     The upstream payload, present only with `[bus] include_raw = true`.
@@ -1223,6 +1637,20 @@ class TotalsEvent(Totals):
     test: bool
     """
     True for simulated, triggered, replayed and provider test events.
+    """
+    platform: NotRequired[str | None]
+    """
+    Where the supporter acted, on every support and community event: `twitch`, `youtube`,
+    `kick`, `facebook`, `trovo`, `tiktok`, or `web` for a tip page.
+    """
+    source_channel: NotRequired[str | None]
+    """
+    During a Twitch shared chat session: the partner channel (login) the event happened in.
+    Absent on the own channel's events.
+    """
+    source_channel_id: NotRequired[str | None]
+    """
+    The partner channel's user id, next to `source_channel`.
     """
     raw: NotRequired[Any]
     """
@@ -1257,6 +1685,20 @@ class SystemEvent(SystemState):
     """
     True for simulated, triggered, replayed and provider test events.
     """
+    platform: NotRequired[str | None]
+    """
+    Where the supporter acted, on every support and community event: `twitch`, `youtube`,
+    `kick`, `facebook`, `trovo`, `tiktok`, or `web` for a tip page.
+    """
+    source_channel: NotRequired[str | None]
+    """
+    During a Twitch shared chat session: the partner channel (login) the event happened in.
+    Absent on the own channel's events.
+    """
+    source_channel_id: NotRequired[str | None]
+    """
+    The partner channel's user id, next to `source_channel`.
+    """
     raw: NotRequired[Any]
     """
     The upstream payload, present only with `[bus] include_raw = true`.
@@ -1289,6 +1731,20 @@ class ProviderStateEvent(ProviderState):
     test: bool
     """
     True for simulated, triggered, replayed and provider test events.
+    """
+    platform: NotRequired[str | None]
+    """
+    Where the supporter acted, on every support and community event: `twitch`, `youtube`,
+    `kick`, `facebook`, `trovo`, `tiktok`, or `web` for a tip page.
+    """
+    source_channel: NotRequired[str | None]
+    """
+    During a Twitch shared chat session: the partner channel (login) the event happened in.
+    Absent on the own channel's events.
+    """
+    source_channel_id: NotRequired[str | None]
+    """
+    The partner channel's user id, next to `source_channel`.
     """
     raw: NotRequired[Any]
     """
@@ -1323,6 +1779,20 @@ class ObsSceneEvent(ObsScene):
     """
     True for simulated, triggered, replayed and provider test events.
     """
+    platform: NotRequired[str | None]
+    """
+    Where the supporter acted, on every support and community event: `twitch`, `youtube`,
+    `kick`, `facebook`, `trovo`, `tiktok`, or `web` for a tip page.
+    """
+    source_channel: NotRequired[str | None]
+    """
+    During a Twitch shared chat session: the partner channel (login) the event happened in.
+    Absent on the own channel's events.
+    """
+    source_channel_id: NotRequired[str | None]
+    """
+    The partner channel's user id, next to `source_channel`.
+    """
     raw: NotRequired[Any]
     """
     The upstream payload, present only with `[bus] include_raw = true`.
@@ -1355,6 +1825,20 @@ class ObsOutputsEvent(ObsOutputs):
     test: bool
     """
     True for simulated, triggered, replayed and provider test events.
+    """
+    platform: NotRequired[str | None]
+    """
+    Where the supporter acted, on every support and community event: `twitch`, `youtube`,
+    `kick`, `facebook`, `trovo`, `tiktok`, or `web` for a tip page.
+    """
+    source_channel: NotRequired[str | None]
+    """
+    During a Twitch shared chat session: the partner channel (login) the event happened in.
+    Absent on the own channel's events.
+    """
+    source_channel_id: NotRequired[str | None]
+    """
+    The partner channel's user id, next to `source_channel`.
     """
     raw: NotRequired[Any]
     """
@@ -1389,6 +1873,20 @@ class ObsStatsEvent(ObsStats):
     """
     True for simulated, triggered, replayed and provider test events.
     """
+    platform: NotRequired[str | None]
+    """
+    Where the supporter acted, on every support and community event: `twitch`, `youtube`,
+    `kick`, `facebook`, `trovo`, `tiktok`, or `web` for a tip page.
+    """
+    source_channel: NotRequired[str | None]
+    """
+    During a Twitch shared chat session: the partner channel (login) the event happened in.
+    Absent on the own channel's events.
+    """
+    source_channel_id: NotRequired[str | None]
+    """
+    The partner channel's user id, next to `source_channel`.
+    """
     raw: NotRequired[Any]
     """
     The upstream payload, present only with `[bus] include_raw = true`.
@@ -1421,6 +1919,20 @@ class ObsEventEvent(ObsEvent):
     test: bool
     """
     True for simulated, triggered, replayed and provider test events.
+    """
+    platform: NotRequired[str | None]
+    """
+    Where the supporter acted, on every support and community event: `twitch`, `youtube`,
+    `kick`, `facebook`, `trovo`, `tiktok`, or `web` for a tip page.
+    """
+    source_channel: NotRequired[str | None]
+    """
+    During a Twitch shared chat session: the partner channel (login) the event happened in.
+    Absent on the own channel's events.
+    """
+    source_channel_id: NotRequired[str | None]
+    """
+    The partner channel's user id, next to `source_channel`.
     """
     raw: NotRequired[Any]
     """
@@ -1455,6 +1967,20 @@ class RawEvent(Raw):
     """
     True for simulated, triggered, replayed and provider test events.
     """
+    platform: NotRequired[str | None]
+    """
+    Where the supporter acted, on every support and community event: `twitch`, `youtube`,
+    `kick`, `facebook`, `trovo`, `tiktok`, or `web` for a tip page.
+    """
+    source_channel: NotRequired[str | None]
+    """
+    During a Twitch shared chat session: the partner channel (login) the event happened in.
+    Absent on the own channel's events.
+    """
+    source_channel_id: NotRequired[str | None]
+    """
+    The partner channel's user id, next to `source_channel`.
+    """
     raw: NotRequired[Any]
     """
     The upstream payload, present only with `[bus] include_raw = true`.
@@ -1483,6 +2009,7 @@ Event: TypeAlias = (
     | OfflineEvent
     | ChannelUpdateEvent
     | AdBreakEvent
+    | SharedChatEvent
     | StatusEvent
     | HypeEvent
     | TotalsEvent
@@ -1525,6 +2052,7 @@ TOPIC_SUFFIX: dict[str, str] = {
     'offline': 'channel/offline',
     'channel_update': 'channel/updated',
     'ad_break': 'channel/ads',
+    'shared_chat': 'channel/shared_chat',
     'status': 'status',
     'hype': 'synthetic/hype',
     'totals': 'synthetic/totals',
@@ -1560,6 +2088,7 @@ RETAINED: dict[str, bool] = {
     'offline': False,
     'channel_update': False,
     'ad_break': False,
+    'shared_chat': False,
     'status': True,
     'hype': True,
     'totals': True,

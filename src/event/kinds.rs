@@ -33,6 +33,7 @@ pub enum EventKind {
     Offline(Offline),
     ChannelUpdate(ChannelUpdate),
     AdBreak(AdBreak),
+    SharedChat(SharedChat),
     Status(Status),
     Hype(Hype),
     Totals(Totals),
@@ -69,6 +70,7 @@ impl EventKind {
             Self::Offline(_) => Kind::Offline,
             Self::ChannelUpdate(_) => Kind::ChannelUpdate,
             Self::AdBreak(_) => Kind::AdBreak,
+            Self::SharedChat(_) => Kind::SharedChat,
             Self::Status(_) => Kind::Status,
             Self::Hype(_) => Kind::Hype,
             Self::Totals(_) => Kind::Totals,
@@ -265,6 +267,12 @@ pub struct HypeTrain {
     pub progress: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub goal: Option<u64>,
+    /// A train shared by the channels of a Twitch shared chat session (hype train v2).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub is_shared_train: bool,
+    /// The channels of a shared train; empty otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shared_train_participants: Vec<SharedChatParticipant>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -451,6 +459,44 @@ pub struct AdBreak {
     pub automatic: bool,
 }
 
+/// Lifecycle step of a Twitch shared chat session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionPhase {
+    Begin,
+    Update,
+    End,
+}
+
+/// One channel of a shared chat session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct SharedChatParticipant {
+    /// The channel's login.
+    pub channel: String,
+    pub channel_id: String,
+}
+
+/// A Twitch shared chat session began, changed its participants, or ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SharedChat {
+    pub phase: SessionPhase,
+    pub session_id: String,
+    /// The channel that started the session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_channel: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_channel_id: Option<String>,
+    /// Every channel in the session, ours included; empty at `end`.
+    pub participants: Vec<SharedChatParticipant>,
+}
+
+/// The shared chat session a channel is in, on `R/status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct SharedChatSession {
+    pub session_id: String,
+    pub participants: Vec<SharedChatParticipant>,
+}
+
 /// Retained: whether the channel is live and what it streams.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Status {
@@ -460,6 +506,9 @@ pub struct Status {
     pub viewers: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<String>,
+    /// The Twitch shared chat session the channel is in; absent when it is in none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shared_chat: Option<SharedChatSession>,
 }
 
 /// Retained: the hype meter.

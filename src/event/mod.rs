@@ -45,6 +45,17 @@ pub struct Event {
     pub time: DateTime<Utc>,
     /// True for simulated, triggered, replayed and provider test events.
     pub test: bool,
+    /// Where the supporter acted, on every support and community event: `twitch`, `youtube`,
+    /// `kick`, `facebook`, `trovo`, `tiktok`, or `web` for a tip page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<String>,
+    /// During a Twitch shared chat session: the partner channel (login) the event happened in.
+    /// Absent on the own channel's events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_channel: Option<String>,
+    /// The partner channel's user id, next to `source_channel`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_channel_id: Option<String>,
     /// The kind-specific fields, flattened next to the common ones; `type` names the kind.
     #[serde(flatten)]
     pub kind: EventKind,
@@ -67,6 +78,9 @@ impl Event {
             channel: channel.into(),
             time: now(),
             test: false,
+            platform: None,
+            source_channel: None,
+            source_channel_id: None,
             kind,
             raw: None,
         }
@@ -119,6 +133,29 @@ impl Event {
     pub fn test(mut self, test: bool) -> Self {
         self.test = test;
         self
+    }
+
+    /// Stamps `platform` on support and community events; other kinds carry none.
+    pub fn on_platform(mut self, platform: &str) -> Self {
+        if self.kind.kind().carries_platform() {
+            self.platform = Some(platform.to_owned());
+        }
+        self
+    }
+
+    /// Marks the event as one from a partner channel of a shared chat session.
+    pub fn from_partner(mut self, channel: Option<String>, channel_id: Option<String>) -> Self {
+        if channel.is_some() || channel_id.is_some() {
+            self.source_channel = channel;
+            self.source_channel_id = channel_id;
+        }
+        self
+    }
+
+    /// Whether it happened in a partner channel of a shared chat session, not in ours:
+    /// totals, hype, alerts and the announcer leave such events alone.
+    pub fn is_partner(&self) -> bool {
+        self.source_channel.is_some() || self.source_channel_id.is_some()
     }
 
     /// The topic below the root, e.g. `support/cheers` or `raw/twitch/channel.goal.begin`.

@@ -29,7 +29,28 @@ fn user(login: &str, id: &str, display: &str) -> UserRef {
 }
 
 fn example(id: &str, provider: &str, kind: EventKind) -> Event {
-    Event::new(id, provider, "jonathanong", kind).at(example_time())
+    // The examples' support comes from Twitch, except tips, given on a tip page.
+    let platform = if provider == "twitch" {
+        "twitch"
+    } else {
+        "web"
+    };
+    Event::new(id, provider, "jonathanong", kind)
+        .at(example_time())
+        .on_platform(platform)
+}
+
+fn shared_chat_participants() -> Vec<SharedChatParticipant> {
+    vec![
+        SharedChatParticipant {
+            channel: "jonathanong".into(),
+            channel_id: "12826".into(),
+        },
+        SharedChatParticipant {
+            channel: "alinsa_vix".into(),
+            channel_id: "141981764".into(),
+        },
+    ]
 }
 
 /// One realistic example per kind, in [`Kind::ALL`] order.
@@ -126,6 +147,8 @@ pub fn examples() -> Vec<Event> {
                     total: 137,
                     progress: Some(137),
                     goal: Some(500),
+                    is_shared_train: true,
+                    shared_train_participants: shared_chat_participants(),
                 }),
             ),
             Kind::Follow => example(
@@ -285,6 +308,17 @@ pub fn examples() -> Vec<Event> {
                     automatic: false,
                 }),
             ),
+            Kind::SharedChat => example(
+                "twitch:shared-chat:9004",
+                "twitch",
+                EventKind::SharedChat(SharedChat {
+                    phase: SessionPhase::Begin,
+                    session_id: "2b64a92a-dbb8-424e-b1c3-304423ba1b6f".into(),
+                    host_channel: Some("jonathanong".into()),
+                    host_channel_id: Some("12826".into()),
+                    participants: shared_chat_participants(),
+                }),
+            ),
             Kind::Status => example(
                 "ongwatch:status:1",
                 "ongwatch",
@@ -294,6 +328,10 @@ pub fn examples() -> Vec<Event> {
                     category: "Music".into(),
                     viewers: 312,
                     started_at: Some("2026-03-13T20:00:00Z".into()),
+                    shared_chat: Some(SharedChatSession {
+                        session_id: "2b64a92a-dbb8-424e-b1c3-304423ba1b6f".into(),
+                        participants: shared_chat_participants(),
+                    }),
                 }),
             ),
             Kind::Hype => example(
@@ -688,6 +726,7 @@ mod tests {
             "stream/channel/offline",
             "stream/channel/updated",
             "stream/channel/ads",
+            "stream/channel/shared_chat",
             "stream/status",
             "stream/synthetic/hype",
             "stream/synthetic/totals",

@@ -26,6 +26,7 @@ pub enum Kind {
     Offline,
     ChannelUpdate,
     AdBreak,
+    SharedChat,
     Status,
     Hype,
     Totals,
@@ -39,7 +40,7 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 31] = [
+    pub const ALL: [Kind; 32] = [
         Kind::Cheer,
         Kind::Tip,
         Kind::Sub,
@@ -61,6 +62,7 @@ impl Kind {
         Kind::Offline,
         Kind::ChannelUpdate,
         Kind::AdBreak,
+        Kind::SharedChat,
         Kind::Status,
         Kind::Hype,
         Kind::Totals,
@@ -97,6 +99,7 @@ impl Kind {
             Kind::Offline => "offline",
             Kind::ChannelUpdate => "channel_update",
             Kind::AdBreak => "ad_break",
+            Kind::SharedChat => "shared_chat",
             Kind::Status => "status",
             Kind::Hype => "hype",
             Kind::Totals => "totals",
@@ -138,6 +141,7 @@ impl Kind {
             Kind::Offline => "channel/offline",
             Kind::ChannelUpdate => "channel/updated",
             Kind::AdBreak => "channel/ads",
+            Kind::SharedChat => "channel/shared_chat",
             Kind::Status => "status",
             Kind::Hype => "synthetic/hype",
             Kind::Totals => "synthetic/totals",
@@ -149,6 +153,12 @@ impl Kind {
             Kind::ObsEvent => "obs/events",
             Kind::Raw => "raw",
         }
+    }
+
+    /// Support and community events say on which platform the supporter acted.
+    pub fn carries_platform(self) -> bool {
+        let topic = self.topic_suffix();
+        topic.starts_with("support/") || topic.starts_with("community/")
     }
 
     pub fn is_state(self) -> bool {
@@ -189,6 +199,9 @@ impl Kind {
             Kind::Offline => "The stream went offline.",
             Kind::ChannelUpdate => "Title or category changed.",
             Kind::AdBreak => "An ad break began.",
+            Kind::SharedChat => {
+                "Twitch shared chat session `phase` begin, update or end, with its `participants`."
+            }
             Kind::Status => "Retained: live, title, category, viewers of the channel.",
             Kind::Hype => "Retained: the hype meter's level and score.",
             Kind::Totals => "Retained: support totals of the current stream session.",

@@ -8,7 +8,7 @@
 //!
 //! The check runs in [`super::Publisher::event`], before `raw` is stripped, because only the
 //! upstream envelope says whether a StreamElements/Streamlabs alert is about Twitch
-//! (`provider: "twitch"`, `for: "twitch_account"`); the public payload has no platform field.
+//! (`provider: "twitch"`, `for: "twitch_account"`); the payload's `platform` is derived from it.
 //!
 //! With `prefer = "twitch"` (the default) a StreamElements/Streamlabs report of a Twitch event
 //! is held for the window: if EventSub reports it, the held one is dropped; if not, it is

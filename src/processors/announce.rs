@@ -370,7 +370,8 @@ impl Announcer {
     }
 
     async fn handle(&mut self, event: Event) -> bool {
-        if event.test || !self.entries.contains_key(&event.channel) {
+        // A partner channel's events (shared chat) are not this channel's to announce.
+        if event.test || event.is_partner() || !self.entries.contains_key(&event.channel) {
             return true;
         }
         match &event.kind {

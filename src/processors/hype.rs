@@ -152,6 +152,10 @@ impl HypeConfig {
 
     /// Points an event is worth; 0 for anything that is not support.
     pub fn points(&self, event: &Event) -> f64 {
+        // A partner channel's support during shared chat does not make our stream hype.
+        if event.is_partner() {
+            return 0.0;
+        }
         let w = &self.weights;
         let per_unit = |currency: &str| {
             w.currencies
@@ -570,6 +574,8 @@ mod tests {
         let mut config = HypeConfig::default();
         config.weights.currencies.insert("JPY".into(), 0.01);
         assert_eq!(config.points(&cheer(500)), 5.0);
+        let partner = cheer(500).from_partner(Some("streamer33".into()), Some("112233".into()));
+        assert_eq!(config.points(&partner), 0.0, "a partner channel's cheer");
         assert_eq!(config.points(&tip(3.0, "USD")), 3.0);
         assert_eq!(config.points(&tip(1000.0, "jpy")), 10.0);
         assert_eq!(config.points(&sub(Tier::Three, false)), 25.0);

@@ -30,7 +30,9 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, Credentials};
-use crate::event::{Event, EventKind, Kind, Offline, Online, Status, format_time};
+use crate::event::{
+    Event, EventKind, Kind, Offline, Online, SessionPhase, SharedChatSession, Status, format_time,
+};
 use crate::hub::{BoundedQueue, Delivery, Publisher};
 use crate::sources::twitch::auth::{Account, StoredToken};
 use crate::sources::twitch::helix::{Helix, HelixError, http_client};
@@ -128,6 +130,9 @@ struct Known {
     category: String,
     #[serde(default)]
     viewers: u64,
+    /// The Twitch shared chat session the channel is in, from `R/channel/shared_chat`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    shared_chat: Option<SharedChatSession>,
 }
 
 impl Known {
@@ -138,6 +143,7 @@ impl Known {
             category: self.category.clone(),
             viewers: if self.live { self.viewers } else { 0 },
             started_at: self.started_at.clone().filter(|_| self.live),
+            shared_chat: self.shared_chat.clone(),
         }
     }
 }
@@ -302,7 +308,10 @@ impl Tracker {
                         // A new stream began while the old one was not seen ending.
                         transition.push(offline_event(channel, known));
                     }
-                    *known = from_stream(Some(stream));
+                    *known = Known {
+                        shared_chat: known.shared_chat.take(),
+                        ..from_stream(Some(stream))
+                    };
                     transition.push(online_event(channel, known));
                     tracing::info!(channel, started_at = %stream.started_at, "monitor: went live (Get Streams)");
                     change.save = true;
@@ -350,6 +359,19 @@ impl Tracker {
                 known.live = false;
                 known.viewers = 0;
             }
+            EventKind::SharedChat(shared) => {
+                let session = match shared.phase {
+                    SessionPhase::Begin | SessionPhase::Update => Some(SharedChatSession {
+                        session_id: shared.session_id.clone(),
+                        participants: shared.participants.clone(),
+                    }),
+                    SessionPhase::End => None,
+                };
+                if known.shared_chat == session {
+                    return change;
+                }
+                known.shared_chat = session;
+            }
             _ => return change,
         }
         tracing::info!(channel = %event.channel, id = %event.id, "monitor: {} per {}", event.kind.kind().type_name(), event.provider);
@@ -367,6 +389,7 @@ fn from_stream(stream: Option<&Stream>) -> Known {
             title: stream.title.clone(),
             category: stream.game_name.clone(),
             viewers: stream.viewer_count,
+            shared_chat: None,
         },
         None => Known::default(),
     }
@@ -637,7 +660,11 @@ impl Monitor {
             }
             return true;
         }
-        let Some(event) = super::event_of(record, &root, &[Kind::Online, Kind::Offline]) else {
+        let Some(event) = super::event_of(
+            record,
+            &root,
+            &[Kind::Online, Kind::Offline, Kind::SharedChat],
+        ) else {
             return true;
         };
         if event.id.starts_with(ID_PREFIX) {
@@ -888,6 +915,54 @@ mod tests {
                 .poll("me", Some(&stream("2026-03-13T20:00:00Z", 5)), true)
                 .events
                 .is_empty()
+        );
+    }
+
+    #[test]
+    fn status_names_the_shared_chat_session_until_it_ends() {
+        use crate::event::{SharedChat, SharedChatParticipant};
+        let mut tracker = Tracker::default();
+        tracker.poll("me", None, false);
+        let session = |phase| {
+            Event::new(
+                "twitch:sc",
+                "twitch",
+                "me",
+                EventKind::SharedChat(SharedChat {
+                    phase,
+                    session_id: "s1".into(),
+                    host_channel: None,
+                    host_channel_id: None,
+                    participants: if phase == SessionPhase::End {
+                        vec![]
+                    } else {
+                        vec![SharedChatParticipant {
+                            channel: "partner".into(),
+                            channel_id: "2".into(),
+                        }]
+                    },
+                }),
+            )
+        };
+        let status = |change: Change| match &change.events[0].kind {
+            EventKind::Status(s) => s.clone(),
+            other => panic!("{other:?}"),
+        };
+        let begun = status(tracker.adopt(&session(SessionPhase::Begin)));
+        let shared = begun.shared_chat.unwrap();
+        assert_eq!(
+            (shared.session_id.as_str(), shared.participants.len()),
+            ("s1", 1)
+        );
+        assert!(
+            tracker
+                .adopt(&session(SessionPhase::Begin))
+                .events
+                .is_empty()
+        );
+        assert_eq!(
+            status(tracker.adopt(&session(SessionPhase::End))).shared_chat,
+            None
         );
     }
 

@@ -84,6 +84,10 @@ impl Sessions {
     }
 
     pub fn apply(&mut self, event: &Event) -> Change {
+        // Support given in a partner channel of a shared chat session is theirs, not ours.
+        if event.is_partner() {
+            return Change::None;
+        }
         let session = self.channels.entry(event.channel.clone()).or_default();
         match &event.kind {
             EventKind::Online(online) => {
@@ -286,6 +290,10 @@ mod tests {
             counted(sessions.apply(&online("2026-03-14T20:00:00Z"))).bits,
             0
         );
+        // A partner channel's cheer during shared chat is not ours to count.
+        let partner = cheer(500).from_partner(None, Some("112233".into()));
+        assert_eq!(sessions.apply(&partner), Change::None);
+        assert_eq!(counted(sessions.apply(&cheer(7))).bits, 7);
     }
 
     #[tokio::test]

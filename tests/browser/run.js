@@ -1,5 +1,5 @@
 // Drives Debian's headless Chromium with playwright-core for tests/browser.rs.
-// usage: node run.js <dashboard|alerts|hype|login|overflow|bot_payloads|obs> <base url> <screenshot dir> [expected text...]
+// usage: node run.js <dashboard|alerts|alerts_partner|hype|login|overflow|bot_payloads|seed_bot|obs> <base url> <screenshot dir> [expected text...]
 // Prints "ready" once the page is connected (the Rust test then makes something happen) and
 // "ok" when the page showed it; any failure prints "fail: ..." and exits 1, after a screenshot.
 "use strict";
@@ -136,6 +136,23 @@ const scenarios = {
     // Let the entry animation finish so the screenshot shows the alert as viewers see it.
     await page.waitForFunction(() => getComputedStyle(document.getElementById("alert")).opacity === "1", null, { timeout: PATIENCE });
     await page.screenshot({ path: path.join(shots, "overlay-alerts.png"), omitBackground: true });
+  },
+
+  // Records every alert the overlay shows; a partner channel's cheer (shared chat) must never
+  // show, the own channel's cheer after it must.
+  async alerts_partner(page) {
+    const [partner, own] = expected;
+    await page.goto(`${base}/overlay/alerts?kinds=cheer&duration=1`);
+    await page.waitForSelector("body[data-stream=live]", { timeout: PATIENCE });
+    await page.evaluate(() => {
+      window.shown = [];
+      const user = document.getElementById("alert-user");
+      new MutationObserver(() => window.shown.push(user.textContent)).observe(user, { childList: true, characterData: true, subtree: true });
+    });
+    console.log("ready");
+    await page.waitForFunction((own) => window.shown.includes(own), own, { timeout: PATIENCE });
+    const shown = await page.evaluate(() => window.shown);
+    if (shown.includes(partner)) throw new Error(`the partner channel's cheer was alerted: ${JSON.stringify(shown)}`);
   },
 
   async hype(page) {

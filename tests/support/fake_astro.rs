@@ -80,7 +80,7 @@ impl FakeAstro {
                     let Ok(mut ws) = tokio_tungstenite::accept_async(stream).await else {
                         return;
                     };
-                    for _ in 0..2 {
+                    for _ in 0..ongwatch::sources::streamelements::ASTRO_TOPICS.len() {
                         let Some(Ok(Message::Text(text))) = ws.next().await else {
                             return;
                         };

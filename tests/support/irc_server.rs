@@ -72,6 +72,13 @@ impl ScriptedIrc {
         }
     }
 
+    /// Sends `line` to every connected client, as if Twitch had just sent it.
+    pub fn send(&self, line: &str) {
+        for mut connection in self.connections.lock().unwrap().iter() {
+            let _ = connection.write_all(format!("{line}\r\n").as_bytes());
+        }
+    }
+
     pub fn count(&self, line: &str) -> usize {
         self.received().iter().filter(|l| *l == line).count()
     }

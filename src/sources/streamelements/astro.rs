@@ -15,14 +15,19 @@ use tokio::time::{Instant, sleep_until, timeout, timeout_at};
 use tokio_tungstenite::connect_async;
 use tokio_tungstenite::tungstenite::Message;
 
-use super::{Credential, Settings, normalize_astro};
+use super::{Credential, Settings, TipReview, normalize_astro};
 use crate::event::{ConnectionState, SubscriptionHealth};
 use crate::sources::socketio::SocketIoError;
 use crate::sources::socketio::provider::{Ended, OutClosed, StateReporter, host_of, json::text};
 
 /// What the source subscribes to: activities carry every alert kind, tips carry the richer tip
-/// document (the same tip in both is published once, see `normalize`).
-pub const TOPICS: [&str; 2] = ["channel.activities", "channel.tips"];
+/// document (the same tip in both is published once, see `normalize`), tip moderation says when
+/// a held tip was allowed or rejected.
+pub const TOPICS: [&str; 3] = [
+    "channel.activities",
+    "channel.tips",
+    "channel.tips.moderation",
+];
 
 /// Error code Astro sends for a refused token.
 const UNAUTHORIZED: &str = "err_unauthorized";
@@ -102,8 +107,15 @@ pub(super) async fn connection(
     settings: &Settings,
     credential: &Credential,
     reporter: &StateReporter,
+    review: &std::sync::Mutex<TipReview>,
 ) -> Result<Ended, OutClosed> {
     let host = host_of(&settings.astro_url);
+    // A poisoned lock only means another connection panicked mid-update; the set is still
+    // usable, so keep going with it.
+    let normalize = |topic: &str, data: &serde_json::Value| {
+        let mut review = review.lock().unwrap_or_else(|e| e.into_inner());
+        normalize_astro(topic, data, &settings.channel, &mut review)
+    };
     reporter
         .report(
             ConnectionState::Connecting,
@@ -218,9 +230,9 @@ pub(super) async fn connection(
                 return Ok(unauthorized(describe(&error, &message)));
             }
             Some(AstroFrame::Message { topic, data }) => {
-                reporter
-                    .send(normalize_astro(&topic, &data, &settings.channel))
-                    .await?;
+                if let Some(event) = normalize(&topic, &data) {
+                    reporter.send(event).await?;
+                }
             }
             Some(other) => tracing::debug!("astro: ignoring {other:?} during subscribe"),
             None => {}
@@ -292,9 +304,9 @@ pub(super) async fn connection(
         };
         match parse_frame(text.as_str()) {
             Some(AstroFrame::Message { topic, data }) => {
-                reporter
-                    .send(normalize_astro(&topic, &data, &settings.channel))
-                    .await?;
+                if let Some(event) = normalize(&topic, &data) {
+                    reporter.send(event).await?;
+                }
             }
             Some(AstroFrame::Error { error, message }) if error == UNAUTHORIZED => {
                 return Ok(unauthorized(describe(&error, &message)));

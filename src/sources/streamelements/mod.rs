@@ -2,7 +2,7 @@
 //!
 //! Two transports, chosen by `[streamelements] transport`:
 //! - `astro` (default): the Astro gateway, plain WebSocket JSON; subscribes to
-//!   `channel.activities` and `channel.tips` ([`astro`]).
+//!   `channel.activities`, `channel.tips` and `channel.tips.moderation` ([`astro`]).
 //! - `realtime`: the legacy Socket.IO 2 socket; `authenticate` after connecting ([`realtime`]).
 //!
 //! Both report on `R/system/providers/streamelements` and reconnect like every socket source
@@ -23,7 +23,7 @@ use crate::sources::socketio::provider::{StateReporter, Timing, supervise};
 
 pub use astro::{AstroFrame, TOPICS as ASTRO_TOPICS, parse_frame as parse_astro_frame};
 pub use normalize::{
-    PROVIDER, normalize, normalize_astro, normalize_socket_event, trigger_payload,
+    PROVIDER, TipReview, normalize, normalize_astro, normalize_socket_event, trigger_payload,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -163,8 +163,10 @@ pub async fn run(
     let reporter = StateReporter::new(PROVIDER, &settings.channel, out);
     match settings.transport {
         Transport::Astro => {
+            // Outlives each connection: a tip held before a reconnect stays held after it.
+            let review = std::sync::Mutex::new(TipReview::default());
             supervise(&reporter, &settings.timing, &shutdown, || {
-                astro::connection(&settings, &credential, &reporter)
+                astro::connection(&settings, &credential, &reporter, &review)
             })
             .await
         }

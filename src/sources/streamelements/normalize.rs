@@ -10,13 +10,27 @@
 //! Ids are `streamelements:<_id>`, except tips: `streamelements:tip:<tip id>`. A tip reaches
 //! Astro on both topics, as a tip document and as an activity whose `data.tipId` is that
 //! document's `_id`; one id for both means the hub publishes it once.
+//!
+//! Platform: a tip was given on StreamElements' tip page (`platform: "web"`); every other
+//! activity names where it happened in its `provider` (`twitch`, `youtube`, `facebook`,
+//! `trovo`, `kick`, `tiktok`). YouTube support maps onto the same topics as Twitch's: a super
+//! chat is a tip, a sponsor (member) a sub. A charity donation is `charity`. Merch purchases
+//! stay on `raw/streamelements/merch`: they are sales of goods, not support the contract counts,
+//! and putting them on the tips topic would inflate tip totals.
+//!
+//! Tip moderation (Astro): with moderation on, a tip document arrives with `approved:
+//! "pending"` and is held back (no event); `channel.tips.moderation` later says `allowed` (the
+//! tip is published then, with the same id) or `rejected` (never published). [`TipReview`]
+//! remembers held tips so their activity on `channel.activities` is held back too.
+
+use std::collections::{HashSet, VecDeque};
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use crate::event::{
-    Cheer, Direction, Event, EventKind, Follow, Gift, Raid, Raw, Redemption, Sub, Tier, Tip,
-    UserRef,
+    Charity, Cheer, Direction, Event, EventKind, Follow, Gift, Raid, Raw, Redemption, Sub, Tier,
+    Tip, UserRef,
 };
 use crate::sources::socketio::provider::json::{count, first_text, number, text, truthy};
 use crate::sources::trigger::TriggerRequest;
@@ -38,12 +52,72 @@ pub fn normalize_socket_event(name: &str, args: &[Value], channel: &str) -> Even
     }
 }
 
-/// One Astro notification (`topic`, `data`) → contract event.
-pub fn normalize_astro(topic: &str, data: &Value, channel: &str) -> Event {
+/// Tips held back by StreamElements' tip moderation, by tip id. Bounded: the oldest are
+/// forgotten first, so a channel that never reviews its tips cannot grow it without end.
+#[derive(Debug, Default)]
+pub struct TipReview {
+    held: HashSet<String>,
+    order: VecDeque<String>,
+}
+
+impl TipReview {
+    const CAPACITY: usize = 1024;
+
+    fn hold(&mut self, id: &str) {
+        if self.held.insert(id.to_owned()) {
+            self.order.push_back(id.to_owned());
+            if self.order.len() > Self::CAPACITY
+                && let Some(oldest) = self.order.pop_front()
+            {
+                self.held.remove(&oldest);
+            }
+        }
+    }
+
+    fn release(&mut self, id: &str) {
+        if self.held.remove(id) {
+            self.order.retain(|held| held != id);
+        }
+    }
+
+    pub fn is_held(&self, id: &str) -> bool {
+        self.held.contains(id)
+    }
+}
+
+/// One Astro notification (`topic`, `data`) → contract event; `None` for a tip that tip
+/// moderation holds back (pending) or refused (rejected).
+pub fn normalize_astro(
+    topic: &str,
+    data: &Value,
+    channel: &str,
+    review: &mut TipReview,
+) -> Option<Event> {
     match topic {
-        "channel.activities" => normalize(data, channel),
-        "channel.tips" => normalize_tip_document(data, channel),
-        other => raw(other, data, channel, None),
+        "channel.activities" => {
+            let event = normalize(data, channel);
+            let held = text(data.get("type")).as_deref() == Some("tip")
+                && text(data.get("data").and_then(|d| d.get("tipId")))
+                    .is_some_and(|id| review.is_held(&id));
+            (!held).then_some(event)
+        }
+        "channel.tips" | "channel.tips.moderation" => {
+            let id = text(data.get("_id"));
+            match (text(data.get("approved")).as_deref(), id) {
+                (Some("pending" | "rejected"), Some(id)) => {
+                    review.hold(&id);
+                    None
+                }
+                (Some("pending" | "rejected"), None) => None,
+                (_, id) => {
+                    if let Some(id) = id {
+                        review.release(&id);
+                    }
+                    Some(normalize_tip_document(data, channel))
+                }
+            }
+        }
+        other => Some(raw(other, data, channel, None)),
     }
 }
 
@@ -57,9 +131,10 @@ pub fn normalize(activity: &Value, channel: &str) -> Event {
         .unwrap_or(&empty);
     let id = activity_id(&kind, activity, data).unwrap_or_else(|| content_id(&kind, activity));
     let mapped = match kind.as_str() {
-        "tip" => tip(data),
+        "tip" | "superchat" => tip(data),
         "cheer" => cheer(data),
-        "subscriber" => Some(sub(data)),
+        "subscriber" | "sponsor" => Some(sub(data)),
+        "charityCampaignDonation" => charity(data),
         "communityGiftPurchase" => gift(data),
         "follow" => Some(EventKind::Follow(Follow { user: user(data) })),
         "raid" | "host" => Some(EventKind::Raid(Raid {
@@ -73,7 +148,11 @@ pub fn normalize(activity: &Value, channel: &str) -> Event {
     let test = truthy(activity.get("isMock")) || truthy(activity.get("isTest"));
     let event = match mapped {
         Some(mapped) => {
-            let mut event = Event::new(id, PROVIDER, channel, mapped);
+            let platform = match kind.as_str() {
+                "tip" => "web".to_owned(),
+                _ => platform(activity),
+            };
+            let mut event = Event::new(id, PROVIDER, channel, mapped).on_platform(&platform);
             event.raw = Some(activity.clone());
             event
         }
@@ -106,7 +185,8 @@ fn normalize_tip_document(doc: &Value, channel: &str) -> Event {
                     currency: currency(donation),
                     message: text(donation.get("message")).unwrap_or_default(),
                 }),
-            );
+            )
+            .on_platform("web");
             event.raw = Some(doc.clone());
             event
         }
@@ -208,6 +288,14 @@ fn hex24() -> String {
     id
 }
 
+/// Where an activity happened, from its `provider`. StreamElements started on Twitch, and an
+/// activity without a provider is a Twitch one; a platform it adds later passes through.
+fn platform(activity: &Value) -> String {
+    text(activity.get("provider"))
+        .map(|p| p.to_ascii_lowercase())
+        .unwrap_or_else(|| "twitch".to_owned())
+}
+
 fn activity_id(kind: &str, activity: &Value, data: &Value) -> Option<String> {
     if kind == "tip"
         && let Some(tip_id) = text(data.get("tipId"))
@@ -257,6 +345,16 @@ fn tip(data: &Value) -> Option<EventKind> {
         amount: number(data.get("amount"))?,
         currency: currency(data),
         message: text(data.get("message")).unwrap_or_default(),
+    }))
+}
+
+/// A Twitch charity campaign donation relayed by StreamElements; `amount` is in major units.
+fn charity(data: &Value) -> Option<EventKind> {
+    Some(EventKind::Charity(Charity {
+        user: user(data),
+        amount: number(data.get("amount"))?,
+        currency: currency(data),
+        charity_name: first_text(data, &["charityName", "charity"]).unwrap_or_default(),
     }))
 }
 
@@ -385,7 +483,8 @@ mod tests {
     #[test]
     fn tip_document_matches_tip_activity_id() {
         let doc = json!({"_id":"t1","channel":"c","donation":{"user":{"username":"qwe"},"amount":12,"currency":"RUB","message":"s"},"createdAt":"2019-10-03T22:42:33.023Z"});
-        let a = normalize_astro("channel.tips", &doc, "c");
+        let review = &mut TipReview::default();
+        let a = normalize_astro("channel.tips", &doc, "c", review).unwrap();
         let b = normalize_astro(
             "channel.activities",
             &activity(
@@ -393,7 +492,9 @@ mod tests {
                 json!({"tipId":"t1","username":"qwe","amount":12,"currency":"RUB"}),
             ),
             "c",
-        );
+            review,
+        )
+        .unwrap();
         assert_eq!(a.id, b.id);
         assert_eq!(a.topic_suffix(), "support/tips");
         let e = normalize_tip_document(&json!({"_id":"x","donation":{}}), "c");
@@ -494,6 +595,103 @@ mod tests {
         );
     }
 
+    /// Shapes from StreamElements' docs, docs.streamelements.com/websockets/topics/channel-tips-moderation
+    /// (pending, allowed; rejected is the same document with `approved: "rejected"`).
+    fn moderated_tip(approved: &str, id: &str) -> Value {
+        json!({"donation":{"user":{"username":"Styler","geo":"ZZ","channel":"5ad23dcc18fff500d78c5348"},
+               "message":"","amount":4.2,"currency":"USD","paymentMethod":"scheme"},
+               "_id":id,"channel":"5ad23dcc18fff500d78c5348","provider":"paypal",
+               "approved":approved,"status":"success","createdAt":"2025-02-19T15:07:09.302Z"})
+    }
+
+    #[test]
+    fn tip_moderation_holds_pending_publishes_allowed_drops_rejected() {
+        let review = &mut TipReview::default();
+        let tip_activity = |id: &str| {
+            activity(
+                "tip",
+                json!({"tipId":id,"username":"styler","amount":4.2,"currency":"USD"}),
+            )
+        };
+        // Pending: neither the document nor its activity is published.
+        assert!(
+            normalize_astro("channel.tips", &moderated_tip("pending", "p1"), "c", review).is_none()
+        );
+        assert!(normalize_astro("channel.activities", &tip_activity("p1"), "c", review).is_none());
+        // Allowed: the tip is published, with the id its activity would have had.
+        let e = normalize_astro(
+            "channel.tips.moderation",
+            &moderated_tip("allowed", "p1"),
+            "c",
+            review,
+        )
+        .unwrap();
+        assert_eq!(e.id, "streamelements:tip:p1");
+        assert_eq!(e.topic_suffix(), "support/tips");
+        assert_eq!(e.platform.as_deref(), Some("web"));
+        assert!(normalize_astro("channel.activities", &tip_activity("p1"), "c", review).is_some());
+        // Rejected: never published, neither the document nor the activity.
+        assert!(
+            normalize_astro("channel.tips", &moderated_tip("pending", "r1"), "c", review).is_none()
+        );
+        assert!(
+            normalize_astro(
+                "channel.tips.moderation",
+                &moderated_tip("rejected", "r1"),
+                "c",
+                review
+            )
+            .is_none()
+        );
+        assert!(normalize_astro("channel.activities", &tip_activity("r1"), "c", review).is_none());
+        // Without moderation the document has no `approved` or says allowed: published.
+        let mut plain = moderated_tip("allowed", "a1");
+        plain.as_object_mut().unwrap().remove("approved");
+        assert!(normalize_astro("channel.tips", &plain, "c", review).is_some());
+    }
+
+    #[test]
+    fn platforms_and_youtube_support() {
+        let mut a = activity(
+            "superchat",
+            json!({"username":"yt","displayName":"YT","amount":5,"currency":"EUR","message":"hi"}),
+        );
+        a["provider"] = json!("youtube");
+        let e = normalize(&a, "c");
+        assert_eq!(e.topic_suffix(), "support/tips");
+        assert_eq!(e.platform.as_deref(), Some("youtube"));
+        assert!(matches!(&e.kind, EventKind::Tip(t) if t.amount == 5.0 && t.currency == "EUR"));
+
+        let mut a = activity("sponsor", json!({"username":"member","amount":3}));
+        a["provider"] = json!("youtube");
+        let e = normalize(&a, "c");
+        assert_eq!(e.kind.kind().type_name(), "resub");
+        assert_eq!(e.platform.as_deref(), Some("youtube"));
+
+        for provider in ["kick", "facebook", "trovo", "tiktok", "twitch"] {
+            let mut a = activity("follow", json!({"username":"f"}));
+            a["provider"] = json!(provider);
+            assert_eq!(normalize(&a, "c").platform.as_deref(), Some(provider));
+        }
+        // A tip is given on the tip page, whatever platform the channel streams on.
+        let e = normalize(&activity("tip", json!({"username":"t","amount":1})), "c");
+        assert_eq!(e.platform.as_deref(), Some("web"));
+
+        let e = normalize(
+            &activity(
+                "charityCampaignDonation",
+                json!({"username":"c","amount":10,"currency":"USD","charityName":"Save the Seals"}),
+            ),
+            "c",
+        );
+        assert_eq!(e.topic_suffix(), "support/charity");
+        assert_eq!(e.platform.as_deref(), Some("twitch"));
+        // Merch is a sale, not support: it stays raw.
+        let e = normalize(&activity("merch", json!({"username":"m","amount":20})), "c");
+        assert_eq!(e.topic_suffix(), "raw/streamelements/merch");
+        assert_eq!(e.platform, None);
+    }
+
     #[test]
     fn unknown_and_broken_activities_are_raw() {
         let e = normalize(&activity("merch", json!({"username":"u"})), "c");
@@ -545,7 +743,8 @@ mod tests {
         assert_eq!(e.topic_suffix(), "raw/streamelements/update.tip-latest");
         let e = normalize_socket_event("kvstore:update", &[], "c");
         assert_eq!(e.topic_suffix(), "raw/streamelements/kvstore:update");
-        let e = normalize_astro("channel.other", &json!({}), "c");
+        let e =
+            normalize_astro("channel.other", &json!({}), "c", &mut TipReview::default()).unwrap();
         assert_eq!(e.topic_suffix(), "raw/streamelements/channel.other");
     }
 

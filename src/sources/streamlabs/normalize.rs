@@ -4,15 +4,21 @@
 //! `message` is an array and every item is one event (Streamlabs batches alerts).
 //!
 //! `for` says which platform the alert is about (`twitch_account`, `youtube_account`,
-//! `streamlabs` for donations, `justgiving`, ...). The contract has no platform field, so
-//! `provider` stays `streamlabs` (topics and dedup keys depend on it) and `for` is kept in the
-//! upstream envelope attached as `raw` (published with `[bus] include_raw = true`) and in the
-//! `data` of `raw/streamlabs/<type>` events.
+//! `facebook_account`, `trovo_account`, `kick_account`, `tiktok_account`; empty or `streamlabs`
+//! for donations on the tip page, ...). It becomes `platform` (`twitch`, `youtube`, ..., `web`
+//! for the tip page); `provider` stays `streamlabs` (topics and dedup keys depend on it), and
+//! `for` is also kept in the `data` of `raw/streamlabs/<type>` events.
+//!
+//! YouTube support lands on the Twitch topics: a `superchat` is a tip (its `amount` is YouTube's
+//! `amountMicros`, millionths of the currency unit), a YouTube `subscription` (sponsor, member)
+//! a sub, a `membershipGift` a gift. Streamlabs Charity (`streamlabscharitydonation`) and Twitch
+//! charity relayed as `charityDonation` are `charity`. `merch` stays raw: a sale of goods is not
+//! support the contract counts, and on the tips topic it would inflate tip totals.
 
 use serde_json::{Map, Value, json};
 
 use crate::event::{
-    Cheer, Direction, Event, EventKind, Follow, Raid, Raw, Sub, Tier, Tip, UserRef,
+    Charity, Cheer, Direction, Event, EventKind, Follow, Gift, Raid, Raw, Sub, Tier, Tip, UserRef,
 };
 use crate::sources::socketio::provider::json::{count, first_text, number, text, truthy};
 
@@ -61,6 +67,9 @@ fn normalize_item(
     let id = event_id(envelope, item, index);
     let mapped = match kind {
         "donation" => tip(item),
+        "superchat" => superchat(item),
+        "membershipGift" => membership_gift(item),
+        "streamlabscharitydonation" | "charityDonation" => charity(item),
         "bits" => cheer(item),
         "subscription" | "resub" => sub(kind, item),
         "follow" => Some(EventKind::Follow(Follow {
@@ -77,8 +86,10 @@ fn normalize_item(
     };
     let test = truthy(item.get("isTest")) || truthy(envelope.get("isTest"));
     match mapped {
-        Some(kind) => {
-            let mut event = Event::new(id, PROVIDER, channel, kind).test(test);
+        Some(mapped) => {
+            let mut event = Event::new(id, PROVIDER, channel, mapped)
+                .test(test)
+                .on_platform(&platform(kind, envelope));
             event.raw = Some(upstream);
             event
         }
@@ -147,6 +158,57 @@ fn tip(item: &Value) -> Option<EventKind> {
         // socket does not say; USD is Streamlabs' default.
         currency: text(item.get("currency")).unwrap_or_else(|| "USD".to_owned()),
         message: message(item).unwrap_or_default(),
+    }))
+}
+
+/// `for` → platform: `youtube_account` → `youtube`; a donation or Streamlabs Charity gift
+/// without one (or `for: "streamlabs"`) was given on the tip page (`web`); other alerts
+/// without one are Twitch's, the platform Streamlabs' socket started with.
+fn platform(kind: &str, envelope: &Value) -> String {
+    let web = matches!(kind, "donation" | "streamlabscharitydonation");
+    match text(envelope.get("for")).as_deref() {
+        Some(account) if account != "streamlabs" => account
+            .strip_suffix("_account")
+            .unwrap_or(account)
+            .to_ascii_lowercase(),
+        _ if web => "web".to_owned(),
+        _ => "twitch".to_owned(),
+    }
+}
+
+/// A YouTube super chat: a tip in YouTube's `amountMicros` (millionths).
+fn superchat(item: &Value) -> Option<EventKind> {
+    Some(EventKind::Tip(Tip {
+        user: user(item, &["name"]),
+        amount: number(item.get("amount"))? / 1_000_000.0,
+        currency: text(item.get("currency")).unwrap_or_else(|| "USD".to_owned()),
+        message: first_text(item, &["comment", "message"]).unwrap_or_default(),
+    }))
+}
+
+/// YouTube gifted memberships: one gift action of `giftMembershipsCount` memberships.
+fn membership_gift(item: &Value) -> Option<EventKind> {
+    let count = count(item.get("giftMembershipsCount"))
+        .or_else(|| count(item.get("amount")))
+        .and_then(|c| u32::try_from(c).ok())
+        .unwrap_or(1);
+    Some(EventKind::Gift(Gift {
+        user: user(item, &["name"]),
+        tier: Tier::One,
+        count,
+        recipients: Vec::new(),
+        anonymous: false,
+        cumulative_total: None,
+    }))
+}
+
+fn charity(item: &Value) -> Option<EventKind> {
+    Some(EventKind::Charity(Charity {
+        user: user(item, &["from", "name"]),
+        amount: number(item.get("amount"))?,
+        currency: text(item.get("currency")).unwrap_or_else(|| "USD".to_owned()),
+        charity_name: first_text(item, &["charityName", "charity_name", "charity"])
+            .unwrap_or_default(),
     }))
 }
 
@@ -251,6 +313,73 @@ mod tests {
         assert_eq!(tip.user.display_name.as_deref(), Some("Test"));
         assert_eq!(tip.user.user.as_deref(), Some("test"));
         assert_eq!(e.raw.as_ref().unwrap()["event_id"], "evt_1");
+    }
+
+    #[test]
+    fn platforms_youtube_support_charity_and_merch() {
+        let e = only(normalize(
+            &json!({"type":"donation","message":[{"name":"a","amount":5,"currency":"EUR"}]}),
+            "c",
+        ));
+        assert_eq!(e.platform.as_deref(), Some("web"));
+        let e = only(normalize(
+            &json!({"type":"donation","for":"streamlabs","message":[{"name":"a","amount":5}]}),
+            "c",
+        ));
+        assert_eq!(e.platform.as_deref(), Some("web"));
+        let e = only(normalize(
+            &json!({"type":"bits","for":"twitch_account","message":[{"name":"b","amount":100}]}),
+            "c",
+        ));
+        assert_eq!(e.platform.as_deref(), Some("twitch"));
+
+        // Shape of YouTube's superChatEvent as Streamlabs relays it (amount in micros).
+        let e = only(normalize(
+            &json!({"type":"superchat","for":"youtube_account","message":[{"_id":"sc1","name":"Viewer",
+                "comment":"great stream","amount":"5000000","currency":"USD","displayString":"$5.00"}]}),
+            "c",
+        ));
+        assert_eq!(e.topic_suffix(), "support/tips");
+        assert_eq!(e.platform.as_deref(), Some("youtube"));
+        assert!(
+            matches!(&e.kind, EventKind::Tip(t) if t.amount == 5.0 && t.message == "great stream")
+        );
+
+        let e = only(normalize(
+            &json!({"type":"subscription","for":"youtube_account","message":[{"name":"member","months":1}]}),
+            "c",
+        ));
+        assert_eq!(e.topic_suffix(), "support/subs");
+        assert_eq!(e.platform.as_deref(), Some("youtube"));
+
+        let e = only(normalize(
+            &json!({"type":"membershipGift","for":"youtube_account","message":[{"name":"g","giftMembershipsCount":5}]}),
+            "c",
+        ));
+        assert!(matches!(&e.kind, EventKind::Gift(g) if g.count == 5));
+        assert_eq!(e.platform.as_deref(), Some("youtube"));
+
+        for platform in ["facebook", "trovo", "kick", "tiktok"] {
+            let e = only(normalize(
+                &json!({"type":"follow","for":format!("{platform}_account"),"message":[{"name":"f"}]}),
+                "c",
+            ));
+            assert_eq!(e.platform.as_deref(), Some(platform));
+        }
+
+        let e = only(normalize(
+            &json!({"type":"streamlabscharitydonation","message":[{"from":"Giver","amount":"10","currency":"USD","charityName":"Seals"}]}),
+            "c",
+        ));
+        assert_eq!(e.topic_suffix(), "support/charity");
+        assert_eq!(e.platform.as_deref(), Some("web"));
+
+        let e = only(normalize(
+            &json!({"type":"merch","message":[{"name":"m","product":"Hoodie"}]}),
+            "c",
+        ));
+        assert_eq!(e.topic_suffix(), "raw/streamlabs/merch");
+        assert_eq!(e.platform, None);
     }
 
     #[test]

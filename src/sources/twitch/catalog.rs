@@ -190,6 +190,20 @@ const DEFAULTS: &[(&str, &str, Condition, &[&str])] = &[
     ),
     ("channel.ban", "1", Condition::Broadcaster, MODERATE),
     ("channel.unban", "1", Condition::Broadcaster, MODERATE),
+    // Shared chat sessions need no scope: Twitch publishes them to anyone.
+    (
+        "channel.shared_chat.begin",
+        "1",
+        Condition::Broadcaster,
+        &[],
+    ),
+    (
+        "channel.shared_chat.update",
+        "1",
+        Condition::Broadcaster,
+        &[],
+    ),
+    ("channel.shared_chat.end", "1", Condition::Broadcaster, &[]),
 ];
 
 /// What the optional bot account needs to read and write chat.
@@ -209,50 +223,159 @@ fn spec(entry: &(&str, &str, Condition, &'static [&'static str])) -> Spec {
     }
 }
 
-/// A `[twitch] subscriptions` entry that is not `type` or `type@version`.
+const GOALS: &[&str] = &["channel:read:goals"];
+const VIPS: &[&str] = &["channel:read:vips", "channel:manage:vips"];
+const MODERATORS: &[&str] = &["moderation:read", "channel:manage:moderators"];
+const CHARITY: &[&str] = &["channel:read:charity"];
+const UNBAN_REQUESTS: &[&str] = &[
+    "moderator:read:unban_requests",
+    "moderator:manage:unban_requests",
+];
+const SUSPICIOUS: &[&str] = &["moderator:read:suspicious_users"];
+const WARNINGS: &[&str] = &["moderator:read:warnings", "moderator:manage:warnings"];
+
+/// Types ongwatch knows but does not create unless `[twitch] subscriptions` lists them. The
+/// contract has no topic of their own, so they reach `R/raw/twitch/<type>`; listing them here
+/// gives them the right version, condition and scope (docs/TWITCH.md says why each is opt-in).
+const OPTIONAL: &[(&str, &str, Condition, &[&str])] = &[
+    ("channel.goal.begin", "1", Condition::Broadcaster, GOALS),
+    ("channel.goal.progress", "1", Condition::Broadcaster, GOALS),
+    ("channel.goal.end", "1", Condition::Broadcaster, GOALS),
+    ("channel.vip.add", "1", Condition::Broadcaster, VIPS),
+    ("channel.vip.remove", "1", Condition::Broadcaster, VIPS),
+    (
+        "channel.moderator.add",
+        "1",
+        Condition::Broadcaster,
+        MODERATORS,
+    ),
+    (
+        "channel.moderator.remove",
+        "1",
+        Condition::Broadcaster,
+        MODERATORS,
+    ),
+    (
+        "channel.charity_campaign.start",
+        "1",
+        Condition::Broadcaster,
+        CHARITY,
+    ),
+    (
+        "channel.charity_campaign.progress",
+        "1",
+        Condition::Broadcaster,
+        CHARITY,
+    ),
+    (
+        "channel.charity_campaign.stop",
+        "1",
+        Condition::Broadcaster,
+        CHARITY,
+    ),
+    (
+        "channel.subscription.end",
+        "1",
+        Condition::Broadcaster,
+        SUBS,
+    ),
+    (
+        "channel.unban_request.create",
+        "1",
+        Condition::Moderator,
+        UNBAN_REQUESTS,
+    ),
+    (
+        "channel.unban_request.resolve",
+        "1",
+        Condition::Moderator,
+        UNBAN_REQUESTS,
+    ),
+    (
+        "channel.suspicious_user.message",
+        "1",
+        Condition::Moderator,
+        SUSPICIOUS,
+    ),
+    (
+        "channel.suspicious_user.update",
+        "1",
+        Condition::Moderator,
+        SUSPICIOUS,
+    ),
+    ("channel.warning.send", "1", Condition::Moderator, WARNINGS),
+    (
+        "channel.warning.acknowledge",
+        "1",
+        Condition::Moderator,
+        WARNINGS,
+    ),
+];
+
+/// Every type ongwatch knows: the defaults, then the opt-in ones.
+pub fn known() -> impl Iterator<Item = Spec> {
+    DEFAULTS.iter().chain(OPTIONAL).map(spec)
+}
+
+/// A `[twitch] subscriptions` entry ongwatch cannot create: not `type` or `type@version`, a
+/// type it does not know (so neither its condition nor its scope), or a version Twitch does
+/// not have for it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0:?} is not a subscription type; use e.g. \"channel.cheer\" or \"channel.follow@2\"")]
+#[error("{0}")]
 pub struct BadEntry(pub String);
 
 /// The subscriptions for `[twitch] subscriptions` (empty: every default). An entry is a type,
-/// optionally `@version`; a type this table does not know gets version 1 (or the one given)
-/// and a `broadcaster_user_id` condition, and no scope is requested for it.
+/// optionally `@version`; it must be one of the types in [`known`], at its version.
 pub fn resolve(entries: &[String]) -> Result<Vec<Spec>, BadEntry> {
     if entries.is_empty() {
         return Ok(DEFAULTS.iter().map(spec).collect());
     }
     let mut specs = Vec::new();
     for entry in entries {
-        let (kind, version) = match entry.split_once('@') {
-            Some((kind, version)) => (kind, Some(version)),
-            None => (entry.as_str(), None),
-        };
-        let valid = |s: &str| {
-            !s.is_empty()
-                && s.chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '_')
-        };
-        if !valid(kind) || version.is_some_and(|v| !valid(v)) {
-            return Err(BadEntry(entry.clone()));
-        }
-        let known: Vec<Spec> = DEFAULTS.iter().filter(|d| d.0 == kind).map(spec).collect();
-        if known.is_empty() {
-            specs.push(Spec {
-                kind: kind.to_owned(),
-                version: version.unwrap_or("1").to_owned(),
-                condition: Condition::Broadcaster,
-                scopes: &[],
-            });
-        } else {
-            specs.extend(known.into_iter().map(|mut s| {
-                if let Some(version) = version {
-                    s.version = version.to_owned();
-                }
-                s
-            }));
-        }
+        specs.extend(resolve_one(entry)?);
     }
     Ok(specs)
+}
+
+/// One problem line per bad entry, for `ongwatch check`.
+pub fn problems(entries: &[String]) -> Vec<String> {
+    entries
+        .iter()
+        .filter_map(|entry| resolve_one(entry).err().map(|e| e.0))
+        .collect()
+}
+
+fn resolve_one(entry: &str) -> Result<Vec<Spec>, BadEntry> {
+    let (kind, version) = match entry.split_once('@') {
+        Some((kind, version)) => (kind, Some(version)),
+        None => (entry, None),
+    };
+    let valid = |s: &str| {
+        !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '_')
+    };
+    if !valid(kind) || version.is_some_and(|v| !valid(v)) {
+        return Err(BadEntry(format!(
+            "{entry:?} is not a subscription type; use e.g. \"channel.cheer\" or \"channel.follow@2\""
+        )));
+    }
+    let known: Vec<Spec> = known().filter(|s| s.kind == kind).collect();
+    if known.is_empty() {
+        return Err(BadEntry(format!(
+            "{entry:?}: ongwatch does not know this EventSub type, so it cannot build its condition or \
+             request its scope (docs/TWITCH.md lists the types)"
+        )));
+    }
+    if let Some(version) = version
+        && known.iter().all(|s| s.version != version)
+    {
+        return Err(BadEntry(format!(
+            "{entry:?}: Twitch has version {} of {kind}, not {version}",
+            known[0].version
+        )));
+    }
+    Ok(known)
 }
 
 /// The scopes to request at login: the first (least powerful) accepted scope of each type.
@@ -319,7 +442,21 @@ mod tests {
         let specs = resolve(&["channel.follow@2".into(), "channel.goal.begin".into()]).unwrap();
         assert_eq!(specs.len(), 2);
         assert_eq!(specs[1].version, "1");
+        assert_eq!(specs[1].scopes, ["channel:read:goals"]);
         assert!(resolve(&["Channel Cheer".into()]).is_err());
+        // One line per bad entry: unknown type, wrong version, bad spelling.
+        let bad = problems(&[
+            "channel.cheer".into(),
+            "channel.made_up".into(),
+            "channel.follow@3".into(),
+            "Channel Cheer".into(),
+        ]);
+        assert_eq!(bad.len(), 3, "{bad:?}");
+        assert!(bad[0].contains("cannot build its condition"), "{}", bad[0]);
+        assert!(bad[1].contains("version 2"), "{}", bad[1]);
+        // A moderator-condition opt-in type builds both ids.
+        let unban = resolve(&["channel.unban_request.create".into()]).unwrap();
+        assert_eq!(unban[0].condition, Condition::Moderator);
         let granted = vec!["channel:manage:redemptions".to_owned()];
         let redemptions =
             resolve(&["channel.channel_points_custom_reward_redemption.add".into()]).unwrap();

@@ -22,6 +22,8 @@
     const kind = event.type === "resub" ? "sub" : event.type;
     if (!kinds.includes(kind)) return false;
     if (event.test && !showTests) return false;
+    // Support given in a partner channel of a Twitch shared chat session is not ours.
+    if (event.source_channel || event.source_channel_id) return false;
     if ((kind === "cheer" || kind === "tip") && Number(event.amount) < minAmount) return false;
     return true;
   }

@@ -276,8 +276,11 @@
     const suffix = suffixOf(frame.topic);
     if (OW.isEvent(event)) {
       const time = new Date(event.time);
-      return { kind: event.type, time: isNaN(time) ? lastTime : time, approx: isNaN(time),
-        what: [OW.describe(event) + (event.test ? " (test)" : "")] };
+      // Shared chat: a partner channel's event is marked, so it is not taken for ours.
+      const partner = event.source_channel || event.source_channel_id;
+      const what = [OW.describe(event) + (event.test ? " (test)" : "")];
+      if (partner) what.unshift(el("span", { className: "partner", title: "from a partner channel of a shared chat session; not counted here", textContent: `[${event.source_channel || "partner " + event.source_channel_id}] ` }));
+      return { kind: event.type, time: isNaN(time) ? lastTime : time, approx: isNaN(time), partner: !!partner, what };
     }
     const time = live ? new Date(Math.max(Date.now(), lastTime ? lastTime.getTime() : 0)) : lastTime;
     const line = { kind: suffix.startsWith("system/") ? "system" : "bot", time, approx: !live };
@@ -301,6 +304,7 @@
       el("span", { className: "topic", textContent: `${frame.topic} · #${frame.seq}` }),
     ]);
     item.dataset.kind = line.kind;
+    if (line.partner) item.dataset.partner = "1";
     item.dataset.seq = frame.seq;
     if (line.time) item.dataset.time = line.time.toISOString();
     item.hidden = !visible(item);

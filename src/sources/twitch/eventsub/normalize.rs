@@ -12,8 +12,8 @@ use super::frame::Notification;
 use crate::event::{
     AdBreak, ChannelUpdate, Charity, ChatMessage, ChatNotice, Cheer, Direction, Emote, Event,
     EventKind, Follow, Gift, HypeTrain, Moderation, ModerationAction, Offline, Online, Phase, Poll,
-    PollChoice, Powerup, Prediction, PredictionOutcome, Raid, Raw, Redemption, Shoutout, Sub, Tier,
-    UserRef,
+    PollChoice, Powerup, Prediction, PredictionOutcome, Raid, Raw, Redemption, SessionPhase,
+    SharedChat, SharedChatParticipant, Shoutout, Sub, Tier, UserRef,
 };
 
 pub const PROVIDER: &str = "twitch";
@@ -106,6 +106,9 @@ pub fn normalize(n: &Notification, ctx: &Context) -> Result<Option<Event>, Norma
             category: None,
         })),
         "stream.offline" => Some(EventKind::Offline(Offline {})),
+        "channel.shared_chat.begin" => Some(shared_chat(&body, SessionPhase::Begin)?),
+        "channel.shared_chat.update" => Some(shared_chat(&body, SessionPhase::Update)?),
+        "channel.shared_chat.end" => Some(shared_chat(&body, SessionPhase::End)?),
         "channel.update" => Some(EventKind::ChannelUpdate(ChannelUpdate {
             title: body.str("title").unwrap_or_default().to_owned(),
             category: body.str("category_name").unwrap_or_default().to_owned(),
@@ -150,12 +153,31 @@ fn build(n: &Notification, ctx: &Context, kind: EventKind) -> Event {
     let body = Body::new(&n.subscription.kind, &n.event);
     let channel = channel(&n.subscription.kind, &body, ctx);
     let time = event_time(&n.subscription.kind, &body).unwrap_or(n.timestamp);
-    let mut event =
-        Event::new(format!("twitch:{}", n.message_id), PROVIDER, channel, kind).at(time);
+    let mut event = Event::new(format!("twitch:{}", n.message_id), PROVIDER, channel, kind)
+        .at(time)
+        .on_platform(PROVIDER);
+    if let Some((login, id)) = partner_channel(&body, ctx) {
+        event = event.from_partner(login, Some(id));
+    }
     if ctx.include_raw {
         event.raw = Some(n.event.clone());
     }
     event
+}
+
+/// During a shared chat session, the channel an event happened in when it is not ours:
+/// `source_broadcaster_user_*` is null for the own channel's events and names the partner
+/// otherwise (channel.chat.message, channel.chat.notification, channel.chat.message_delete,
+/// channel.chat.clear_user_messages). A source equal to the broadcaster is ours all the same.
+fn partner_channel(body: &Body, ctx: &Context) -> Option<(Option<String>, String)> {
+    let id = body.text("source_broadcaster_user_id")?;
+    let own = body
+        .str("broadcaster_user_id")
+        .unwrap_or(ctx.broadcaster_id.as_str());
+    if id == own || (!ctx.broadcaster_id.is_empty() && id == ctx.broadcaster_id) {
+        return None;
+    }
+    Some((body.login("source_broadcaster_user_login"), id))
 }
 
 /// The broadcaster the event happened to; for a raid, whichever side is us.
@@ -371,7 +393,22 @@ fn hype_train(body: &Body, phase: Phase) -> Result<EventKind, NormalizeError> {
         total: body.need_u64("total")?,
         progress: body.u64("progress"),
         goal: body.u64("goal"),
+        is_shared_train: body.bool("is_shared_train").unwrap_or(false),
+        shared_train_participants: participants(body.array("shared_train_participants")),
     }))
+}
+
+/// `[{broadcaster_user_id, broadcaster_user_login, ...}]` of a shared chat session or train.
+fn participants(list: &[Value]) -> Vec<SharedChatParticipant> {
+    list.iter()
+        .filter_map(|p| {
+            let p = Body::new("participants", p);
+            Some(SharedChatParticipant {
+                channel: p.login("broadcaster_user_login")?,
+                channel_id: p.text("broadcaster_user_id")?,
+            })
+        })
+        .collect()
 }
 
 fn poll(body: &Body, phase: Phase) -> Result<EventKind, NormalizeError> {
@@ -432,6 +469,18 @@ fn charity(body: &Body, user: UserRef, decimal_places: &str) -> Result<Charity, 
         currency: body.need_str("amount.currency")?.to_owned(),
         charity_name: body.str("charity_name").unwrap_or_default().to_owned(),
     })
+}
+
+/// A shared chat session; `end` names no participants (the session is over).
+fn shared_chat(body: &Body, phase: SessionPhase) -> Result<EventKind, NormalizeError> {
+    let participants = participants(body.array("participants"));
+    Ok(EventKind::SharedChat(SharedChat {
+        phase,
+        session_id: body.need_str("session_id")?.to_owned(),
+        host_channel: body.login("host_broadcaster_user_login"),
+        host_channel_id: body.text("host_broadcaster_user_id"),
+        participants,
+    }))
 }
 
 fn shoutout(body: &Body, direction: Direction) -> Result<EventKind, NormalizeError> {

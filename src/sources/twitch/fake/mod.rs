@@ -10,6 +10,7 @@
 //! (`twitch event websocket start-server`): `/ws` and `/eventsub/subscriptions`, any token
 //! accepted, only a `Client-Id` header required, no connection limit.
 
+pub mod rules;
 mod server;
 
 use std::collections::{HashMap, VecDeque};
@@ -70,6 +71,8 @@ pub struct FakeSub {
     pub created_at: String,
     /// The user whose token created it (empty in [`Mode::CliMock`]).
     pub user_id: String,
+    /// What Twitch charges for it against `max_total_cost`.
+    pub cost: u64,
 }
 
 impl FakeSub {
@@ -82,7 +85,7 @@ impl FakeSub {
             "condition": self.condition,
             "created_at": self.created_at,
             "transport": { "method": "websocket", "session_id": self.session_id },
-            "cost": 0,
+            "cost": self.cost,
         })
     }
 }
@@ -90,6 +93,8 @@ impl FakeSub {
 pub(crate) struct SessionHandle {
     tx: mpsc::UnboundedSender<Out>,
     connected: bool,
+    /// A client connected to this session's reconnect URL.
+    replaced: bool,
 }
 
 /// Counters a test can assert on.
@@ -425,6 +430,7 @@ impl FakeTwitch {
                 SessionHandle {
                     tx,
                     connected: true,
+                    replaced: false,
                 },
             );
             inner.subs.push(FakeSub {
@@ -436,6 +442,7 @@ impl FakeTwitch {
                 status: "enabled".into(),
                 created_at: format_time(&now()),
                 user_id: user_id.to_owned(),
+                cost: 0,
             });
             inner.others.push(id);
         }

@@ -13,11 +13,11 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use super::rules;
 use super::{
     Device, FakeSub, Inner, Mode, Out, SessionHandle, Shared, TokenInfo, frame, lock, secret,
 };
 use crate::event::{format_time, now};
-use crate::sources::twitch::catalog;
 
 pub(crate) fn router(shared: Shared) -> Router {
     Router::new()
@@ -199,10 +199,20 @@ fn page(inner: &Inner, data: Vec<Value>) -> Value {
     json!({
         "data": data,
         "total": inner.subs.len(),
-        "total_cost": 0,
-        "max_total_cost": 10,
+        "total_cost": total_cost(inner),
+        "max_total_cost": rules::limits().max_total_cost,
         "pagination": {},
     })
+}
+
+/// What the enabled subscriptions cost together.
+fn total_cost(inner: &Inner) -> u64 {
+    inner
+        .subs
+        .iter()
+        .filter(|s| s.status == "enabled")
+        .map(|s| s.cost)
+        .sum()
 }
 
 async fn create(
@@ -250,16 +260,47 @@ async fn create(
             "websocket transport session does not exist or has already disconnected",
         );
     }
-    if let Some(token) = &token
-        && let Ok(specs) = catalog::resolve(std::slice::from_ref(&kind))
-        && !specs
+    // Twitch's own rules (type, version, condition, scope), from the table written from its
+    // reference; the CLI mock takes whatever it is given.
+    let mut cost = 0;
+    if inner.mode == Mode::Twitch {
+        let scopes = token.as_ref().map(|t| t.scopes.as_slice());
+        match rules::check(&kind, &version, &condition, scopes) {
+            Ok(rule) => {
+                let user = token
+                    .as_ref()
+                    .map(|t| t.user_id.as_str())
+                    .unwrap_or_default();
+                cost = rules::cost(rule, &condition, user);
+            }
+            Err(rules::Refusal::BadRequest(message)) => {
+                return error(StatusCode::BAD_REQUEST, message);
+            }
+            Err(rules::Refusal::Forbidden) => {
+                return error(
+                    StatusCode::FORBIDDEN,
+                    "subscription missing proper authorization",
+                );
+            }
+        }
+        let limits = rules::limits();
+        let on_transport = inner
+            .subs
             .iter()
-            .all(|spec| catalog::allowed(spec, &token.scopes))
-    {
-        return error(
-            StatusCode::FORBIDDEN,
-            "subscription missing proper authorization",
-        );
+            .filter(|s| s.session_id == session_id && s.status == "enabled")
+            .count();
+        if on_transport >= limits.max_subscriptions_per_transport {
+            return error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "websocket transport subscription limit exceeded",
+            );
+        }
+        if total_cost(&inner) + cost > limits.max_total_cost {
+            return error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "subscription cost exceeds max_total_cost",
+            );
+        }
     }
     let user_id = token.map(|t| t.user_id).unwrap_or_default();
     let transports = inner.transports_of(&user_id);
@@ -288,6 +329,7 @@ async fn create(
         status: "enabled".into(),
         created_at: format_time(&now()),
         user_id,
+        cost,
     };
     inner.subs.push(sub.clone());
     let body = page(&inner, vec![sub.json()]);
@@ -437,15 +479,30 @@ async fn websocket(
     Query(query): Query<HashMap<String, String>>,
     upgrade: WebSocketUpgrade,
 ) -> Response {
+    // Twitch keeps a client's keepalive_timeout_seconds within 10..=600.
+    let range = rules::limits().keepalive_timeout_seconds;
     let keepalive = query
         .get("keepalive_timeout_seconds")
-        .and_then(|s| s.parse::<u64>().ok());
+        .and_then(|s| s.parse::<u64>().ok())
+        .map(|k| k.clamp(range.min, range.max));
     let reconnect_of = query.get("reconnect").cloned();
     upgrade.on_upgrade(move |socket| session(shared, socket, keepalive, reconnect_of))
 }
 
+/// How long Twitch waits for the pong to one of its pings before closing with 4002.
+const PONG_WAIT: Duration = Duration::from_secs(10);
+
+/// Sleeps until `at`, or forever without one (a `select!` branch that is off).
+async fn sleep_until_some(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// One EventSub session: welcome, then whatever the control handle queues, keepalives when
-/// nothing else was sent, and 4001 for anything the client sends.
+/// nothing else was sent, 4001 for anything the client sends, 4002 for a ping left without a
+/// pong, 4004 when a `session_reconnect` was not followed within the grace time.
 async fn session(
     shared: Shared,
     mut socket: WebSocket,
@@ -463,6 +520,7 @@ async fn session(
             SessionHandle {
                 tx: tx.clone(),
                 connected: true,
+                replaced: false,
             },
         );
         let open = inner.connected_count();
@@ -483,6 +541,9 @@ async fn session(
         );
         let _ = tx.send(Out::Text(welcome));
         if let Some(old) = &reconnect_of {
+            if let Some(handle) = inner.sessions.get_mut(old) {
+                handle.replaced = true;
+            }
             for sub in inner.subs.iter_mut().filter(|s| &s.session_id == old) {
                 sub.session_id = id.clone();
             }
@@ -495,13 +556,26 @@ async fn session(
 
     let mut silent = false;
     let mut next_keepalive = Instant::now() + keepalive;
+    // A ping Twitch sent and no pong yet: 4002 when this passes.
+    let mut pong_deadline: Option<Instant> = None;
+    // A session_reconnect sent: 4004 when the client has not moved by then.
+    let mut reconnect_deadline: Option<Instant> = None;
     loop {
         tokio::select! {
             biased;
             out = rx.recv() => {
                 let sent = match out {
-                    Some(Out::Text(text)) => socket.send(Message::Text(text.into())).await,
-                    Some(Out::Ping) => socket.send(Message::Ping(Default::default())).await,
+                    Some(Out::Text(text)) => {
+                        if text.contains("\"session_reconnect\"") {
+                            let grace = Duration::from_secs(rules::limits().reconnect_grace_seconds);
+                            reconnect_deadline = Some(Instant::now() + grace);
+                        }
+                        socket.send(Message::Text(text.into())).await
+                    }
+                    Some(Out::Ping) => {
+                        pong_deadline.get_or_insert(Instant::now() + PONG_WAIT);
+                        socket.send(Message::Ping(Default::default())).await
+                    }
                     Some(Out::Silence) => {
                         silent = true;
                         Ok(())
@@ -535,7 +609,24 @@ async fn session(
                     break;
                 }
             }
+            () = sleep_until_some(pong_deadline) => {
+                let _ = socket
+                    .send(Message::Close(Some(CloseFrame { code: 4002, reason: "failed ping pong".into() })))
+                    .await;
+                break;
+            }
+            () = sleep_until_some(reconnect_deadline) => {
+                reconnect_deadline = None;
+                // The client never connected to the reconnect URL.
+                if !lock(&shared).sessions.get(&id).is_some_and(|s| s.replaced) {
+                    let _ = socket
+                        .send(Message::Close(Some(CloseFrame { code: 4004, reason: "reconnect grace time expired".into() })))
+                        .await;
+                    break;
+                }
+            }
             incoming = socket.recv() => match incoming {
+                Some(Ok(Message::Pong(_))) => pong_deadline = None,
                 Some(Ok(Message::Text(_) | Message::Binary(_))) => {
                     let _ = socket
                         .send(Message::Close(Some(CloseFrame { code: 4001, reason: "sent inbound traffic".into() })))

@@ -47,7 +47,7 @@ pub fn normalize_line(line: &str, include_raw: bool) -> Result<Vec<Event>, IrcEr
 pub fn normalize(msg: &IrcMessage<'_>, include_raw: bool) -> Result<Vec<Event>, IrcError> {
     let mut events = match TwitchMessage::from_irc(msg)? {
         TwitchMessage::Privmsg(p) => privmsg(&p),
-        TwitchMessage::UserNotice(n) => vec![user_notice(&n)],
+        TwitchMessage::UserNotice(n) => partner(vec![user_notice(&n)], n.source_room_id),
         TwitchMessage::ClearChat(c) => vec![clear_chat(&c)],
         TwitchMessage::ClearMsg(c) => vec![clear_msg(&c)],
         TwitchMessage::Ping(_)
@@ -75,7 +75,7 @@ fn is_numeric(command: &str) -> bool {
 }
 
 fn event(id: String, channel: &str, sent_at_ms: Option<i64>, kind: EventKind) -> Event {
-    let event = Event::new(id, PROVIDER, channel, kind);
+    let event = Event::new(id, PROVIDER, channel, kind).on_platform(PROVIDER);
     match sent_at_ms.and_then(DateTime::<Utc>::from_timestamp_millis) {
         Some(time) => event.at(time),
         None => event,
@@ -139,7 +139,15 @@ fn privmsg(p: &Privmsg<'_>) -> Vec<Event> {
     });
     let mut events = vec![event(id, p.channel, p.sent_at_ms, EventKind::Chat(chat))];
     events.extend(cheer);
+    partner(events, p.source_room_id)
+}
+
+/// Marks a shared chat partner's lines. IRC names the partner's room id only, not its login.
+fn partner(events: Vec<Event>, source_room_id: Option<&str>) -> Vec<Event> {
     events
+        .into_iter()
+        .map(|e| e.from_partner(None, source_room_id.map(str::to_owned)))
+        .collect()
 }
 
 /// Emote names cut out of the text; positions are characters, `end` inclusive, as Twitch
@@ -230,20 +238,52 @@ fn user_notice(n: &UserNotice<'_>) -> Event {
             message: n.text.unwrap_or_default().to_owned(),
         }),
         UserNoticeEvent::SubGift(g) => notice(n, !g.anonymous),
+        UserNoticeEvent::GiftPaidUpgrade { .. } => typed_notice(n, "gift_paid_upgrade"),
+        UserNoticeEvent::BitsBadgeTier { .. } => typed_notice(n, "bits_badge_tier"),
+        UserNoticeEvent::RewardGift { .. } => typed_notice(n, "reward_gift"),
+        UserNoticeEvent::ViewerMilestone { .. } => typed_notice(n, "viewer_milestone"),
+        UserNoticeEvent::SharedChatNotice { source_kind } => {
+            typed_notice(n, &shared_chat_notice_type(*source_kind))
+        }
         UserNoticeEvent::Other => notice(n, true),
     };
     event(line_id(n.message_id), n.channel, n.sent_at_ms, kind)
 }
 
+/// A USERNOTICE kind EventSub's `channel.chat.notification` also reports, named as EventSub
+/// names it (`notice_type`) so both sources agree.
+fn typed_notice(n: &UserNotice<'_>, notice_type: &str) -> EventKind {
+    notice_of(n, true, notice_type)
+}
+
+/// `sharedchatnotice` with `source-msg-id` → EventSub's `shared_chat_<kind>`: a partner
+/// channel's sub, gift or raid, which is theirs and never counted as ours.
+fn shared_chat_notice_type(source_kind: Option<&str>) -> String {
+    let kind = match source_kind {
+        Some("subgift" | "anonsubgift") => "sub_gift",
+        Some("submysterygift" | "anonsubmysterygift") => "community_sub_gift",
+        Some("giftpaidupgrade" | "anongiftpaidupgrade") => "gift_paid_upgrade",
+        Some("primepaidupgrade") => "prime_paid_upgrade",
+        Some("paybackgift" | "payforward") => "pay_it_forward",
+        Some(other) => other,
+        None => "notice",
+    };
+    format!("shared_chat_{kind}")
+}
+
 /// Any other USERNOTICE: Twitch's own sentence about it, or what the user typed if Twitch
 /// has none.
 fn notice(n: &UserNotice<'_>, named: bool) -> EventKind {
+    notice_of(n, named, n.kind)
+}
+
+fn notice_of(n: &UserNotice<'_>, named: bool, notice_type: &str) -> EventKind {
     EventKind::Notice(ChatNotice {
         user: match &n.sender {
             Some(sender) if named => user_ref(sender),
             _ => UserRef::default(),
         },
-        notice_type: n.kind.to_owned(),
+        notice_type: notice_type.to_owned(),
         message: n
             .system_message
             .map(|s| s.unescape().into_owned())

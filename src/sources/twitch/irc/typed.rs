@@ -126,6 +126,8 @@ known_tags! {
         emote_sets = "emote-sets",
         message_id = "message-id",
         thread_id = "thread-id",
+        source_room_id = "source-room-id",
+        source_msg_id = "source-msg-id",
     }
     msg_param {
         cumulative_months = "cumulative-months",
@@ -145,7 +147,25 @@ known_tags! {
         raider_display_name = "displayName",
         viewer_count = "viewerCount",
         announcement_color = "color",
+        sender_login = "sender-login",
+        sender_name = "sender-name",
+        promo_name = "promo-name",
+        threshold = "threshold",
+        domain = "domain",
+        selected_count = "selected-count",
+        total_reward_count = "total-reward-count",
+        trigger_type = "trigger-type",
+        milestone_category = "category",
+        milestone_value = "value",
+        copo_reward = "copoReward",
     }
+}
+
+/// `source-room-id` when it names another room than `room-id`: Twitch sets it on every line
+/// of a shared chat session, to the own room for the own channel's lines.
+fn partner_room<'a>(tags: &KnownTags<'a>) -> Option<&'a str> {
+    let source = non_empty(tags.source_room_id)?;
+    (Some(source) != non_empty(tags.room_id)).then_some(source)
 }
 
 fn non_empty<'a>(value: Option<TagValue<'a>>) -> Option<&'a str> {
@@ -250,6 +270,9 @@ pub struct Privmsg<'a> {
     pub sender: ChatUser<'a>,
     pub message_id: Option<&'a str>,
     pub room_id: Option<&'a str>,
+    /// During a shared chat session, the partner channel's room id when the message was sent
+    /// there (`source-room-id` differs from `room-id`); `None` for the own channel.
+    pub source_room_id: Option<&'a str>,
     /// Milliseconds since the epoch, from `tmi-sent-ts`.
     pub sent_at_ms: Option<i64>,
     /// The text, without the `/me` wrapper.
@@ -285,6 +308,7 @@ impl<'a> Privmsg<'a> {
             sender: ChatUser::new(login, &tags),
             message_id: non_empty(tags.id),
             room_id: non_empty(tags.room_id),
+            source_room_id: partner_room(&tags),
             sent_at_ms: number(tags.tmi_sent_ts),
             text,
             is_action,
@@ -314,6 +338,8 @@ pub struct UserNotice<'a> {
     pub kind: &'a str,
     pub message_id: Option<&'a str>,
     pub room_id: Option<&'a str>,
+    /// The partner channel's room id, as on [`Privmsg::source_room_id`].
+    pub source_room_id: Option<&'a str>,
     pub sent_at_ms: Option<i64>,
     /// Twitch's own sentence about the event.
     pub system_message: Option<TagValue<'a>>,
@@ -331,7 +357,38 @@ pub enum UserNoticeEvent<'a> {
     SubGift(SubGiftNotice<'a>),
     MysteryGift(MysteryGiftNotice<'a>),
     Raid(RaidNotice<'a>),
-    Announcement { color: Option<&'a str> },
+    Announcement {
+        color: Option<&'a str>,
+    },
+    /// `giftpaidupgrade` / `anongiftpaidupgrade`: a gifted sub the user now pays for.
+    GiftPaidUpgrade {
+        anonymous: bool,
+        gifter_login: Option<&'a str>,
+        gifter_name: Option<TagValue<'a>>,
+        promo_name: Option<TagValue<'a>>,
+    },
+    /// `rewardgift`: a purchase that gave rewards (e.g. emotes) to others in chat.
+    RewardGift {
+        domain: Option<&'a str>,
+        selected_count: Option<u32>,
+        total_reward_count: Option<u32>,
+        trigger_type: Option<&'a str>,
+    },
+    /// `viewermilestone`: e.g. a watch streak (`category` `watch-streak`, `value` streams).
+    ViewerMilestone {
+        category: Option<&'a str>,
+        value: Option<u64>,
+        channel_points: Option<u64>,
+    },
+    /// `bitsbadgetier`: the user reached a new bits badge.
+    BitsBadgeTier {
+        threshold: Option<u64>,
+    },
+    /// `sharedchatnotice`: a USERNOTICE of a partner channel in a shared chat session;
+    /// `source_kind` is its own msg-id there (`sub`, `resub`, `subgift`, `raid`, ...).
+    SharedChatNotice {
+        source_kind: Option<&'a str>,
+    },
     Other,
 }
 
@@ -443,6 +500,29 @@ impl<'a> UserNotice<'a> {
             "announcement" => UserNoticeEvent::Announcement {
                 color: non_empty(tags.announcement_color),
             },
+            "giftpaidupgrade" | "anongiftpaidupgrade" => UserNoticeEvent::GiftPaidUpgrade {
+                anonymous: kind.starts_with("anon"),
+                gifter_login: non_empty(tags.sender_login),
+                gifter_name: tags.sender_name.filter(|n| !n.is_empty()),
+                promo_name: tags.promo_name.filter(|n| !n.is_empty()),
+            },
+            "rewardgift" => UserNoticeEvent::RewardGift {
+                domain: non_empty(tags.domain),
+                selected_count: number(tags.selected_count),
+                total_reward_count: number(tags.total_reward_count),
+                trigger_type: non_empty(tags.trigger_type),
+            },
+            "viewermilestone" => UserNoticeEvent::ViewerMilestone {
+                category: non_empty(tags.milestone_category),
+                value: number(tags.milestone_value),
+                channel_points: number(tags.copo_reward),
+            },
+            "bitsbadgetier" => UserNoticeEvent::BitsBadgeTier {
+                threshold: number(tags.threshold),
+            },
+            "sharedchatnotice" => UserNoticeEvent::SharedChatNotice {
+                source_kind: non_empty(tags.source_msg_id),
+            },
             _ => UserNoticeEvent::Other,
         };
         let (text_value, is_action) = match msg.trailing() {
@@ -458,6 +538,7 @@ impl<'a> UserNotice<'a> {
             kind,
             message_id: non_empty(tags.id),
             room_id: non_empty(tags.room_id),
+            source_room_id: partner_room(&tags),
             sent_at_ms: number(tags.tmi_sent_ts),
             system_message: tags.system_msg.filter(|s| !s.is_empty()),
             text: text_value,
