@@ -300,24 +300,10 @@ fn the_seed_light_turns_on_when_hype_passes_3_and_off_when_it_falls_back() {
 
 #[test]
 fn check_rejects_a_bad_rule_naming_its_place_and_key() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("ongwatch.toml");
-    std::fs::write(
-        &config,
+    let (code, text) = check_config(
         "[[rules]]\nwhen = \"stream/synthetic/hype\"\nif = \"level > 3\"\npublish = { topic = \"a/b\", payload = \"1\" }\n\n[[rules]]\nwhen = \"stream/synthetic/hype\"\nif = \"level >\"\npublish = { topic = \"a/b\", payload = \"1\" }\n",
-    )
-    .unwrap();
-    let out = ongwatch()
-        .arg("check")
-        .arg("--config")
-        .arg(&config)
-        .arg("--state-dir")
-        .arg(dir.path().join("state"))
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let text =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    );
+    assert_eq!(code, Some(2));
     assert!(text.contains("rules[2].if"), "{text}");
     assert!(!text.contains("rules[1]"), "{text}");
 }

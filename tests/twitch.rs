@@ -627,24 +627,10 @@ fn two_holders_of_one_account_share_refreshes_through_the_token_file() {
 
 #[test]
 fn check_names_every_subscription_entry_it_cannot_create() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("ongwatch.toml");
-    std::fs::write(
-        &config,
+    let (code, text) = check_config(
         "[twitch]\nsubscriptions = [\"channel.goal.begin\", \"channel.made_up\", \"channel.follow@3\", \"channel.vip.add\"]\n",
-    )
-    .unwrap();
-    let out = ongwatch()
-        .arg("check")
-        .arg("--config")
-        .arg(&config)
-        .arg("--state-dir")
-        .arg(dir.path().join("state"))
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let text =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    );
+    assert_eq!(code, Some(2));
     let lines: Vec<&str> = text
         .lines()
         .filter(|l| l.contains("twitch.subscriptions"))

@@ -391,3 +391,22 @@ pub fn seed_bot(python: &Path, port: u16) -> Proc {
     seed.wait_line(&["subscribed"]);
     seed
 }
+
+/// `ongwatch check` on a config file holding `config` (in a fresh temp dir): its exit code and
+/// everything it printed.
+pub fn check_config(config: &str) -> (Option<i32>, String) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("ongwatch.toml");
+    std::fs::write(&path, config).expect("write config");
+    let out = ongwatch()
+        .arg("check")
+        .arg("--config")
+        .arg(&path)
+        .arg("--state-dir")
+        .arg(dir.path().join("state"))
+        .output()
+        .expect("run ongwatch check");
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.code(), text)
+}
