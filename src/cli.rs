@@ -401,7 +401,7 @@ async fn dispatch(global: Global, command: Command) -> Result<(), Failure> {
         }
         Command::Schema { asyncapi } => {
             let document = if asyncapi {
-                schema::asyncapi(daemon::VERSION)
+                schema::asyncapi(crate::VERSION)
             } else {
                 schema::json_schema()
             };
@@ -570,7 +570,7 @@ async fn trigger(
     let channel = request
         .channel
         .clone()
-        .unwrap_or_else(|| daemon::default_channel(config));
+        .unwrap_or_else(|| config.default_channel());
     let topic = config.topic_root.topic(&channel, "command/trigger");
     let mut client = reach_daemon(config, global, "ongwatch-trigger", CLI_PATIENCE)
         .await

@@ -653,6 +653,15 @@ impl Config {
         })
     }
 
+    /// The channel events without one of their own (system state, triggers) belong to.
+    pub fn default_channel(&self) -> String {
+        if !self.twitch.channel.is_empty() {
+            self.twitch.channel.to_lowercase()
+        } else {
+            "ongwatch".into()
+        }
+    }
+
     /// `<api_url>/eventsub/subscriptions` unless overridden.
     pub fn eventsub_subscriptions_url(&self) -> String {
         if self.twitch.eventsub_subscriptions_url.is_empty() {

@@ -33,7 +33,7 @@ use crate::state::{self, Runtime};
 use crate::web;
 use crate::{chat, commands};
 
-pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+use crate::VERSION;
 
 /// Capacity of the event log's queue (`block` policy: the hub waits rather than drop).
 const LOG_QUEUE: usize = 65_536;
@@ -155,7 +155,7 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> anyhow::Resul
     let log_task = tokio::spawn(event_log.run(log_queue));
     let outputs = outputs.spawn();
 
-    let channel = default_channel(&config);
+    let channel = config.default_channel();
     let system_event = |state: DaemonState| {
         Event::new(
             format!("ongwatch:system:{}:{state:?}", started.timestamp_millis()),
@@ -535,7 +535,7 @@ fn root_filters(config: &Config, demo: bool) -> Vec<String> {
     if !config.topic_root.is_per_channel() {
         return vec![config.topic_root.filter_all()];
     }
-    let mut channels = vec![default_channel(config)];
+    let mut channels = vec![config.default_channel()];
     channels.extend(
         config
             .chat
@@ -552,13 +552,4 @@ fn root_filters(config: &Config, demo: bool) -> Vec<String> {
         .iter()
         .map(|channel| config.topic_root.topic(channel, "#"))
         .collect()
-}
-
-/// The channel events without one of their own (system state, triggers) belong to.
-pub fn default_channel(config: &Config) -> String {
-    if !config.twitch.channel.is_empty() {
-        config.twitch.channel.to_lowercase()
-    } else {
-        "ongwatch".into()
-    }
 }

@@ -6,6 +6,9 @@
 //! processor and the [`web`] server (dashboard, overlays, `/ws/events`, API).
 //! See docs/ARCHITECTURE.md.
 
+/// The version every surface reports (`/api/status`, `/metrics`, `R/system/ongwatch`, AsyncAPI).
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
 pub mod chat;
 pub mod cli;
 pub mod commands;

@@ -81,7 +81,7 @@ pub async fn status(State(web): State<Arc<Web>>) -> Response {
         })
     });
     Json(json!({
-        "version": crate::daemon::VERSION,
+        "version": crate::VERSION,
         "started_at": format_time(&web.started),
         "uptime_seconds": (now() - web.started).num_seconds(),
         "topic_root": web.root.template(),
@@ -244,7 +244,7 @@ pub async fn metrics(State(web): State<Arc<Web>>) -> Response {
         "gauge",
         "Version of the running daemon.",
     );
-    lines.push(format!("{n}{{version=\"{}\"}} 1", crate::daemon::VERSION));
+    lines.push(format!("{n}{{version=\"{}\"}} 1", crate::VERSION));
     flush(&mut out, &mut lines);
     let n = family_line(
         &mut out,

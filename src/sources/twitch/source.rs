@@ -124,7 +124,7 @@ impl Settings {
             specs: catalog::resolve(&twitch.subscriptions)?,
             localdev,
             state_dir: state_dir.to_path_buf(),
-            channel: crate::daemon::default_channel(config),
+            channel: config.default_channel(),
             include_raw: config.bus.include_raw,
             timing: Timing {
                 initial_backoff: seconds(twitch.retry_initial_seconds, defaults.initial_backoff),
