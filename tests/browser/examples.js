@@ -7,18 +7,13 @@
 // exit 1.
 "use strict";
 const path = require("path");
-const { chromium } = require(path.join(__dirname, "..", "node", "node_modules", "playwright-core"));
+const { launch } = require(path.join(__dirname, "chromium.js"));
 
 const [url, ...expected] = process.argv.slice(2);
 const PATIENCE = 120000; // only a hang reaches it
 
 async function main() {
-  const browser = await chromium.launch({
-    executablePath: process.env.ONGWATCH_CHROMIUM || "/usr/bin/chromium",
-    headless: true,
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
+  const browser = await launch();
   const problems = [];
   try {
     const page = await browser.newPage();

@@ -4,20 +4,14 @@
 // "ok" when the page showed it; any failure prints "fail: ..." and exits 1, after a screenshot.
 "use strict";
 const path = require("path");
-const { chromium } = require(path.join(__dirname, "..", "node", "node_modules", "playwright-core"));
+const { launch } = require(path.join(__dirname, "chromium.js"));
 
 const [scenario, base, shots, ...expected] = process.argv.slice(2);
 // Generous: only a hang reaches it.
 const PATIENCE = 60000;
 
 async function main() {
-  const browser = await chromium.launch({
-    executablePath: process.env.ONGWATCH_CHROMIUM || "/usr/bin/chromium",
-    headless: true,
-    // The machine has no network beyond loopback: keep Chromium from trying.
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
+  const browser = await launch();
   const problems = [];
   let page;
   try {
