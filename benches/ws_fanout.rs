@@ -161,7 +161,7 @@ fn clock_ticks() -> f64 {
 }
 
 async fn api_status(http: &str) -> serde_json::Value {
-    let client = ongwatch::sources::twitch::helix::http_client();
+    let client = ongwatch::net::http_client();
     match client.get(format!("http://{http}/api/status")).send().await {
         Ok(response) => response.json().await.unwrap_or_default(),
         Err(_) => serde_json::Value::Null,

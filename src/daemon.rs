@@ -17,21 +17,24 @@ use anyhow::Context as _;
 use bytes::Bytes;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Config, Credentials, MqttMode};
+use crate::chat;
+use crate::config::Config;
+use crate::credentials::Credentials;
 use crate::event::{
     ConnectionState, DaemonState, Event, EventKind, ProviderState, SystemState, format_time, now,
 };
+use crate::hub::wal::{self as eventlog, EventLog};
 use crate::hub::{Hub, OverflowPolicy, Publisher};
 use crate::mqtt::access::Access;
 use crate::mqtt::authority;
 use crate::mqtt::ws_front::OriginPolicy;
-use crate::mqtt::{Endpoint, acked, bridge, broker};
+use crate::mqtt::{Endpoint, MqttMode, acked, bridge, broker};
 use crate::processors;
-use crate::sinks::{self, eventlog, eventlog::EventLog};
+use crate::processors::commands;
+use crate::sinks;
 use crate::sources::{demo, obs, streamelements, streamlabs, trigger, twitch};
 use crate::state::{self, Runtime};
 use crate::web;
-use crate::{chat, commands};
 
 use crate::VERSION;
 
@@ -89,28 +92,34 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> anyhow::Resul
         )
     });
     let web_queue = hub.add_output("web", WEB_QUEUE, OverflowPolicy::DropOldest, true);
-    let processor_outputs = processors::Outputs::register(&mut hub, &config);
+    let processor_outputs = processors::Outputs::register(&mut hub, config.processors());
     let output_context = sinks::Context {
         state_dir: state_dir.clone(),
     };
     let history = sinks::Outputs::history(&config.outputs, &output_context);
     let outputs = sinks::Outputs::register(&mut hub, &config.outputs, output_context);
     let output_status = outputs.statuses();
-    let monitor = processors::monitor::Settings::from_config(&config, &credentials, &state_dir)
-        .map(|settings| {
-            let queue = hub.add_output(
-                "monitor",
-                processors::QUEUE,
-                OverflowPolicy::DropOldest,
-                true,
-            );
-            (queue, settings)
-        });
+    let monitor = processors::monitor::Settings::from_config(
+        &config.monitor,
+        &config.twitch,
+        config.twitch_app(&credentials),
+        config.environment == "localdev",
+        &state_dir,
+    )
+    .map(|settings| {
+        let queue = hub.add_output(
+            "monitor",
+            processors::QUEUE,
+            OverflowPolicy::DropOldest,
+            true,
+        );
+        (queue, settings)
+    });
     let output_stats = hub.output_stats();
     let hub_counters = hub.counters.clone();
     let crosscheck = config.dedup.enabled.then(|| {
         let twitch_active = matches!(
-            twitch::source::Settings::from_config(&config, &credentials, &state_dir),
+            twitch_settings(&config, &credentials, &state_dir),
             Ok(Some(_))
         );
         hub.enable_crosscheck(&config.dedup, twitch_active)
@@ -258,11 +267,19 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> anyhow::Resul
     };
     let sources = CancellationToken::new();
     let (chat, chat_tasks) = chat::Chat::start(
-        chat::ChatSettings::from_config(&config, &credentials, &state_dir, channel.clone()),
+        chat::ChatSettings::from_config(
+            &config.chat,
+            &config.twitch,
+            config.twitch_app(&credentials),
+            config.bus.include_raw,
+            &state_dir,
+            channel.clone(),
+        ),
         publisher.clone(),
         sources.clone(),
     );
-    let obs_settings = obs::Settings::from_config(&config, &credentials, &channel);
+    let obs_settings =
+        obs::Settings::from_config(&config.obs, &credentials, &config.environment, &channel);
     let (obs_tx, obs_rx) = obs::Commands::channel();
     let obs_commands = obs::Commands::new(
         obs_settings.is_some().then_some(obs_tx),
@@ -277,7 +294,8 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> anyhow::Resul
         chat.clone(),
         obs_commands,
     ));
-    let mut processor_tasks = processor_outputs.spawn(&publisher, &config, &channel, &state_dir);
+    let mut processor_tasks =
+        processor_outputs.spawn(&publisher, config.processors(), &channel, &state_dir);
     // Polling stops with the sources; the task ends when the hub closes its queue.
     processor_tasks.extend(monitor.map(|(queue, settings)| {
         tokio::spawn(processors::monitor::run(
@@ -300,12 +318,11 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> anyhow::Resul
     });
 
     let logins = Arc::new(twitch::auth::logins::Logins::from_config(
-        &config,
+        config.twitch_env(),
         &credentials,
         &state_dir,
     ));
-    let twitch_task = match twitch::source::Settings::from_config(&config, &credentials, &state_dir)
-    {
+    let twitch_task = match twitch_settings(&config, &credentials, &state_dir) {
         Ok(Some(settings)) => Some({
             starting(&publisher, twitch::eventsub::PROVIDER, &channel).await;
             tokio::spawn(twitch::source::run(
@@ -449,6 +466,21 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> anyhow::Resul
     Ok(())
 }
 
+/// The Twitch source's settings from `[twitch]` and `[twitch.<environment>]`.
+fn twitch_settings(
+    config: &Config,
+    credentials: &Credentials,
+    state_dir: &std::path::Path,
+) -> Result<Option<twitch::source::Settings>, twitch::catalog::BadEntry> {
+    twitch::source::Settings::from_config(
+        &config.twitch,
+        config.twitch_app(credentials),
+        &config.environment,
+        config.bus.include_raw,
+        state_dir,
+    )
+}
+
 /// Puts a fresh `connecting` state on `R/system/providers/<provider>` before the source runs:
 /// what a run killed with `kill -9` left retained there (`connected`, say) is replaced at
 /// start, before "ready", whatever the source's first connection attempt takes.
@@ -475,8 +507,12 @@ async fn spawn_socket_sources(
     stop: &CancellationToken,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     let mut tasks = Vec::new();
-    if let Some((settings, token)) = streamlabs::Settings::from_config(config, credentials, channel)
-    {
+    if let Some((settings, token)) = streamlabs::Settings::from_config(
+        &config.streamlabs,
+        credentials,
+        &config.environment,
+        channel,
+    ) {
         starting(publisher, streamlabs::PROVIDER, channel).await;
         let (out, forwarder) = forward(publisher.clone());
         tasks.push(tokio::spawn(streamlabs::run(
@@ -487,9 +523,12 @@ async fn spawn_socket_sources(
         )));
         tasks.push(forwarder);
     }
-    if let Some((settings, credential)) =
-        streamelements::Settings::from_config(config, credentials, channel)
-    {
+    if let Some((settings, credential)) = streamelements::Settings::from_config(
+        &config.streamelements,
+        credentials,
+        &config.environment,
+        channel,
+    ) {
         starting(publisher, streamelements::PROVIDER, channel).await;
         let (out, forwarder) = forward(publisher.clone());
         tasks.push(tokio::spawn(streamelements::run(
@@ -525,7 +564,7 @@ fn forward(
 /// What this instance listens to on the bus: its root, and what the processors need outside it.
 fn bus_filters(config: &Config, demo: bool) -> Vec<String> {
     let mut filters = root_filters(config, demo);
-    filters.extend(processors::subscriptions(config, &filters));
+    filters.extend(processors::subscriptions(config.processors(), &filters));
     filters
 }
 

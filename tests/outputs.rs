@@ -75,7 +75,7 @@ fn logged(daemon: &Daemon, topic: &str, n: usize) -> Vec<(u64, String)> {
 fn http_get(daemon: &Daemon, path: &str) -> Value {
     let url = format!("http://{}{path}", daemon.runtime.http.unwrap());
     runtime().block_on(async {
-        let client = ongwatch::sources::twitch::helix::http_client();
+        let client = ongwatch::net::http_client();
         client.get(url).send().await.unwrap().json().await.unwrap()
     })
 }
@@ -273,7 +273,7 @@ fn webhook_gets_a_burst_in_order_and_survives_its_server_restarting() {
 fn reqwest_text(daemon: &Daemon, path: &str) -> String {
     let url = format!("http://{}{path}", daemon.runtime.http.unwrap());
     runtime().block_on(async {
-        let client = ongwatch::sources::twitch::helix::http_client();
+        let client = ongwatch::net::http_client();
         client.get(url).send().await.unwrap().text().await.unwrap()
     })
 }

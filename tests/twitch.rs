@@ -584,7 +584,7 @@ fn two_holders_of_one_account_share_refreshes_through_the_token_file() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let holder = || {
         let oauth = OAuth::new(
-            ongwatch::sources::twitch::helix::http_client(),
+            ongwatch::net::http_client(),
             &fake.auth_url(),
             CLIENT_ID,
             None,

@@ -8,12 +8,14 @@
 //! EventSub state comes from the Twitch provider's retained `R/system/providers/twitch`.
 //! `/ws/chat` clients always get IRC's events, since they asked for that channel's chat.
 
+pub mod config;
 mod frames;
 pub mod helix;
-pub mod limiter;
 pub mod send;
 pub mod split;
 pub mod state;
+
+pub use config::ChatConfig;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::Path;
@@ -26,10 +28,11 @@ use tokio_util::sync::CancellationToken;
 
 use self::helix::{HelixChat, SEND_SCOPE};
 use self::send::{ChatSender, Sent, Transport};
-use crate::config::{Config, Credentials};
+use crate::credentials::ProviderCredentials;
 use crate::event::{ConnectionState, Event, EventKind, ModerationAction};
 use crate::hub::Publisher;
 use crate::sources::twitch::auth::{Account, OAuth, StoredToken, Tokens};
+use crate::sources::twitch::config::TwitchConfig;
 use crate::sources::twitch::irc::{
     self, IrcHandle, IrcLogin, IrcSettings, IrcTiming, JOINS_PER_WINDOW, channel_login,
 };
@@ -52,16 +55,17 @@ impl ChatSettings {
     /// Reads the stored bot and broadcaster logins; the connection logs in as `[chat]
     /// account` (default: the bot, else the broadcaster), or anonymously when there is none
     /// or `[chat] anonymous = true`.
+    /// `app`: the `[twitch.<environment>]` credentials, whose secret refreshes the tokens.
     pub fn from_config(
-        config: &Config,
-        credentials: &Credentials,
+        chat: &ChatConfig,
+        twitch: &TwitchConfig,
+        app: Option<&ProviderCredentials>,
+        include_raw: bool,
         state_dir: &Path,
         default_channel: String,
     ) -> Self {
-        let http = crate::sources::twitch::helix::http_client();
-        let secret = credentials
-            .get("twitch", &config.environment)
-            .and_then(|c| Some((c.client_id.clone()?, c.client_secret.clone()?)));
+        let http = crate::net::http_client();
+        let secret = app.and_then(|c| Some((c.client_id.clone()?, c.client_secret.clone()?)));
         let mut accounts = Accounts::default();
         for account in Account::ALL {
             let path = StoredToken::path(state_dir, account);
@@ -73,7 +77,7 @@ impl ChatSettings {
                         .map(|(_, s)| s.clone());
                     let oauth = OAuth::new(
                         http.clone(),
-                        &config.twitch.auth_url,
+                        &twitch.auth_url,
                         token.client_id.clone(),
                         client_secret,
                     );
@@ -90,13 +94,13 @@ impl ChatSettings {
                 Err(e) => tracing::warn!("chat cannot use the {} login: {e}", account.name()),
             }
         }
-        let chosen = match config.chat.account {
-            _ if config.chat.anonymous => None,
+        let chosen = match chat.account {
+            _ if chat.anonymous => None,
             Some(account) => Some(account).filter(|a| accounts.get(*a).is_some()),
             None => accounts.preferred(),
         };
-        if let (Some(wanted), None) = (config.chat.account, chosen)
-            && !config.chat.anonymous
+        if let (Some(wanted), None) = (chat.account, chosen)
+            && !chat.anonymous
         {
             tracing::warn!(
                 "[chat] account = \"{}\" has no login; chat is read anonymously until `{}`",
@@ -113,21 +117,20 @@ impl ChatSettings {
         };
         Self {
             irc: IrcSettings {
-                server: config.chat.server.clone(),
-                tls: config.chat.tls,
+                server: chat.server.clone(),
+                tls: chat.tls,
                 login,
-                include_raw: config.bus.include_raw,
+                include_raw,
                 timing: IrcTiming::default(),
                 joins_per_window: JOINS_PER_WINDOW,
             },
-            channels: config
-                .chat
+            channels: chat
                 .channels
                 .iter()
                 .filter_map(|c| channel_login(c))
                 .collect(),
             accounts,
-            api_url: config.twitch.api_url.clone(),
+            api_url: twitch.api_url.clone(),
             default_channel,
         }
     }
@@ -214,10 +217,7 @@ impl Chat {
             irc: irc.clone(),
             irc_account,
             accounts: settings.accounts,
-            helix: HelixChat::new(
-                crate::sources::twitch::helix::http_client(),
-                &settings.api_url,
-            ),
+            helix: HelixChat::new(crate::net::http_client(), &settings.api_url),
         };
         let sender = ChatSender::new(
             Arc::new(transport),

@@ -17,10 +17,10 @@ use tokio::sync::mpsc;
 use tokio::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-use super::limiter::Window;
 use super::split::{MAX_CHARS, split};
 use crate::event::TopicRoot;
 use crate::hub::{BusClosed, Message, Origin, Publisher};
+use crate::limiter::Window;
 use crate::sources::twitch::auth::Account;
 use crate::sources::twitch::irc::channel_login;
 

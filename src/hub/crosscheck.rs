@@ -27,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{HubCounters, Publisher};
 use crate::event::{Direction, Event, EventKind};
+use crate::section::Section;
 
 /// `[dedup]` in ongwatch.toml.
 #[derive(Debug, Clone, Deserialize)]
@@ -49,21 +50,6 @@ impl Default for DedupConfig {
 }
 
 impl DedupConfig {
-    pub fn problems(&self) -> Vec<(String, String)> {
-        if (self.window_seconds.is_finite() && self.window_seconds > 0.0)
-            && self.window_seconds <= 3600.0
-        {
-            return Vec::new();
-        }
-        vec![(
-            "dedup.window_seconds".into(),
-            format!(
-                "{} is out of range; use seconds above 0 and at most 3600, e.g. 10",
-                self.window_seconds
-            ),
-        )]
-    }
-
     pub fn window(&self) -> Duration {
         Duration::try_from_secs_f64(self.window_seconds).unwrap_or(Duration::from_secs(10))
     }
@@ -313,6 +299,25 @@ fn on_twitch(event: &Event) -> bool {
         "streamlabs" => field("for").as_deref() == Some("twitch_account"),
         "streamelements" => field("provider").as_deref() == Some("twitch"),
         _ => false,
+    }
+}
+
+impl Section for DedupConfig {
+    const KEY: &'static str = "dedup";
+
+    fn problems(&self) -> Vec<(String, String)> {
+        if (self.window_seconds.is_finite() && self.window_seconds > 0.0)
+            && self.window_seconds <= 3600.0
+        {
+            return Vec::new();
+        }
+        vec![(
+            "dedup.window_seconds".into(),
+            format!(
+                "{} is out of range; use seconds above 0 and at most 3600, e.g. 10",
+                self.window_seconds
+            ),
+        )]
     }
 }
 

@@ -18,9 +18,11 @@
 //! The MQTT bridge acknowledges an inbound QoS 1 publish only then, so a crash never loses a
 //! command the broker already considers delivered.
 
+pub mod config;
 pub mod crosscheck;
 mod dedup;
 pub mod queue;
+pub mod wal;
 
 use std::collections::VecDeque;
 use std::sync::Arc;

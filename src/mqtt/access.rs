@@ -28,8 +28,11 @@ use serde::{Deserialize, Serialize};
 
 use super::Endpoint;
 use super::authority::{Authority, Rules};
-use crate::config::{Config, Credentials, MqttLogin, MqttMode, Problem, Problems};
+use super::{BotConfig, MqttConfig, MqttLogin, MqttMode};
+use crate::credentials::Credentials;
+use crate::event::TopicRoot;
 use crate::secret::{random_secret, same_secret};
+use crate::section::{Problem, Problems};
 
 /// The reserved username of the daemon's own connection and the CLI.
 pub const LOCAL_USER: &str = "ongwatch-local";
@@ -79,29 +82,32 @@ pub struct Access {
 }
 
 impl Access {
-    /// Every problem at once, each naming the key to change.
-    pub fn new(config: &Config, credentials: &Credentials) -> Result<Self, Problems> {
-        let anonymous = |addr: SocketAddr| match config.mqtt.login {
+    /// Every problem at once, each naming the key to change (`config_file`: where `[mqtt]`
+    /// and `[bots.*]` were read from).
+    pub fn new(
+        mqtt: &MqttConfig,
+        bots: &BTreeMap<String, BotConfig>,
+        root: &TopicRoot,
+        config_file: &str,
+        credentials: &Credentials,
+    ) -> Result<Self, Problems> {
+        let anonymous = |addr: SocketAddr| match mqtt.login {
             MqttLogin::Never => true,
             MqttLogin::Always => false,
             MqttLogin::Remote => addr.ip().is_loopback(),
         };
         let users = credentials.mqtt_users().clone();
-        let config_file = config
-            .path
-            .as_ref()
-            .map(|p| p.display().to_string())
-            .unwrap_or_else(|| "ongwatch.toml".into());
+        let config_file = config_file.to_owned();
         let credentials_file = credentials
             .path
             .as_ref()
             .map(|p| p.display().to_string())
             .unwrap_or_else(|| "credentials.toml".into());
         let mut problems = Vec::new();
-        if config.mqtt.mode == MqttMode::Embedded && users.is_empty() {
+        if mqtt.mode == MqttMode::Embedded && users.is_empty() {
             for (key, addr) in [
-                ("mqtt.listen", config.mqtt_listen),
-                ("mqtt.ws_listen", config.mqtt_ws_listen),
+                ("mqtt.listen", mqtt.listen_addr()),
+                ("mqtt.ws_listen", mqtt.ws_listen_addr()),
             ] {
                 if !anonymous(addr) {
                     problems.push(Problem {
@@ -121,18 +127,14 @@ impl Access {
                 message: "is reserved for the daemon itself; pick another name".into(),
             });
         }
-        let rules = Rules::new(
-            &config.topic_root,
-            &config.bots,
-            &config.mqtt.command_clients,
-        );
-        let embedded = config.mqtt.mode == MqttMode::Embedded;
+        let rules = Rules::new(root, bots, &mqtt.command_clients);
+        let embedded = mqtt.mode == MqttMode::Embedded;
         problems.extend(rules.problems(
             embedded.then_some(&users),
             &config_file,
             &credentials_file,
         ));
-        for name in &config.mqtt.command_clients {
+        for name in &mqtt.command_clients {
             if !users.contains_key(name) {
                 problems.push(Problem {
                     file: config_file.clone(),
@@ -147,8 +149,8 @@ impl Access {
             return Err(Problems(problems));
         }
         Ok(Self {
-            tcp_anonymous: anonymous(config.mqtt_listen),
-            ws_anonymous: anonymous(config.mqtt_ws_listen),
+            tcp_anonymous: anonymous(mqtt.listen_addr()),
+            ws_anonymous: anonymous(mqtt.ws_listen_addr()),
             users,
             authority: Authority::new(rules),
             local: LocalLogin {
@@ -299,10 +301,16 @@ impl Handler for AuthorityHooks {
 mod tests {
     use super::*;
 
+    /// `[mqtt]` and `[bots.*]` of an ongwatch.toml text, checked against credentials.toml.
     fn access(config: &str, credentials: &str) -> Result<Access, Problems> {
-        let config = Config::parse(None, config).unwrap();
+        let table: toml::Table = toml::from_str(config).unwrap();
+        let mut problems = Vec::new();
+        let mqtt: MqttConfig = crate::section::read(&table, &mut problems);
+        let bots = crate::section::section(&table, "bots", &mut problems);
+        assert!(problems.is_empty(), "{problems:?}");
         let credentials = Credentials::parse(None, credentials).unwrap();
-        Access::new(&config, &credentials)
+        let root = TopicRoot::new("stream").unwrap();
+        Access::new(&mqtt, &bots, &root, "ongwatch.toml", &credentials)
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //! a clean shutdown (a temp file renamed over the old
 //! one: a `kill -9` leaves the old or the new one; no fsync, a kill does not lose the page
 //! cache). At start the daemon publishes again every logged record after it
-//! ([`crate::sinks::eventlog::unacked_after`]), with its id: delivery is at least once across a
+//! ([`crate::hub::wal::unacked_after`]), with its id: delivery is at least once across a
 //! crash, and subscribers deduplicate by id.
 //!
 //! rumqttc reports a publish going out as `Outgoing::Publish(pkid)` and its acknowledgement as

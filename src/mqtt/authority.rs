@@ -24,12 +24,13 @@ use serde::Serialize;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{BotConfig, Problem};
+use super::BotConfig;
 use crate::event::{
     BotPresence, RESERVED_SUFFIXES, TopicRoot, filter_matches, filters_overlap, format_time, now,
     sanitize_level,
 };
 use crate::hub::{Message, Origin, Publisher};
+use crate::section::Problem;
 
 /// How long a first publisher keeps its topic after it disconnects.
 pub const OWNER_GRACE: Duration = Duration::from_secs(60);
@@ -722,13 +723,21 @@ pub async fn publish_presence(
 mod tests {
     use super::*;
 
-    fn authority(bots: &str) -> Arc<Authority> {
-        let config = crate::config::Config::parse(None, bots).unwrap();
-        Authority::new(Rules::new(
-            &config.topic_root,
-            &config.bots,
-            &config.mqtt.command_clients,
-        ))
+    /// `[bots.*]` of an ongwatch.toml text.
+    fn bots(text: &str) -> BTreeMap<String, BotConfig> {
+        let table: toml::Table = toml::from_str(text).unwrap();
+        table
+            .get("bots")
+            .map(|bots| bots.clone().try_into().unwrap())
+            .unwrap_or_default()
+    }
+
+    fn root() -> TopicRoot {
+        TopicRoot::new("stream").unwrap()
+    }
+
+    fn authority(text: &str) -> Arc<Authority> {
+        Authority::new(Rules::new(&root(), &bots(text), &[]))
     }
 
     #[test]
@@ -851,12 +860,10 @@ mod tests {
 
     #[test]
     fn bot_config_problems_name_the_key() {
-        let config = crate::config::Config::parse(
-            None,
+        let bots = bots(
             "[bots.bpm]\npublish = [\"stream/synthetic/bpm\"]\n[bots.cheats]\npublish = [\"stream/support/#\"]\n[bots.tempo]\npublish = [\"stream/synthetic/+\"]\n",
-        )
-        .unwrap();
-        let rules = Rules::new(&config.topic_root, &config.bots, &[]);
+        );
+        let rules = Rules::new(&root(), &bots, &[]);
         let users = BTreeMap::from([("bpm".to_owned(), "x".to_owned())]);
         let problems: Vec<String> = rules
             .problems(Some(&users), "ongwatch.toml", "credentials.toml")

@@ -10,14 +10,16 @@ pub mod authority;
 pub mod bridge;
 pub mod broker;
 pub mod client;
+pub mod config;
 pub mod ws_front;
+
+pub use config::{BotConfig, MqttConfig, MqttLogin, MqttMode};
 
 use std::time::Duration;
 
 use rumqttc::v5::{MqttOptions, mqttbytes::v5::LastWill};
 use thiserror::Error;
 
-use crate::config::{Config, MqttMode};
 use crate::state::Runtime;
 
 #[derive(Debug, Error)]
@@ -80,12 +82,12 @@ impl Endpoint {
     /// The broker a CLI command (`trigger`, `tail`, `replay`) should talk to: the running
     /// daemon's embedded broker (from its runtime file, since the configured port may be 0),
     /// or the configured external broker.
-    pub fn for_cli(config: &Config, runtime: Option<&Runtime>) -> Result<Self, EndpointError> {
-        match config.mqtt.mode {
+    pub fn for_cli(mqtt: &MqttConfig, runtime: Option<&Runtime>) -> Result<Self, EndpointError> {
+        match mqtt.mode {
             MqttMode::Off => Err(EndpointError::Off),
-            MqttMode::External => Self::from_url(&config.mqtt_url),
+            MqttMode::External => Self::from_url(&mqtt.broker_url()),
             MqttMode::Embedded => {
-                let addr = runtime.and_then(|r| r.mqtt).unwrap_or(config.mqtt_listen);
+                let addr = runtime.and_then(|r| r.mqtt).unwrap_or(mqtt.listen_addr());
                 Ok(Self::local(addr))
             }
         }

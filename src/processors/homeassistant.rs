@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 
 use crate::event::{Kind, TopicRoot, validate_topic};
 use crate::hub::{BoundedQueue, Delivery, Message, Origin, Publisher};
+use crate::section::Section;
 
 /// `[homeassistant]`.
 #[derive(Debug, Clone, Deserialize)]
@@ -37,20 +38,6 @@ impl HomeAssistantConfig {
     /// Where Home Assistant publishes its birth (`online`) and will (`offline`).
     pub fn status_topic(&self) -> String {
         format!("{}/status", self.discovery_prefix)
-    }
-
-    pub fn problems(&self) -> Vec<(String, String)> {
-        let prefix = &self.discovery_prefix;
-        if validate_topic(prefix).is_err() || prefix.starts_with('/') || prefix.ends_with('/') {
-            vec![(
-                "homeassistant.discovery_prefix".into(),
-                format!(
-                    "{prefix:?} is not a topic prefix; use Home Assistant's, by default \"homeassistant\""
-                ),
-            )]
-        } else {
-            Vec::new()
-        }
     }
 }
 
@@ -258,6 +245,24 @@ pub async fn run(
             if !publish_all(&publisher, &configs).await {
                 return;
             }
+        }
+    }
+}
+
+impl Section for HomeAssistantConfig {
+    const KEY: &'static str = "homeassistant";
+
+    fn problems(&self) -> Vec<(String, String)> {
+        let prefix = &self.discovery_prefix;
+        if validate_topic(prefix).is_err() || prefix.starts_with('/') || prefix.ends_with('/') {
+            vec![(
+                "homeassistant.discovery_prefix".into(),
+                format!(
+                    "{prefix:?} is not a topic prefix; use Home Assistant's, by default \"homeassistant\""
+                ),
+            )]
+        } else {
+            Vec::new()
         }
     }
 }

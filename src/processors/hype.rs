@@ -22,6 +22,7 @@ use tokio::time::{Duration, Instant};
 
 use crate::event::{ConnectionState, Direction, Event, EventKind, Hype, Kind, Tier, TopicRoot};
 use crate::hub::{BoundedQueue, Delivery, Origin, Publisher, Record};
+use crate::section::Section;
 
 /// How long a bot keeps the hype topic after its last sign of life there (its presence going
 /// offline, or, with no presence as on an external broker, its last publish). The broker's
@@ -90,66 +91,6 @@ impl Default for HypeWeights {
 }
 
 impl HypeConfig {
-    /// Problems as (key, message), for config loading.
-    pub fn problems(&self) -> Vec<(String, String)> {
-        let mut problems = Vec::new();
-        if !(self.half_life_seconds.is_finite() && self.half_life_seconds > 0.0) {
-            problems.push((
-                "hype.half_life_seconds".into(),
-                format!(
-                    "{} must be a number of seconds above 0, e.g. 300",
-                    self.half_life_seconds
-                ),
-            ));
-        }
-        if self.thresholds.is_empty() {
-            problems.push((
-                "hype.thresholds".into(),
-                "must list at least one score, e.g. [5, 15, 30, 60, 120]".into(),
-            ));
-        }
-        let ascending = self.thresholds.windows(2).all(|pair| pair[0] < pair[1]);
-        let positive = self.thresholds.iter().all(|t| t.is_finite() && *t > 0.0);
-        if !(ascending && positive) {
-            problems.push((
-                "hype.thresholds".into(),
-                format!(
-                    "{:?} must be scores above 0 in increasing order, e.g. [5, 15, 30, 60, 120]",
-                    self.thresholds
-                ),
-            ));
-        }
-        let w = &self.weights;
-        let mut weights: Vec<(String, f64)> = vec![
-            ("bit".into(), w.bit),
-            ("currency".into(), w.currency),
-            ("tier1".into(), w.tier1),
-            ("tier2".into(), w.tier2),
-            ("tier3".into(), w.tier3),
-            ("prime".into(), w.prime),
-            ("gift".into(), w.gift),
-            ("raid_viewer".into(), w.raid_viewer),
-        ];
-        for (code, weight) in &w.currencies {
-            if !(code.len() == 3 && code.chars().all(|c| c.is_ascii_uppercase())) {
-                problems.push((
-                    format!("hype.weights.currencies.{code}"),
-                    "is not an ISO 4217 code; use three capitals, e.g. EUR".into(),
-                ));
-            }
-            weights.push((format!("currencies.{code}"), *weight));
-        }
-        for (key, weight) in weights {
-            if !(weight.is_finite() && weight >= 0.0) {
-                problems.push((
-                    format!("hype.weights.{key}"),
-                    format!("{weight} must be a number of points of at least 0"),
-                ));
-            }
-        }
-        problems
-    }
-
     /// Points an event is worth; 0 for anything that is not support.
     pub fn points(&self, event: &Event) -> f64 {
         // A partner channel's support during shared chat does not make our stream hype.
@@ -516,6 +457,69 @@ pub(crate) async fn sleep_until(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
+    }
+}
+
+impl Section for HypeConfig {
+    const KEY: &'static str = "hype";
+
+    fn problems(&self) -> Vec<(String, String)> {
+        let mut problems = Vec::new();
+        if !(self.half_life_seconds.is_finite() && self.half_life_seconds > 0.0) {
+            problems.push((
+                "hype.half_life_seconds".into(),
+                format!(
+                    "{} must be a number of seconds above 0, e.g. 300",
+                    self.half_life_seconds
+                ),
+            ));
+        }
+        if self.thresholds.is_empty() {
+            problems.push((
+                "hype.thresholds".into(),
+                "must list at least one score, e.g. [5, 15, 30, 60, 120]".into(),
+            ));
+        }
+        let ascending = self.thresholds.windows(2).all(|pair| pair[0] < pair[1]);
+        let positive = self.thresholds.iter().all(|t| t.is_finite() && *t > 0.0);
+        if !(ascending && positive) {
+            problems.push((
+                "hype.thresholds".into(),
+                format!(
+                    "{:?} must be scores above 0 in increasing order, e.g. [5, 15, 30, 60, 120]",
+                    self.thresholds
+                ),
+            ));
+        }
+        let w = &self.weights;
+        let mut weights: Vec<(String, f64)> = vec![
+            ("bit".into(), w.bit),
+            ("currency".into(), w.currency),
+            ("tier1".into(), w.tier1),
+            ("tier2".into(), w.tier2),
+            ("tier3".into(), w.tier3),
+            ("prime".into(), w.prime),
+            ("gift".into(), w.gift),
+            ("raid_viewer".into(), w.raid_viewer),
+        ];
+        for (code, weight) in &w.currencies {
+            if !(code.len() == 3 && code.chars().all(|c| c.is_ascii_uppercase())) {
+                problems.push((
+                    format!("hype.weights.currencies.{code}"),
+                    "is not an ISO 4217 code; use three capitals, e.g. EUR".into(),
+                ));
+            }
+            weights.push((format!("currencies.{code}"), *weight));
+        }
+        for (key, weight) in weights {
+            if !(weight.is_finite() && weight >= 0.0) {
+                problems.push((
+                    format!("hype.weights.{key}"),
+                    format!("{weight} must be a number of points of at least 0"),
+                ));
+            }
+        }
+        problems
     }
 }
 

@@ -17,6 +17,7 @@
 //! See docs/PROCESSORS.md.
 
 pub mod announce;
+pub mod commands;
 pub mod homeassistant;
 pub mod hype;
 pub mod monitor;
@@ -28,7 +29,6 @@ use std::sync::Arc;
 
 use tokio::task::JoinHandle;
 
-use crate::config::Config;
 use crate::event::{Event, Kind, TopicRoot, filters_overlap};
 use crate::hub::{BoundedQueue, Delivery, Hub, OverflowPolicy, Publisher, Record};
 
@@ -37,6 +37,15 @@ use crate::hub::{BoundedQueue, Delivery, Hub, OverflowPolicy, Publisher, Record}
 pub const QUEUE: usize = 10_000;
 
 type Queue = Arc<BoundedQueue<Delivery>>;
+
+/// The processors' sections of ongwatch.toml (the daemon lends them from the whole config).
+#[derive(Clone, Copy)]
+pub struct Sections<'a> {
+    pub hype: &'a hype::HypeConfig,
+    pub homeassistant: &'a homeassistant::HomeAssistantConfig,
+    pub rules: &'a [rules::Rule],
+    pub announce: &'a announce::Announce,
+}
 
 /// The queues of the enabled processors, registered with the hub before it starts.
 pub struct Outputs {
@@ -48,7 +57,7 @@ pub struct Outputs {
 }
 
 impl Outputs {
-    pub fn register(hub: &mut Hub, config: &Config) -> Self {
+    pub fn register(hub: &mut Hub, config: Sections<'_>) -> Self {
         // Every processor wants what bots publish too: HA's birth message, a bot's hype.
         let mut add = |name: &str| hub.add_output(name, QUEUE, OverflowPolicy::DropOldest, true);
         Self {
@@ -64,7 +73,7 @@ impl Outputs {
     pub fn spawn(
         self,
         publisher: &Publisher,
-        config: &Config,
+        config: Sections<'_>,
         channel: &str,
         state_dir: &Path,
     ) -> Vec<JoinHandle<()>> {
@@ -93,7 +102,7 @@ impl Outputs {
             tasks.push(tokio::spawn(rules::run(
                 queue,
                 publisher.clone(),
-                config.rules.clone(),
+                config.rules.to_vec(),
             )));
         }
         if let Some(queue) = self.announce {
@@ -112,7 +121,7 @@ impl Outputs {
 /// these processors see them: Home Assistant's birth topic and the `when` of every rule.
 /// Filters that overlap `root_filters` are left out, since overlapping subscriptions make a
 /// broker deliver the same message twice.
-pub fn subscriptions(config: &Config, root_filters: &[String]) -> Vec<String> {
+pub fn subscriptions(config: Sections<'_>, root_filters: &[String]) -> Vec<String> {
     let mut wanted = Vec::new();
     if config.homeassistant.enabled {
         wanted.push(config.homeassistant.status_topic());
@@ -158,14 +167,25 @@ mod tests {
 
     #[test]
     fn only_topics_outside_the_root_are_added() {
-        let config = Config::parse(
-            None,
-            "[homeassistant]\nenabled = true\n[[rules]]\nwhen = \"stream/synthetic/hype\"\npublish = { topic = \"x/y\", payload = \"1\" }\n[[rules]]\nwhen = \"zigbee/button/#\"\npublish = { topic = \"x/z\", payload = \"1\" }\n",
+        let table: toml::Table = toml::from_str(
+            "[[rules]]\nwhen = \"stream/synthetic/hype\"\npublish = { topic = \"x/y\", payload = \"1\" }\n[[rules]]\nwhen = \"zigbee/button/#\"\npublish = { topic = \"x/z\", payload = \"1\" }\n",
         )
         .unwrap();
+        let (rules, problems) = rules::parse(table.get("rules"));
+        assert!(problems.is_empty(), "{problems:?}");
+        let homeassistant = homeassistant::HomeAssistantConfig {
+            enabled: true,
+            ..Default::default()
+        };
+        let sections = Sections {
+            hype: &Default::default(),
+            homeassistant: &homeassistant,
+            rules: &rules,
+            announce: &Default::default(),
+        };
         let root = vec!["stream/#".to_owned()];
         assert_eq!(
-            subscriptions(&config, &root),
+            subscriptions(sections, &root),
             vec!["homeassistant/status".to_owned(), "zigbee/button/#".into()]
         );
     }

@@ -29,13 +29,16 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Config, Credentials};
+use crate::credentials::ProviderCredentials;
 use crate::event::{
     Event, EventKind, Kind, Offline, Online, SessionPhase, SharedChatSession, Status, format_time,
 };
 use crate::hub::{BoundedQueue, Delivery, Publisher};
+use crate::net::http_client;
+use crate::section::Section;
 use crate::sources::twitch::auth::{Account, StoredToken};
-use crate::sources::twitch::helix::{Helix, HelixError, http_client};
+use crate::sources::twitch::config::TwitchConfig;
+use crate::sources::twitch::helix::{Helix, HelixError};
 
 /// The file in the state dir.
 pub const FILE: &str = "monitor.json";
@@ -91,29 +94,6 @@ impl MonitorConfig {
             .filter_map(|c| crate::sources::twitch::irc::channel_login(c))
             .filter(|login| seen.insert(login.clone()))
             .collect()
-    }
-
-    pub fn problems(&self) -> Vec<(String, String)> {
-        let mut problems = Vec::new();
-        for channel in &self.channels {
-            if crate::sources::twitch::irc::channel_login(channel).is_none() {
-                problems.push((
-                    "monitor.channels".into(),
-                    format!("{channel:?} is not a Twitch channel; use logins, e.g. [\"ninja\"]"),
-                ));
-            }
-        }
-        if !(self.polling_interval.is_finite() && (0.1..=86_400.0).contains(&self.polling_interval))
-        {
-            problems.push((
-                "monitor.polling_interval".into(),
-                format!(
-                    "{} is out of range; use seconds from 0.1 to 86400, e.g. 60",
-                    self.polling_interval
-                ),
-            ));
-        }
-        problems
     }
 }
 
@@ -413,30 +393,32 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// `None` when `[monitor] channels` is empty.
+    /// `None` when `[monitor] channels` is empty. `app`: the `[twitch.<environment>]`
+    /// credentials; `localdev`: `environment = "localdev"`.
     pub fn from_config(
-        config: &Config,
-        credentials: &Credentials,
+        monitor: &MonitorConfig,
+        twitch: &TwitchConfig,
+        app: Option<&ProviderCredentials>,
+        localdev: bool,
         state_dir: &Path,
     ) -> Option<Self> {
-        let channels = config.monitor.logins();
+        let channels = monitor.logins();
         if channels.is_empty() {
             return None;
         }
-        let client_id = credentials
-            .get("twitch", &config.environment)
+        let client_id = app
             .and_then(|c| c.client_id.clone())
             .filter(|c| !c.is_empty());
         Some(Self {
             channels,
-            method: config.monitor.method,
-            interval: Duration::try_from_secs_f64(config.monitor.polling_interval)
+            method: monitor.method,
+            interval: Duration::try_from_secs_f64(monitor.polling_interval)
                 .unwrap_or(Duration::from_secs(60)),
-            streams_url: format!("{}/streams", config.twitch.api_url.trim_end_matches('/')),
+            streams_url: format!("{}/streams", twitch.api_url.trim_end_matches('/')),
             client_id,
-            localdev: config.environment == "localdev",
+            localdev,
             state_dir: state_dir.to_path_buf(),
-            broadcaster: crate::sources::twitch::irc::channel_login(&config.twitch.channel),
+            broadcaster: crate::sources::twitch::irc::channel_login(&twitch.channel),
         })
     }
 
@@ -800,6 +782,33 @@ fn load(path: &Path) -> Saved {
             tracing::warn!(path = %path.display(), error = %e, "monitor: channel states unreadable; every channel starts from its next poll");
             Saved::default()
         }
+    }
+}
+
+impl Section for MonitorConfig {
+    const KEY: &'static str = "monitor";
+
+    fn problems(&self) -> Vec<(String, String)> {
+        let mut problems = Vec::new();
+        for channel in &self.channels {
+            if crate::sources::twitch::irc::channel_login(channel).is_none() {
+                problems.push((
+                    "monitor.channels".into(),
+                    format!("{channel:?} is not a Twitch channel; use logins, e.g. [\"ninja\"]"),
+                ));
+            }
+        }
+        if !(self.polling_interval.is_finite() && (0.1..=86_400.0).contains(&self.polling_interval))
+        {
+            problems.push((
+                "monitor.polling_interval".into(),
+                format!(
+                    "{} is out of range; use seconds from 0.1 to 86400, e.g. 60",
+                    self.polling_interval
+                ),
+            ));
+        }
+        problems
     }
 }
 

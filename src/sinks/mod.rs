@@ -1,12 +1,10 @@
 //! Outputs the hub feeds, besides the MQTT bridge (which is also a source; see `mqtt`).
 //!
-//! `eventlog` is the daemon's own log. Everything configured with `[[outputs]]` goes through
-//! the output API (`output.rs`) and its runner (`runner.rs`); docs/OUTPUTS.md shows how to
+//! Everything configured with `[[outputs]]` goes through the output API (`output.rs`) and its runner (`runner.rs`); docs/OUTPUTS.md shows how to
 //! add a kind.
 
 pub mod config;
 mod discord;
-pub mod eventlog;
 pub mod nats;
 pub mod output;
 pub mod redis;

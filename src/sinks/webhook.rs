@@ -128,7 +128,7 @@ impl Factory for Settings {
         Box::new(Webhook {
             limiter: limiter_for(self.url.as_str(), self.rate, self.burst),
             settings: self.clone(),
-            client: crate::sources::twitch::helix::http_client(),
+            client: crate::net::http_client(),
             health: Health::Up,
         })
     }

@@ -11,8 +11,11 @@ use rand::RngExt;
 use rand::seq::IndexedRandom;
 use tokio_util::sync::CancellationToken;
 
+use serde::Deserialize;
+
 use super::trigger::{self, TriggerRequest};
 use crate::hub::Publisher;
+use crate::section::Section;
 
 const VIEWERS: &[&str] = &[
     "alinsa_vix",
@@ -148,5 +151,40 @@ mod tests {
         for request in &session {
             trigger::validate(request).unwrap();
         }
+    }
+}
+
+/// `[demo]`: the demo source's pace and channel (`ongwatch run --demo`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DemoConfig {
+    /// Events per second the demo source emits; the default is human pace.
+    pub rate: f64,
+    pub channel: String,
+}
+
+impl Default for DemoConfig {
+    fn default() -> Self {
+        Self {
+            rate: 0.5,
+            channel: "ongwatch_demo".into(),
+        }
+    }
+}
+
+impl Section for DemoConfig {
+    const KEY: &'static str = "demo";
+
+    fn problems(&self) -> Vec<(String, String)> {
+        if self.rate > 0.0 && self.rate <= 100_000.0 {
+            return Vec::new();
+        }
+        vec![(
+            "demo.rate".into(),
+            format!(
+                "{} is out of range; use events per second between 0 (exclusive) and 100000",
+                self.rate
+            ),
+        )]
     }
 }

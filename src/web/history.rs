@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 
 use crate::event::filter_matches;
-use crate::sinks::eventlog::frame;
+use crate::hub::wal::frame;
 
 /// Below this many bytes the binary search stops and the rest is read line by line.
 const SCAN_WINDOW: u64 = 64 * 1024;

@@ -12,6 +12,7 @@ mod api;
 mod assets;
 mod auth;
 mod chat;
+pub mod config;
 mod fanout;
 mod history;
 mod ws;

@@ -108,7 +108,7 @@ pub fn http_json(
         .build()
         .unwrap();
     runtime.block_on(async {
-        let client = ongwatch::sources::twitch::helix::http_client();
+        let client = ongwatch::net::http_client();
         let mut request = client.request(method.parse().unwrap(), url);
         if let Some(body) = body {
             request = request.json(&body);

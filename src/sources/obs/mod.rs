@@ -8,6 +8,7 @@
 //! `R/command/obs/request`) arrive from the command processor through [`Commands`] and are
 //! answered on `<command topic>/result` with OBS's own error comment.
 
+pub mod config;
 pub mod protocol;
 
 use std::collections::HashMap;
@@ -25,7 +26,9 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Config, Credentials};
+pub use config::ObsConfig;
+
+use crate::credentials::Credentials;
 use crate::event::{ConnectionState, Event, EventKind, ObsEvent, ObsOutputs, ObsScene, TopicRoot};
 use crate::hub::{BusClosed, Message, Origin, Publisher};
 use crate::sources::socketio::provider::{Backoff, Timing, host_of};
@@ -61,17 +64,22 @@ pub struct Settings {
 
 impl Settings {
     /// `None` when `[obs] url` is not set.
-    pub fn from_config(config: &Config, credentials: &Credentials, channel: &str) -> Option<Self> {
-        if config.obs.url.is_empty() {
+    pub fn from_config(
+        config: &ObsConfig,
+        credentials: &Credentials,
+        environment: &str,
+        channel: &str,
+    ) -> Option<Self> {
+        if config.url.is_empty() {
             return None;
         }
         Some(Self {
-            url: config.obs.url.clone(),
+            url: config.url.clone(),
             password: credentials
-                .get(PROVIDER, &config.environment)
+                .get(PROVIDER, environment)
                 .and_then(|c| c.password.clone())
                 .filter(|p| !p.is_empty()),
-            environment: config.environment.clone(),
+            environment: environment.to_owned(),
             channel: channel.to_owned(),
             timing: Timing {
                 // OBS runs next to ongwatch: a restart of OBS is seconds, not minutes.
@@ -83,8 +91,12 @@ impl Settings {
 }
 
 /// The line `ongwatch check` prints for `[obs]`.
-pub fn check_line(config: &Config, credentials: &Credentials) -> Option<String> {
-    let settings = Settings::from_config(config, credentials, "")?;
+pub fn check_line(
+    config: &ObsConfig,
+    credentials: &Credentials,
+    environment: &str,
+) -> Option<String> {
+    let settings = Settings::from_config(config, credentials, environment, "")?;
     Some(match settings.password {
         Some(_) => format!(
             "ok: obs {} with the password of [obs.{}]",

@@ -9,6 +9,7 @@
 //! (see [`crate::sources::socketio::provider`]).
 
 mod astro;
+pub mod config;
 mod normalize;
 mod realtime;
 
@@ -18,6 +19,9 @@ use std::str::FromStr;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+pub use config::StreamElementsConfig;
+
+use crate::credentials::Credentials;
 use crate::event::Event;
 use crate::sources::socketio::provider::{StateReporter, Timing, supervise};
 
@@ -114,11 +118,12 @@ impl Default for Settings {
 impl Settings {
     /// The settings and credential, when `[streamelements.<env>]` has an `apikey` or a `jwt`.
     pub fn from_config(
-        config: &crate::config::Config,
-        credentials: &crate::config::Credentials,
+        config: &StreamElementsConfig,
+        credentials: &Credentials,
+        environment: &str,
         channel: &str,
     ) -> Option<(Self, Credential)> {
-        let table = credentials.get("streamelements", &config.environment)?;
+        let table = credentials.get("streamelements", environment)?;
         let credential = match (&table.apikey, &table.jwt) {
             (Some(token), _) => Credential {
                 kind: TokenKind::Apikey,
@@ -132,11 +137,11 @@ impl Settings {
         };
         let settings = Self {
             // The config loader already rejected any other value.
-            transport: config.streamelements.transport.parse().unwrap_or_default(),
-            astro_url: config.streamelements.astro_url.clone(),
-            realtime_url: config.streamelements.realtime_url.clone(),
+            transport: config.transport.parse().unwrap_or_default(),
+            astro_url: config.astro_url.clone(),
+            realtime_url: config.realtime_url.clone(),
             channel: channel.to_owned(),
-            environment: config.environment.clone(),
+            environment: environment.to_owned(),
             timing: Timing::default(),
         };
         Some((settings, credential))

@@ -4,6 +4,7 @@
 //! its state on `R/system/providers/streamlabs` and reconnects with backoff. A token the server
 //! refuses (HTTP 401 at the handshake) is retried only after [`Timing::unauthorized_backoff`].
 
+pub mod config;
 mod normalize;
 
 use std::time::Duration;
@@ -12,6 +13,9 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+pub use config::StreamlabsConfig;
+
+use crate::credentials::Credentials;
 use crate::event::{ConnectionState, Event};
 use crate::sources::socketio::provider::{
     Ended, OutClosed, StateReporter, Timing, host_of, supervise,
@@ -46,18 +50,19 @@ impl Default for Settings {
 impl Settings {
     /// The settings and socket token, when `[streamlabs.<env>] socket_token` is present.
     pub fn from_config(
-        config: &crate::config::Config,
-        credentials: &crate::config::Credentials,
+        config: &StreamlabsConfig,
+        credentials: &Credentials,
+        environment: &str,
         channel: &str,
     ) -> Option<(Self, String)> {
         let token = credentials
-            .get("streamlabs", &config.environment)?
+            .get("streamlabs", environment)?
             .socket_token
             .clone()?;
         let settings = Self {
-            url: config.streamlabs.url.clone(),
+            url: config.url.clone(),
             channel: channel.to_owned(),
-            environment: config.environment.clone(),
+            environment: environment.to_owned(),
             timing: Timing::default(),
         };
         Some((settings, token))

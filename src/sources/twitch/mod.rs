@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod catalog;
+pub mod config;
 pub mod eventsub;
 pub mod fake;
 pub mod helix;

@@ -17,12 +17,14 @@ use tokio_util::sync::CancellationToken;
 
 use super::auth::{Account, AuthError, OAuth, StoredToken, Tokens};
 use super::catalog::{self, Spec};
+use super::config::TwitchConfig;
 use super::eventsub::{Context, Notification, PROVIDER, normalize, raw_event};
-use super::helix::{Helix, Totals, http_client};
+use super::helix::{Helix, Totals};
 use super::session;
-use crate::config::{Config, Credentials};
+use crate::credentials::ProviderCredentials;
 use crate::event::{ConnectionState, Event, ProviderState, SubscriptionHealth, format_time, now};
 use crate::hub::{BusClosed, Publisher};
+use crate::net::http_client;
 
 /// Twitch's documented limits, shown in the provider state.
 pub const MAX_SUBSCRIPTIONS_PER_CONNECTION: usize = 300;
@@ -90,20 +92,22 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// `None` when credentials.toml has no `[twitch.<environment>] client_id`: Twitch is off.
+    /// `None` when credentials.toml has no `[twitch.<environment>] client_id` (`app`): Twitch
+    /// is off.
     pub fn from_config(
-        config: &Config,
-        credentials: &Credentials,
+        twitch: &TwitchConfig,
+        app: Option<&ProviderCredentials>,
+        environment: &str,
+        include_raw: bool,
         state_dir: &Path,
     ) -> Result<Option<Self>, catalog::BadEntry> {
-        let Some(creds) = credentials.get(PROVIDER, &config.environment) else {
+        let Some(creds) = app else {
             return Ok(None);
         };
         let Some(client_id) = creds.client_id.clone().filter(|c| !c.is_empty()) else {
             return Ok(None);
         };
-        let twitch = &config.twitch;
-        let localdev = (config.environment == "localdev").then(|| LocalAccount {
+        let localdev = (environment == "localdev").then(|| LocalAccount {
             user_id: creds.user_id.clone().unwrap_or_else(|| "12345".into()),
             login: creds
                 .login
@@ -120,12 +124,12 @@ impl Settings {
             client_secret: creds.client_secret.clone(),
             auth_url: twitch.auth_url.clone(),
             eventsub_url: twitch.eventsub_url.clone(),
-            subscriptions_url: config.eventsub_subscriptions_url(),
+            subscriptions_url: twitch.eventsub_subscriptions_url(),
             specs: catalog::resolve(&twitch.subscriptions)?,
             localdev,
             state_dir: state_dir.to_path_buf(),
-            channel: config.default_channel(),
-            include_raw: config.bus.include_raw,
+            channel: twitch.default_channel(),
+            include_raw,
             timing: Timing {
                 initial_backoff: seconds(twitch.retry_initial_seconds, defaults.initial_backoff),
                 max_backoff: seconds(twitch.retry_max_seconds, defaults.max_backoff),

@@ -5,10 +5,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::{Account, AuthError, DeviceCode, Granted, OAuth, Poll, StoredToken};
-use crate::config::{Config, Credentials};
+use crate::credentials::Credentials;
+use crate::net::http_client;
 use crate::sources::twitch::catalog::{self, Spec};
+use crate::sources::twitch::config::TwitchEnv;
 use crate::sources::twitch::eventsub::PROVIDER;
-use crate::sources::twitch::helix::http_client;
 
 pub struct LoginOptions {
     pub oauth: OAuth,
@@ -244,7 +245,7 @@ pub enum CommandError {
 }
 
 /// The EventSub subscriptions `account` serves (the bot serves none).
-pub fn enabled_specs(config: &Config, account: Account) -> Result<Vec<Spec>, CommandError> {
+pub fn enabled_specs(config: TwitchEnv<'_>, account: Account) -> Result<Vec<Spec>, CommandError> {
     match account {
         Account::Broadcaster => catalog::resolve(&config.twitch.subscriptions)
             .map_err(|e| CommandError::Usage(format!("twitch.subscriptions: {e}"))),
@@ -252,7 +253,10 @@ pub fn enabled_specs(config: &Config, account: Account) -> Result<Vec<Spec>, Com
     }
 }
 
-pub(super) fn scopes_for(config: &Config, account: Account) -> Result<Vec<String>, CommandError> {
+pub(super) fn scopes_for(
+    config: TwitchEnv<'_>,
+    account: Account,
+) -> Result<Vec<String>, CommandError> {
     Ok(match account {
         Account::Broadcaster => catalog::requested_scopes(&enabled_specs(config, account)?),
         Account::Bot => catalog::BOT_SCOPES
@@ -264,12 +268,12 @@ pub(super) fn scopes_for(config: &Config, account: Account) -> Result<Vec<String
 
 /// `ongwatch auth twitch [--account broadcaster|bot]`
 pub async fn login_command(
-    config: &Config,
+    config: TwitchEnv<'_>,
     credentials: &Credentials,
     state_dir: &Path,
     account: Account,
 ) -> Result<(), CommandError> {
-    let environment = &config.environment;
+    let environment = config.environment;
     let creds = credentials.get(PROVIDER, environment);
     let Some(client_id) = creds
         .and_then(|c| c.client_id.clone())
@@ -304,13 +308,13 @@ pub async fn login_command(
 
 /// `ongwatch auth status`
 pub fn status_command(
-    config: &Config,
+    config: TwitchEnv<'_>,
     credentials: &Credentials,
     state_dir: &Path,
 ) -> Result<String, CommandError> {
     let specs = enabled_specs(config, Account::Broadcaster)?;
     let client_id = credentials
-        .get(PROVIDER, &config.environment)
+        .get(PROVIDER, config.environment)
         .and_then(|c| c.client_id.clone());
     let mut text = status(state_dir, client_id.as_deref(), |account, granted| {
         super::logins::missing_scopes(&specs, account, granted)

@@ -16,11 +16,12 @@ use tokio::sync::watch;
 
 use super::login::{scopes_for, store_grant, wait_for_grant};
 use super::{Account, AuthError, OAuth, StoredToken};
-use crate::config::{Config, Credentials};
+use crate::credentials::Credentials;
 use crate::event::{format_time, now};
+use crate::net::http_client;
 use crate::sources::twitch::catalog::{self, Spec};
+use crate::sources::twitch::config::TwitchEnv;
 use crate::sources::twitch::eventsub::PROVIDER;
-use crate::sources::twitch::helix::http_client;
 
 /// One stored account as the API shows it. Never the token itself.
 #[derive(Debug, Clone, Serialize)]
@@ -99,8 +100,8 @@ pub struct Logins {
 }
 
 impl Logins {
-    pub fn from_config(config: &Config, credentials: &Credentials, state_dir: &Path) -> Self {
-        let environment = &config.environment;
+    pub fn from_config(config: TwitchEnv<'_>, credentials: &Credentials, state_dir: &Path) -> Self {
+        let environment = config.environment;
         let creds = credentials.get(PROVIDER, environment);
         let client_id = creds
             .and_then(|c| c.client_id.clone())
@@ -339,7 +340,11 @@ pub fn missing_scopes(specs: &[Spec], account: Account, granted: &[String]) -> V
 
 /// `ongwatch check`'s lines about Twitch tokens: one per account, `ok:` or `problem:`.
 /// Offline: it says whether a token looks usable, not whether Twitch still accepts it.
-pub fn check_lines(config: &Config, credentials: &Credentials, state_dir: &Path) -> Vec<String> {
+pub fn check_lines(
+    config: TwitchEnv<'_>,
+    credentials: &Credentials,
+    state_dir: &Path,
+) -> Vec<String> {
     let logins = Logins::from_config(config, credentials, state_dir);
     if let Err(why) = &logins.oauth {
         return vec![format!("ok: twitch login: {why}")];

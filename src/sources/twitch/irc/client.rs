@@ -31,8 +31,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::{Badges, IrcMessage, normalize};
-use crate::chat::limiter::Window;
 use crate::event::Event;
+use crate::limiter::Window;
 use crate::sources::twitch::auth::Tokens;
 use crate::sources::twitch::source::{Backoff, Timing};
 

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::hub::{BoundedQueue, DEDUP_MAX_IDS, Delivery, Message, Origin, Record};
+use super::{BoundedQueue, DEDUP_MAX_IDS, Delivery, Message, Origin, Record};
 
 /// How much of the log is read at a time at start-up, from the end backwards.
 const TAIL_BYTES: u64 = 8 * 1024 * 1024;
