@@ -18,6 +18,7 @@ pub mod event;
 pub mod hub;
 pub mod mqtt;
 pub mod processors;
+pub mod retry;
 pub mod secret;
 pub mod sinks;
 pub mod sources;
