@@ -23,4 +23,5 @@ pub mod secret;
 pub mod sinks;
 pub mod sources;
 pub mod state;
+pub mod template;
 pub mod web;
