@@ -15,9 +15,11 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 pub mod credentials;
 pub mod limiter;
 pub mod net;
+pub mod retry;
 pub mod secret;
 pub mod section;
 pub mod state;
+pub mod template;
 
 // The contract and the bus.
 pub mod event;

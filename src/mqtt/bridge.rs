@@ -37,6 +37,7 @@ use super::Endpoint;
 use super::acked::{self, Tracker, wire_payload};
 use super::authority::Rules;
 use crate::hub::{BoundedQueue, Delivery, Logged, Message, Origin, Publisher};
+use crate::retry::{Jitter, Policy, sleep_or_cancel};
 
 /// Requests waiting inside the MQTT client. Kept small: if the broker comes back without our
 /// session, these are the messages MQTT allows it to forget.
@@ -296,6 +297,10 @@ async fn acknowledge(
     }
 }
 
+/// The broker is local or near: reconnect quickly, never wait more than a few seconds.
+const RECONNECT: Policy =
+    Policy::new(Duration::from_millis(200), Duration::from_secs(10)).jitter(Jitter::Add);
+
 #[allow(clippy::too_many_arguments)]
 async fn drive(
     mut eventloop: EventLoop,
@@ -309,7 +314,7 @@ async fn drive(
     stop: CancellationToken,
 ) {
     let status = &shared.status;
-    let mut backoff = Duration::from_millis(200);
+    let mut backoff = RECONNECT.backoff();
     let mut reported_outage = false;
     // Hands an inbound publish to the acknowledging task, in the order received.
     let ack_later = |publish: &Publish, logged: Option<oneshot::Receiver<()>>| {
@@ -328,7 +333,7 @@ async fn drive(
             Ok(MqttEvent::Incoming(Packet::ConnAck(connack))) => {
                 status.connected.store(true, Ordering::Relaxed);
                 let reconnect = status.connects.fetch_add(1, Ordering::Relaxed) > 0;
-                backoff = Duration::from_millis(200);
+                backoff.reset();
                 reported_outage = false;
                 tracing::info!(broker = %endpoint, "connected to MQTT broker");
                 if connack.session_present {
@@ -413,12 +418,9 @@ async fn drive(
                     tracing::warn!(broker = %endpoint, error = %e, "MQTT broker unreachable; retrying with backoff, events wait in a bounded queue");
                     reported_outage = true;
                 }
-                let jitter = rand::random_range(0..=backoff.as_millis() as u64 / 4);
-                tokio::select! {
-                    _ = tokio::time::sleep(backoff + Duration::from_millis(jitter)) => {}
-                    _ = stop.cancelled() => return,
+                if !sleep_or_cancel(backoff.next_delay(), &stop).await {
+                    return;
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(10));
             }
         }
     }

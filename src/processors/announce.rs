@@ -22,6 +22,7 @@ use crate::event::{Event, EventKind, Kind, Status};
 use crate::hub::{BoundedQueue, Delivery, Message, Origin, Publisher};
 use crate::sources::twitch::auth::Account;
 use crate::sources::twitch::irc::channel_login;
+use crate::template;
 
 /// Twitch's limit for one chat message, in characters.
 pub const MAX_CHARS: usize = 500;
@@ -83,86 +84,38 @@ impl Var {
     ];
 }
 
+/// A checked template (the syntax of [`crate::template`]) over the placeholders above.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Piece {
-    Text(String),
-    Var(Var),
-}
-
-/// A checked template: text and placeholders; `{{` and `}}` are literal braces.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Template(Vec<Piece>);
+pub struct Template(template::Template<Var>);
 
 impl Template {
     pub fn parse(text: &str) -> Result<Self, String> {
-        let mut pieces = Vec::new();
-        let mut literal = String::new();
-        let mut chars = text.chars().peekable();
-        while let Some(c) = chars.next() {
-            match c {
-                '{' if chars.peek() == Some(&'{') => {
-                    chars.next();
-                    literal.push('{');
-                }
-                '}' if chars.peek() == Some(&'}') => {
-                    chars.next();
-                    literal.push('}');
-                }
-                '{' => {
-                    let mut name = String::new();
-                    loop {
-                        match chars.next() {
-                            Some('}') => break,
-                            Some(c) => name.push(c),
-                            None => {
-                                return Err(format!(
-                                    "{text:?} has an unclosed {{; write {{{{ for a literal brace"
-                                ));
-                            }
-                        }
-                    }
-                    let Some((_, var)) = Var::NAMES.iter().find(|(n, _)| *n == name.trim()) else {
-                        let known: Vec<String> =
-                            Var::NAMES.iter().map(|(n, _)| format!("{{{n}}}")).collect();
-                        return Err(format!(
-                            "{{{name}}} is not a placeholder; use {}",
-                            known.join(", ")
-                        ));
-                    };
-                    if !literal.is_empty() {
-                        pieces.push(Piece::Text(std::mem::take(&mut literal)));
-                    }
-                    pieces.push(Piece::Var(*var));
-                }
-                '}' => {
-                    return Err(format!(
-                        "{text:?} has a }} without {{; write }}}} for a literal brace"
-                    ));
-                }
-                c => literal.push(c),
+        let var = |name: &str| match Var::NAMES.iter().find(|(n, _)| *n == name.trim()) {
+            Some((_, var)) => Ok(*var),
+            None => {
+                let known: Vec<String> =
+                    Var::NAMES.iter().map(|(n, _)| format!("{{{n}}}")).collect();
+                Err(format!(
+                    "{{{name}}} is not a placeholder; use {}",
+                    known.join(", ")
+                ))
             }
+        };
+        match template::Template::parse(text, var) {
+            Ok(parsed) => Ok(Self(parsed)),
+            Err(template::Error::Name(why)) => Err(why),
+            Err(syntax) => Err(format!("{text:?} {syntax}")),
         }
-        if !literal.is_empty() {
-            pieces.push(Piece::Text(literal));
-        }
-        Ok(Self(pieces))
     }
 
     fn render(&self, values: &Values) -> String {
-        let mut out = String::new();
-        for piece in &self.0 {
-            match piece {
-                Piece::Text(text) => out.push_str(text),
-                Piece::Var(Var::Channel) => out.push_str(&values.channel),
-                Piece::Var(Var::Title) => out.push_str(&values.title),
-                Piece::Var(Var::GameName) => out.push_str(&values.game_name),
-                Piece::Var(Var::ViewerCount) => out.push_str(&values.viewer_count.to_string()),
-                Piece::Var(Var::Url) => {
-                    out.push_str(&format!("https://www.twitch.tv/{}", values.channel))
-                }
-            }
-        }
-        out
+        self.0.render(|var, out| match var {
+            Var::Channel => out.push_str(&values.channel),
+            Var::Title => out.push_str(&values.title),
+            Var::GameName => out.push_str(&values.game_name),
+            Var::ViewerCount => out.push_str(&values.viewer_count.to_string()),
+            Var::Url => out.push_str(&format!("https://www.twitch.tv/{}", values.channel)),
+        })
     }
 }
 

@@ -30,6 +30,7 @@ use tokio::time::{Duration, Instant};
 
 use crate::event::{filter_matches, validate_filter, validate_topic};
 use crate::hub::{BoundedQueue, Delivery, Message, Origin, Publisher};
+use crate::template::{self, Template};
 
 /// When a rule with a condition fires.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -314,82 +315,50 @@ fn strings_of(value: &Value) -> Vec<&str> {
     }
 }
 
-/// A template's pieces: literal text and `{field.path}` placeholders; `{{` and `}}` escape.
-enum Piece<'t> {
-    Text(&'t str),
-    Brace(char),
-    Field(&'t str),
-}
-
-fn pieces(template: &str) -> Result<Vec<Piece<'_>>, String> {
-    let mut out = Vec::new();
-    let mut rest = template;
-    while let Some(at) = rest.find(['{', '}']) {
-        out.push(Piece::Text(&rest[..at]));
-        let tail = &rest[at..];
-        if let Some(after) = tail.strip_prefix("{{") {
-            out.push(Piece::Brace('{'));
-            rest = after;
-        } else if let Some(after) = tail.strip_prefix("}}") {
-            out.push(Piece::Brace('}'));
-            rest = after;
-        } else if tail.starts_with('}') {
-            return Err("has a '}' without '{' (write }} for a literal brace)".into());
+/// A template over the payload's fields ([`crate::template`]'s syntax): `{field.path}`.
+fn parse_template(template: &str) -> Result<Template<String>, template::Error> {
+    Template::parse(template, |name| {
+        let valid = !name.is_empty()
+            && name.split('.').all(|part| {
+                !part.is_empty()
+                    && part
+                        .chars()
+                        .all(|c| c.is_alphanumeric() || c == '_' || c == '-')
+            });
+        if valid {
+            Ok(name.to_owned())
         } else {
-            let end = tail
-                .find('}')
-                .ok_or("has a '{' without '}' (write {{ for a literal brace)")?;
-            let name = &tail[1..end];
-            let valid = !name.is_empty()
-                && name.split('.').all(|part| {
-                    !part.is_empty()
-                        && part
-                            .chars()
-                            .all(|c| c.is_alphanumeric() || c == '_' || c == '-')
-                });
-            if !valid {
-                return Err(format!(
-                    "{{{name}}} is not a field name; use e.g. {{user}}, {{amount}} or {{event.user}}"
-                ));
-            }
-            out.push(Piece::Field(name));
-            rest = &tail[end + 1..];
+            Err(format!(
+                "{{{name}}} is not a field name; use e.g. {{user}}, {{amount}} or {{event.user}}"
+            ))
         }
-    }
-    out.push(Piece::Text(rest));
-    Ok(out)
+    })
 }
 
 fn template_check(template: &str) -> Result<(), String> {
-    pieces(template).map(|_| ())
+    parse_template(template)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 /// Fills `{field}` from the payload (`{topic}` is the message's topic, `{value}` a payload that
 /// is not an object, `{event}` the whole payload). Missing fields render empty. In a topic,
 /// values cannot add levels or wildcards.
 fn render(template: &str, topic: &str, payload: &Value, in_topic: bool) -> String {
-    let Ok(pieces) = pieces(template) else {
+    let Ok(parsed) = parse_template(template) else {
         return template.to_owned();
     };
-    let mut out = String::new();
-    for piece in pieces {
-        match piece {
-            Piece::Text(text) => out.push_str(text),
-            Piece::Brace(c) => out.push(c),
-            Piece::Field(name) => {
-                let text = field_text(name, topic, payload);
-                if in_topic {
-                    out.extend(text.chars().map(|c| match c {
-                        '/' | '+' | '#' | '\0' => '_',
-                        c => c,
-                    }));
-                } else {
-                    out.push_str(&text);
-                }
-            }
+    parsed.render(|name, out| {
+        let text = field_text(name, topic, payload);
+        if in_topic {
+            out.extend(text.chars().map(|c| match c {
+                '/' | '+' | '#' | '\0' => '_',
+                c => c,
+            }));
+        } else {
+            out.push_str(&text);
         }
-    }
-    out
+    })
 }
 
 fn field_text(name: &str, topic: &str, payload: &Value) -> String {

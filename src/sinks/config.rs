@@ -9,6 +9,7 @@ use serde::Deserialize;
 use super::output::{Factory, Kind};
 use crate::event::validate_filter;
 use crate::hub::OverflowPolicy;
+use crate::retry::{Jitter, Policy};
 
 /// Every output kind `kind = "..."` can name. A new kind is one file and one line here.
 pub const KINDS: &[Kind] = &[
@@ -76,11 +77,14 @@ impl Default for Common {
 }
 
 impl Common {
-    pub fn retry_initial(&self) -> Duration {
-        Duration::from_millis(self.retry_initial_ms.max(1))
-    }
-    pub fn retry_max(&self) -> Duration {
-        Duration::from_secs_f64(self.retry_max_seconds)
+    /// Exactly the documented schedule, no jitter: `retry_initial_ms` doubling up to
+    /// `retry_max_seconds`.
+    pub fn retry(&self) -> Policy {
+        Policy::new(
+            Duration::from_millis(self.retry_initial_ms.max(1)),
+            Duration::from_secs_f64(self.retry_max_seconds),
+        )
+        .jitter(Jitter::None)
     }
     pub fn breaker_cooldown(&self) -> Duration {
         Duration::from_secs_f64(self.breaker_cooldown_seconds)

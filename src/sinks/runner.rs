@@ -387,7 +387,7 @@ impl Delivering {
                         self.status.set_breaker(Breaker::HalfOpen);
                     } else {
                         tracing::debug!(output = %self.status.name, error = %error, "retrying");
-                        self.pause(self.backoff(*failures)).await;
+                        self.pause(self.common.retry().delay(*failures - 1)).await;
                     }
                 }
             }
@@ -397,14 +397,6 @@ impl Delivering {
 
     fn settle(&self, n: usize, to: fn(&mut Counts) -> &mut u64) {
         self.status.update(|c| c.settle(n as u64, to));
-    }
-
-    fn backoff(&self, failures: u32) -> Duration {
-        let doubled = self
-            .common
-            .retry_initial()
-            .saturating_mul(1u32 << failures.saturating_sub(1).min(20));
-        doubled.min(self.common.retry_max())
     }
 
     fn past_deadline(&mut self) -> bool {

@@ -18,6 +18,7 @@ use tokio::time::Instant;
 use super::discord;
 use super::output::{Context, Factory, Health, KeyProblems, Kind, Output, OutputError, keys};
 use crate::hub::Delivery;
+use crate::template::Template;
 
 pub const KIND: Kind = Kind {
     name: "webhook",
@@ -263,46 +264,46 @@ fn discord_retry_after(body: &str) -> Option<Duration> {
     (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds.min(3600.0)))
 }
 
-/// Fills a template; values are JSON-escaped so they can stand inside a JSON string.
-fn render(template: &str, record: &Delivery) -> String {
-    let event: Option<serde_json::Value> = serde_json::from_slice(&record.message.payload).ok();
-    let mut out = String::with_capacity(template.len() + record.message.payload.len());
-    let mut rest = template;
-    while let Some(open) = rest.find('{') {
-        out.push_str(&rest[..open]);
-        let after = &rest[open + 1..];
-        let name = after.find('}').map(|close| &after[..close]).filter(|name| {
-            !name.is_empty()
-                && name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
-        });
-        let value = name.and_then(|name| match name {
-            "event" => Some(String::from_utf8_lossy(&record.message.payload).into_owned()),
-            "topic" => Some(escape(&record.message.topic)),
-            "seq" => Some(record.seq.to_string()),
-            _ => {
-                let field = name.strip_prefix("event.")?;
-                Some(match event.as_ref().and_then(|e| e.get(field)) {
-                    Some(serde_json::Value::String(s)) => escape(s),
-                    Some(serde_json::Value::Null) | None => String::new(),
-                    Some(other) => escape(&other.to_string()),
-                })
-            }
-        });
-        match (name, value) {
-            (Some(name), Some(value)) => {
-                out.push_str(&value);
-                rest = &after[name.len() + 1..];
-            }
-            _ => {
-                out.push('{');
-                rest = after;
-            }
+/// A placeholder of a webhook body.
+enum Field {
+    /// The event JSON itself.
+    Event,
+    Topic,
+    Seq,
+    /// A top-level field of the event.
+    Of(String),
+}
+
+impl Field {
+    fn parse(name: &str) -> Option<Self> {
+        let valid = !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.');
+        match name {
+            _ if !valid => None,
+            "event" => Some(Self::Event),
+            "topic" => Some(Self::Topic),
+            "seq" => Some(Self::Seq),
+            _ => Some(Self::Of(name.strip_prefix("event.")?.to_owned())),
         }
     }
-    out.push_str(rest);
-    out
+}
+
+/// Fills a template ([`crate::template`]'s lenient syntax, as the body is JSON); values are
+/// JSON-escaped so they can stand inside a JSON string.
+fn render(template: &str, record: &Delivery) -> String {
+    let event: Option<serde_json::Value> = serde_json::from_slice(&record.message.payload).ok();
+    Template::parse_lenient(template, Field::parse).render(|field, out| match field {
+        Field::Event => out.push_str(&String::from_utf8_lossy(&record.message.payload)),
+        Field::Topic => out.push_str(&escape(&record.message.topic)),
+        Field::Seq => out.push_str(&record.seq.to_string()),
+        Field::Of(name) => match event.as_ref().and_then(|e| e.get(name)) {
+            Some(serde_json::Value::String(s)) => out.push_str(&escape(s)),
+            Some(serde_json::Value::Null) | None => {}
+            Some(other) => out.push_str(&escape(&other.to_string())),
+        },
+    })
 }
 
 fn escape(text: &str) -> String {

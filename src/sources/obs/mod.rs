@@ -31,7 +31,7 @@ pub use config::ObsConfig;
 use crate::credentials::Credentials;
 use crate::event::{ConnectionState, Event, EventKind, ObsEvent, ObsOutputs, ObsScene, TopicRoot};
 use crate::hub::{BusClosed, Message, Origin, Publisher};
-use crate::sources::socketio::provider::{Backoff, Timing, host_of};
+use crate::sources::socketio::provider::{Timing, host_of};
 
 use protocol::Incoming;
 
@@ -357,7 +357,7 @@ pub async fn run(
     };
     let host = host_of(&settings.url);
     let mut known = Known::default();
-    let mut backoff = Backoff::new(&settings.timing);
+    let mut backoff = settings.timing.retry().backoff();
     let mut unauthorized = false;
     loop {
         // After a refused password the state stays `unauthorized` through the slow retries.

@@ -1,4 +1,5 @@
-//! What the socket providers share: the reconnect schedule and the provider-state events.
+//! What the socket providers share: the reconnect timing (its schedule is [`crate::retry`])
+//! and the provider-state events.
 //!
 //! Both live here rather than in each provider so Streamlabs, StreamElements realtime and
 //! StreamElements Astro behave identically towards the bus and towards the upstream servers.
@@ -9,6 +10,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::event::{ConnectionState, Event, ProviderState, SubscriptionHealth};
+use crate::retry::{Policy, sleep_or_cancel};
 
 /// Every duration a provider connection uses, so tests can shrink them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,35 +46,10 @@ impl Default for Timing {
     }
 }
 
-/// Exponential backoff with jitter, so many daemons restarted by one outage do not reconnect
-/// in lockstep.
-#[derive(Debug)]
-pub struct Backoff {
-    failures: u32,
-    initial: Duration,
-    max: Duration,
-}
-
-impl Backoff {
-    pub fn new(timing: &Timing) -> Self {
-        Self {
-            failures: 0,
-            initial: timing.initial_backoff,
-            max: timing.max_backoff,
-        }
-    }
-
-    /// The delay before the next attempt: uniformly between half and all of
-    /// `initial * 2^failures`, capped at `max`.
-    pub fn next_delay(&mut self) -> Duration {
-        let factor = 2u32.saturating_pow(self.failures.min(20));
-        self.failures = self.failures.saturating_add(1);
-        let ceiling = self.initial.saturating_mul(factor).min(self.max);
-        ceiling.mul_f64(rand::random_range(0.5..=1.0))
-    }
-
-    pub fn reset(&mut self) {
-        self.failures = 0;
+impl Timing {
+    /// The reconnect schedule after failures (not after a refused credential).
+    pub fn retry(&self) -> Policy {
+        Policy::new(self.initial_backoff, self.max_backoff)
     }
 }
 
@@ -153,7 +130,7 @@ pub async fn supervise<F, Fut>(
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<Ended, OutClosed>>,
 {
-    let mut backoff = Backoff::new(timing);
+    let mut backoff = timing.retry().backoff();
     loop {
         let outcome = tokio::select! {
             outcome = connection() => outcome,
@@ -176,18 +153,10 @@ pub async fn supervise<F, Fut>(
             }
         };
         if reporter.report(state, detail, Vec::new()).await.is_err()
-            || !sleep_or_shutdown(delay, shutdown).await
+            || !sleep_or_cancel(delay, shutdown).await
         {
             return;
         }
-    }
-}
-
-/// Sleeps, or returns false as soon as shutdown is requested.
-pub async fn sleep_or_shutdown(delay: Duration, shutdown: &CancellationToken) -> bool {
-    tokio::select! {
-        () = tokio::time::sleep(delay) => true,
-        () = shutdown.cancelled() => false,
     }
 }
 
@@ -301,27 +270,6 @@ pub mod json {
 mod tests {
     use super::*;
     use crate::event::EventKind;
-
-    #[test]
-    fn backoff_grows_with_jitter_and_caps() {
-        let timing = Timing {
-            initial_backoff: Duration::from_millis(100),
-            max_backoff: Duration::from_millis(1000),
-            ..Timing::default()
-        };
-        let mut backoff = Backoff::new(&timing);
-        let ceilings = [100, 200, 400, 800, 1000, 1000, 1000];
-        for ceiling in ceilings {
-            let d = backoff.next_delay();
-            let ceiling = Duration::from_millis(ceiling);
-            assert!(d <= ceiling && d >= ceiling / 2, "{d:?} vs {ceiling:?}");
-        }
-        for _ in 0..100 {
-            assert!(backoff.next_delay() <= Duration::from_millis(1000));
-        }
-        backoff.reset();
-        assert!(backoff.next_delay() <= Duration::from_millis(100));
-    }
 
     #[test]
     fn host_hides_query_and_path() {

@@ -23,9 +23,10 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
 
 use super::eventsub::{Frame, Session, Subscription, parse_frame};
 use super::helix::{Helix, HelixError, Totals};
-use super::source::{Auth, Backoff, Source, Timing, find_sub, remove_stale};
+use super::source::{Auth, Source, Timing, find_sub, remove_stale};
 use crate::event::ConnectionState;
 use crate::hub::BusClosed;
+use crate::retry::Backoff;
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 type Connecting = Pin<Box<dyn Future<Output = Result<(Ws, Session), String>> + Send>>;
@@ -444,7 +445,7 @@ async fn subscribe_all(
     results: mpsc::Sender<SubResult>,
 ) {
     for job in jobs {
-        let mut backoff = Backoff::new(&timing);
+        let mut backoff = timing.retry().backoff();
         let mut refreshed = false;
         loop {
             let token = auth.access().await;

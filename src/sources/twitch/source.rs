@@ -25,6 +25,7 @@ use crate::credentials::ProviderCredentials;
 use crate::event::{ConnectionState, Event, ProviderState, SubscriptionHealth, format_time, now};
 use crate::hub::{BusClosed, Publisher};
 use crate::net::http_client;
+use crate::retry::{Backoff, Policy, sleep_or_cancel};
 
 /// Twitch's documented limits, shown in the provider state.
 pub const MAX_SUBSCRIPTIONS_PER_CONNECTION: usize = 300;
@@ -141,34 +142,10 @@ impl Settings {
     }
 }
 
-/// Exponential backoff with jitter, so many daemons cut off by one outage do not come back
-/// in lockstep.
-#[derive(Debug)]
-pub(crate) struct Backoff {
-    failures: u32,
-    initial: Duration,
-    max: Duration,
-}
-
-impl Backoff {
-    pub(crate) fn new(timing: &Timing) -> Self {
-        Self {
-            failures: 0,
-            initial: timing.initial_backoff,
-            max: timing.max_backoff,
-        }
-    }
-
-    /// Uniformly between half and all of `initial * 2^failures`, capped at `max`.
-    pub(crate) fn next_delay(&mut self) -> Duration {
-        let factor = 2u32.saturating_pow(self.failures.min(20));
-        self.failures = self.failures.saturating_add(1);
-        let ceiling = self.initial.saturating_mul(factor).min(self.max);
-        ceiling.mul_f64(rand::random_range(0.5..=1.0))
-    }
-
-    pub(crate) fn reset(&mut self) {
-        self.failures = 0;
+impl Timing {
+    /// The reconnect and retry schedule.
+    pub fn retry(&self) -> Policy {
+        Policy::new(self.initial_backoff, self.max_backoff)
     }
 }
 
@@ -350,7 +327,7 @@ impl Source {
             self.settings.client_secret.clone(),
         );
         let path = StoredToken::path(&self.settings.state_dir, Account::Broadcaster);
-        let mut backoff = Backoff::new(&self.settings.timing);
+        let mut backoff = self.settings.timing.retry().backoff();
         let mut relogin = self.settings.relogin.clone();
         loop {
             let go_on = tokio::select! {
@@ -512,7 +489,7 @@ impl Source {
         lost: watch::Receiver<Option<String>>,
     ) -> Result<Stop, BusClosed> {
         remove_stale(&self.helix, &auth.access().await).await;
-        let mut backoff = Backoff::new(&self.settings.timing);
+        let mut backoff = self.settings.timing.retry().backoff();
         loop {
             let end = session::run(self, &auth, lost.clone(), &mut backoff).await?;
             let (reason, delay) = match end {
@@ -546,10 +523,7 @@ impl Source {
 
     /// Sleeps, or returns false at shutdown.
     pub(crate) async fn sleep(&self, delay: Duration) -> bool {
-        tokio::select! {
-            () = tokio::time::sleep(delay) => true,
-            () = self.shutdown.cancelled() => false,
-        }
+        sleep_or_cancel(delay, &self.shutdown).await
     }
 
     /// Waits until the token file differs from `seen` (a new login); false at shutdown.
@@ -721,7 +695,7 @@ async fn new_login(relogin: &mut Option<watch::Receiver<u64>>) {
 async fn keep_fresh(tokens: Arc<Tokens>, timing: Timing, lost: watch::Sender<Option<String>>) {
     let fix = Account::Broadcaster.login_command();
     let mut validate_at = tokio::time::Instant::now() + timing.validate_every;
-    let mut backoff = Backoff::new(&timing);
+    let mut backoff = timing.retry().backoff();
     loop {
         let token = tokens.snapshot().await;
         let refresh_in = token
@@ -770,20 +744,5 @@ mod tests {
         assert!(recent.first("b"));
         assert!(recent.first("c"));
         assert!(recent.first("a"));
-    }
-
-    #[test]
-    fn backoff_grows_with_jitter_and_resets() {
-        let timing = Timing {
-            initial_backoff: Duration::from_millis(100),
-            max_backoff: Duration::from_millis(500),
-            ..Timing::default()
-        };
-        let mut backoff = Backoff::new(&timing);
-        let delays: Vec<Duration> = (0..6).map(|_| backoff.next_delay()).collect();
-        assert!(delays[0] >= Duration::from_millis(50) && delays[0] <= Duration::from_millis(100));
-        assert!(delays[5] >= Duration::from_millis(250) && delays[5] <= Duration::from_millis(500));
-        backoff.reset();
-        assert!(backoff.next_delay() <= Duration::from_millis(100));
     }
 }

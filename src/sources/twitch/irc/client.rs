@@ -33,8 +33,8 @@ use tokio_util::sync::CancellationToken;
 use super::{Badges, IrcMessage, normalize};
 use crate::event::Event;
 use crate::limiter::Window;
+use crate::retry::{Backoff, Policy};
 use crate::sources::twitch::auth::Tokens;
-use crate::sources::twitch::source::{Backoff, Timing};
 
 /// Longest line accepted from the server; Twitch's longest lines are a few KiB of tags.
 const MAX_LINE: usize = 64 * 1024;
@@ -66,6 +66,13 @@ pub struct IrcTiming {
     /// How long the server has to answer that ping before the connection counts as dead.
     pub pong_timeout: Duration,
     pub write_timeout: Duration,
+}
+
+impl IrcTiming {
+    /// The reconnect schedule.
+    pub fn retry(&self) -> Policy {
+        Policy::new(self.initial_backoff, self.max_backoff)
+    }
 }
 
 impl Default for IrcTiming {
@@ -318,11 +325,7 @@ impl Writer {
 
 impl Client {
     async fn run(mut self) {
-        let mut backoff = Backoff::new(&Timing {
-            initial_backoff: self.settings.timing.initial_backoff,
-            max_backoff: self.settings.timing.max_backoff,
-            ..Timing::default()
-        });
+        let mut backoff = self.settings.timing.retry().backoff();
         let mut logged_first_invalid = false;
         loop {
             if !self.wait_for_work().await {
