@@ -34,6 +34,7 @@ use crate::processors::commands;
 use crate::sinks;
 use crate::sources::{demo, obs, streamelements, streamlabs, trigger, twitch};
 use crate::state::{self, Runtime};
+use crate::supervisor::{Policy, Supervised, Supervisor};
 use crate::web;
 
 use crate::VERSION;
@@ -44,6 +45,8 @@ const LOG_QUEUE: usize = 65_536;
 const COMMAND_QUEUE: usize = 10_000;
 /// Capacity of the web fan-out's queue (`drop_oldest`: WebSocket clients never stall the bus).
 const WEB_QUEUE: usize = 65_536;
+/// How long shutdown waits for the command processor to finish what it is doing.
+const COMMANDS_GRACE: Duration = Duration::from_secs(5);
 
 pub struct Options {
     pub config: Config,
@@ -65,6 +68,9 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> anyhow::Resul
     } = options;
     let started = now();
     let started_at = format_time(&started);
+    // A fatal task failure stops the daemon as a signal would; ends after this are expected.
+    let stopping = shutdown.child_token();
+    let supervisor = Supervisor::new(stopping.clone());
     state::ensure_dir(&state_dir)
         .with_context(|| format!("cannot create the state dir {}", state_dir.display()))?;
 
@@ -127,11 +133,10 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> anyhow::Resul
     let publisher = hub.publisher();
     let crosscheck_stop = CancellationToken::new();
     let crosscheck_task = crosscheck.map(|check| {
-        tokio::spawn(crate::hub::crosscheck::release_held(
-            check,
-            publisher.clone(),
-            crosscheck_stop.clone(),
-        ))
+        let (publisher, stop) = (publisher.clone(), crosscheck_stop.clone());
+        supervisor.spawn("crosscheck", Policy::Restart, move || {
+            crate::hub::crosscheck::release_held(check.clone(), publisher.clone(), stop.clone())
+        })
     });
     // What the log has and the broker had not acknowledged when the last run ended (a crash)
     // goes out again first, as it was: not logged or numbered again. Without a watermark
@@ -160,8 +165,12 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> anyhow::Resul
         acked::forget(&state_dir);
     }
     let hub_stop = CancellationToken::new();
-    let hub_task = tokio::spawn(hub.run(hub_stop.clone()));
-    let log_task = tokio::spawn(event_log.run(log_queue));
+    let hub_task = supervisor.spawn_once("hub", hub.run(hub_stop.clone()));
+    let log_task = supervisor.spawn_once("event_log", async move {
+        if let Err(e) = event_log.run(log_queue).await {
+            panic!("the event log failed: {e}");
+        }
+    });
     let outputs = outputs.spawn();
 
     let channel = config.default_channel();
@@ -218,13 +227,22 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> anyhow::Resul
                 )
             })?;
             local_login.use_for(&mut endpoint);
-            presence_task = Some(tokio::spawn(authority::publish_presence(
+            let (authority, publisher, root, channel, stop) = (
                 authority.clone(),
                 publisher.clone(),
                 config.topic_root.clone(),
                 channel.clone(),
                 presence_stop.clone(),
-            )));
+            );
+            presence_task = Some(supervisor.spawn("presence", Policy::Restart, move || {
+                authority::publish_presence(
+                    authority.clone(),
+                    publisher.clone(),
+                    root.clone(),
+                    channel.clone(),
+                    stop.clone(),
+                )
+            }));
             embedded = Some(broker);
             Some(endpoint)
         }
@@ -251,12 +269,10 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> anyhow::Resul
                 state_dir: state_dir.clone(),
                 acked_seq,
             };
-            Some(tokio::spawn(bridge::run(
-                options,
-                queue,
-                publisher.clone(),
-                bridge_status.clone(),
-            )))
+            Some(supervisor.spawn_once(
+                "mqtt_bridge",
+                bridge::run(options, queue, publisher.clone(), bridge_status.clone()),
+            ))
         }
         _ => None,
     };
@@ -266,7 +282,7 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> anyhow::Resul
         broadcaster_id: "0".into(),
     };
     let sources = CancellationToken::new();
-    let (chat, chat_tasks) = chat::Chat::start(
+    let (chat, chat_handles) = chat::Chat::start(
         chat::ChatSettings::from_config(
             &config.chat,
             &config.twitch,
@@ -278,6 +294,11 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> anyhow::Resul
         publisher.clone(),
         sources.clone(),
     );
+    let chat_tasks: Vec<Supervised> = ["chat_irc", "chat_dispatch", "chat_state"]
+        .into_iter()
+        .zip(chat_handles)
+        .map(|(name, handle)| supervisor.watch(name, handle))
+        .collect();
     let obs_settings =
         obs::Settings::from_config(&config.obs, &credentials, &config.environment, &channel);
     let (obs_tx, obs_rx) = obs::Commands::channel();
@@ -286,35 +307,52 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> anyhow::Resul
         publisher.clone(),
         &config.topic_root,
     );
-    let commands_task = tokio::spawn(commands::run(
-        command_queue,
-        publisher.clone(),
-        config.topic_root.clone(),
-        trigger_context.clone(),
-        chat.clone(),
-        obs_commands,
-    ));
-    let mut processor_tasks =
-        processor_outputs.spawn(&publisher, config.processors(), &channel, &state_dir);
+    let commands_task = {
+        let (publisher, root, context, chat) = (
+            publisher.clone(),
+            config.topic_root.clone(),
+            trigger_context.clone(),
+            chat.clone(),
+        );
+        supervisor.spawn("commands", Policy::Restart, move || {
+            commands::run(
+                command_queue.clone(),
+                publisher.clone(),
+                root.clone(),
+                context.clone(),
+                chat.clone(),
+                obs_commands.clone(),
+            )
+        })
+    };
+    let mut processor_tasks = processor_outputs.spawn(
+        &supervisor,
+        &publisher,
+        config.processors(),
+        &channel,
+        &state_dir,
+    );
     // Polling stops with the sources; the task ends when the hub closes its queue.
     processor_tasks.extend(monitor.map(|(queue, settings)| {
-        tokio::spawn(processors::monitor::run(
-            queue,
-            publisher.clone(),
-            settings,
-            sources.clone(),
-        ))
+        let (publisher, stop) = (publisher.clone(), sources.clone());
+        supervisor.spawn("monitor", Policy::Restart, move || {
+            processors::monitor::run(
+                queue.clone(),
+                publisher.clone(),
+                settings.clone(),
+                stop.clone(),
+            )
+        })
     }));
     let demo_task = demo.then(|| {
-        tokio::spawn(demo::run(
-            publisher.clone(),
-            trigger::Context {
-                channel: config.demo.channel.clone(),
-                ..trigger_context.clone()
-            },
-            config.demo.rate,
-            sources.clone(),
-        ))
+        let (publisher, stop, rate) = (publisher.clone(), sources.clone(), config.demo.rate);
+        let context = trigger::Context {
+            channel: config.demo.channel.clone(),
+            ..trigger_context.clone()
+        };
+        supervisor.spawn("demo", Policy::Restart, move || {
+            demo::run(publisher.clone(), context.clone(), rate, stop.clone())
+        })
     });
 
     let logins = Arc::new(twitch::auth::logins::Logins::from_config(
@@ -325,28 +363,39 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> anyhow::Resul
     let twitch_task = match twitch_settings(&config, &credentials, &state_dir) {
         Ok(Some(settings)) => Some({
             starting(&publisher, twitch::eventsub::PROVIDER, &channel).await;
-            tokio::spawn(twitch::source::run(
-                twitch::source::Settings {
-                    relogin: Some(logins.stored()),
-                    ..settings
-                },
-                publisher.clone(),
-                sources.clone(),
-            ))
+            let settings = twitch::source::Settings {
+                relogin: Some(logins.stored()),
+                ..settings
+            };
+            let (publisher, stop) = (publisher.clone(), sources.clone());
+            supervisor.spawn("twitch", Policy::Restart, move || {
+                twitch::source::run(settings.clone(), publisher.clone(), stop.clone())
+            })
         }),
         Ok(None) => None,
         Err(e) => anyhow::bail!("twitch.subscriptions: {e}"),
     };
 
-    let socket_tasks =
-        spawn_socket_sources(&config, &credentials, &channel, &publisher, &sources).await;
+    let (socket_tasks, forwarders) = spawn_socket_sources(
+        &supervisor,
+        &config,
+        &credentials,
+        &channel,
+        &publisher,
+        &sources,
+    )
+    .await;
     let obs_task = obs_settings.map(|settings| {
-        tokio::spawn(obs::run(
-            settings,
-            publisher.clone(),
-            obs_rx,
-            sources.clone(),
-        ))
+        let (publisher, stop) = (publisher.clone(), sources.clone());
+        let commands = Arc::new(tokio::sync::Mutex::new(obs_rx));
+        supervisor.spawn("obs", Policy::Restart, move || {
+            obs::run(
+                settings.clone(),
+                publisher.clone(),
+                commands.clone(),
+                stop.clone(),
+            )
+        })
     });
 
     let web_server = web::start(
@@ -379,6 +428,7 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> anyhow::Resul
                 authority: embedded.is_some().then(|| authority.clone()),
             },
             logins,
+            tasks: supervisor.clone(),
         },
         web_queue,
     )
@@ -409,34 +459,43 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> anyhow::Resul
         (now() - started).num_milliseconds()
     );
 
-    shutdown.cancelled().await;
-    tracing::info!("shutting down: draining queues");
+    let fatal = supervisor.fatal();
+    tokio::select! {
+        () = shutdown.cancelled() => tracing::info!("shutting down: draining queues"),
+        () = fatal.cancelled() => {
+            tracing::error!("shutting down after a failure: draining queues");
+            stopping.cancel();
+        }
+    }
     sources.cancel();
     if let Some(task) = demo_task {
-        let _ = task.await;
+        task.wait().await;
     }
     if let Some(task) = twitch_task {
-        let _ = task.await;
+        task.wait().await;
     }
     for task in chat_tasks {
-        let _ = task.await;
+        task.wait().await;
     }
     for task in socket_tasks {
+        task.wait().await;
+    }
+    for task in forwarders {
         let _ = task.await;
     }
     // Closes its socket to OBS cleanly (close code 1000) before the bus drains.
     if let Some(task) = obs_task {
-        let _ = task.await;
+        task.wait().await;
     }
     // Presence holds a publisher: stop it before the hub drains.
     presence_stop.cancel();
     if let Some(task) = presence_task {
-        let _ = task.await;
+        task.wait().await;
     }
     // The sources are done: reports still waiting for an EventSub twin go out now.
     crosscheck_stop.cancel();
     if let Some(task) = crosscheck_task {
-        let _ = task.await;
+        task.wait().await;
     }
     publisher
         .event(system_event(DaemonState::Offline))
@@ -444,26 +503,31 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> anyhow::Resul
         .ok();
     drop(publisher);
     hub_stop.cancel();
-    let _ = hub_task.await;
+    hub_task.wait().await;
     // Their queues are closed now; the session totals get saved.
     for task in processor_tasks {
-        let _ = task.await;
+        task.wait().await;
     }
-    match log_task.await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => tracing::error!(error = %e, "the event log failed"),
-        Err(e) => tracing::error!(error = %e, "the event log task failed"),
-    }
+    log_task.wait().await;
     outputs.finish().await;
     if let Some(task) = bridge_task {
-        let _ = task.await;
+        task.wait().await;
     }
     web_server.stop().await;
-    commands_task.abort();
+    // Its queue is closed; a chat send still waiting for its result is not waited for.
+    if tokio::time::timeout(COMMANDS_GRACE, commands_task.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("the command processor was still busy at shutdown; left unfinished");
+    }
     drop(embedded);
     Runtime::remove(&state_dir);
     tracing::info!("stopped");
-    Ok(())
+    match supervisor.fatal_reason() {
+        Some(reason) => anyhow::bail!("stopped because {reason}"),
+        None => Ok(()),
+    }
 }
 
 /// The Twitch source's settings from `[twitch]` and `[twitch.<environment>]`.
@@ -497,16 +561,18 @@ async fn starting(publisher: &Publisher, provider: &str, channel: &str) {
         .await;
 }
 
-/// Streamlabs and StreamElements, for whichever has credentials in this environment. Their
-/// events (and provider states) are forwarded into the hub by one task each.
+/// Streamlabs and StreamElements, for whichever has credentials in this environment, supervised.
+/// Their events (and provider states) are forwarded into the hub by one task each, which ends
+/// once its source's supervised task ended for good.
 async fn spawn_socket_sources(
+    supervisor: &Supervisor,
     config: &Config,
     credentials: &Credentials,
     channel: &str,
     publisher: &Publisher,
     stop: &CancellationToken,
-) -> Vec<tokio::task::JoinHandle<()>> {
-    let mut tasks = Vec::new();
+) -> (Vec<Supervised>, Vec<tokio::task::JoinHandle<()>>) {
+    let (mut sources, mut forwarders) = (Vec::new(), Vec::new());
     if let Some((settings, token)) = streamlabs::Settings::from_config(
         &config.streamlabs,
         credentials,
@@ -515,13 +581,11 @@ async fn spawn_socket_sources(
     ) {
         starting(publisher, streamlabs::PROVIDER, channel).await;
         let (out, forwarder) = forward(publisher.clone());
-        tasks.push(tokio::spawn(streamlabs::run(
-            settings,
-            token,
-            out,
-            stop.clone(),
-        )));
-        tasks.push(forwarder);
+        let stop = stop.clone();
+        sources.push(supervisor.spawn("streamlabs", Policy::Restart, move || {
+            streamlabs::run(settings.clone(), token.clone(), out.clone(), stop.clone())
+        }));
+        forwarders.push(forwarder);
     }
     if let Some((settings, credential)) = streamelements::Settings::from_config(
         &config.streamelements,
@@ -531,15 +595,20 @@ async fn spawn_socket_sources(
     ) {
         starting(publisher, streamelements::PROVIDER, channel).await;
         let (out, forwarder) = forward(publisher.clone());
-        tasks.push(tokio::spawn(streamelements::run(
-            settings,
-            credential,
-            out,
-            stop.clone(),
-        )));
-        tasks.push(forwarder);
+        let stop = stop.clone();
+        sources.push(
+            supervisor.spawn("streamelements", Policy::Restart, move || {
+                streamelements::run(
+                    settings.clone(),
+                    credential.clone(),
+                    out.clone(),
+                    stop.clone(),
+                )
+            }),
+        );
+        forwarders.push(forwarder);
     }
-    tasks
+    (sources, forwarders)
 }
 
 /// A channel whose events go to the hub, and the task forwarding them, which ends once the

@@ -19,6 +19,7 @@ pub mod retry;
 pub mod secret;
 pub mod section;
 pub mod state;
+pub mod supervisor;
 pub mod template;
 
 // The contract and the bus.

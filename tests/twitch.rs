@@ -784,3 +784,43 @@ fn a_session_reconnect_not_followed_closes_with_4004_after_the_grace_time() {
     // Twitch's 30 s grace (tests/data/twitch-eventsub-rules.json) passes with no new connection.
     assert_eq!(peer.close_code(), 4004);
 }
+
+/// Issue 16: a source task that dies early (here: a panic injected at its first start, as a bug
+/// would) is reported at once — in the log and on `/api/status` — and started again, and the
+/// restarted source connects and delivers.
+#[test]
+fn a_source_task_that_panics_is_reported_and_started_again() {
+    let fake = twitch(Mode::Twitch);
+    let dir = tempfile::tempdir().unwrap();
+    credentials(dir.path());
+    store_token(&fake, dir.path(), &all_scopes(), 4 * 3600);
+    let mut daemon = Daemon::start_with_env(
+        dir.path(),
+        &config(&fake),
+        &[],
+        &[("ONGWATCH_TEST_PANIC", "twitch")],
+    );
+    let line = daemon
+        .proc
+        .wait_line(&["twitch panicked", "starting it again"]);
+    assert!(line.contains("a fault injected for a test"), "{line}");
+    wait_subscribed(&fake);
+    let http = daemon.runtime.http.expect("the http listener");
+    let (code, status) = fake_twitch::http_json("GET", &format!("http://{http}/api/status"), None);
+    assert_eq!(code, 200);
+    let task = &status["tasks"]["twitch"];
+    assert_eq!(task["restarts"], 1, "{task}");
+    assert_eq!(task["state"], "running", "{task}");
+    assert_eq!(task["policy"], "restart", "{task}");
+    assert!(
+        task["last_failure"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("panicked: "),
+        "{task}"
+    );
+    assert_eq!(status["tasks"]["hub"]["restarts"], 0);
+    let ids = send_follows(&fake, 0..3);
+    assert_delivered_once(&fake, &daemon, &ids);
+    assert_eq!(daemon.proc.count_lines("twitch panicked"), 1);
+}

@@ -27,10 +27,9 @@ pub mod totals;
 use std::path::Path;
 use std::sync::Arc;
 
-use tokio::task::JoinHandle;
-
 use crate::event::{Event, Kind, TopicRoot, filters_overlap};
 use crate::hub::{BoundedQueue, Delivery, Hub, OverflowPolicy, Publisher, Record};
+use crate::supervisor::{Policy, Supervised, Supervisor};
 
 /// Capacity of each processor's queue (`drop_oldest`: a processor that falls this far behind
 /// catches up with the present instead of stalling the hub; drops are counted per output).
@@ -69,49 +68,71 @@ impl Outputs {
         }
     }
 
-    /// Starts one task per processor; each ends when the hub closes its queue at shutdown.
+    /// Starts one supervised task per processor (restarted if one ends early: a processor
+    /// owns nothing but its queue, which a new run drains on); each ends when the hub closes
+    /// its queue at shutdown.
     pub fn spawn(
         self,
+        supervisor: &Supervisor,
         publisher: &Publisher,
         config: Sections<'_>,
         channel: &str,
         state_dir: &Path,
-    ) -> Vec<JoinHandle<()>> {
-        let mut tasks = vec![tokio::spawn(totals::run(
-            self.totals,
-            publisher.clone(),
-            state_dir.to_path_buf(),
-        ))];
+    ) -> Vec<Supervised> {
+        let restart = Policy::Restart;
+        let (publisher, channel) = (publisher.clone(), channel.to_owned());
+        let mut tasks = Vec::new();
+        {
+            let (queue, publisher, state_dir) =
+                (self.totals, publisher.clone(), state_dir.to_path_buf());
+            tasks.push(supervisor.spawn("totals", restart, move || {
+                totals::run(queue.clone(), publisher.clone(), state_dir.clone())
+            }));
+        }
         if let Some(queue) = self.hype {
-            tasks.push(tokio::spawn(hype::run(
-                queue,
-                publisher.clone(),
-                config.hype.clone(),
-                channel.to_owned(),
-            )));
+            let (publisher, config, channel) =
+                (publisher.clone(), config.hype.clone(), channel.clone());
+            tasks.push(supervisor.spawn("hype", restart, move || {
+                hype::run(
+                    queue.clone(),
+                    publisher.clone(),
+                    config.clone(),
+                    channel.clone(),
+                )
+            }));
         }
         if let Some(queue) = self.homeassistant {
-            tasks.push(tokio::spawn(homeassistant::run(
-                queue,
+            let (publisher, config, channel) = (
                 publisher.clone(),
                 config.homeassistant.clone(),
-                channel.to_owned(),
-            )));
+                channel.clone(),
+            );
+            tasks.push(supervisor.spawn("homeassistant", restart, move || {
+                homeassistant::run(
+                    queue.clone(),
+                    publisher.clone(),
+                    config.clone(),
+                    channel.clone(),
+                )
+            }));
         }
         if let Some(queue) = self.rules {
-            tasks.push(tokio::spawn(rules::run(
-                queue,
-                publisher.clone(),
-                config.rules.to_vec(),
-            )));
+            let (publisher, rules) = (publisher.clone(), config.rules.to_vec());
+            tasks.push(supervisor.spawn("rules", restart, move || {
+                rules::run(queue.clone(), publisher.clone(), rules.clone())
+            }));
         }
         if let Some(queue) = self.announce {
-            tasks.push(tokio::spawn(announce::run(
-                queue,
-                publisher.clone(),
-                config.announce.clone(),
-                channel.to_owned(),
-            )));
+            let (publisher, config, channel) =
+                (publisher.clone(), config.announce.clone(), channel.clone());
+            tasks.push(supervisor.spawn("announce", restart, move || {
+                announce::run(
+                    queue.clone(),
+                    publisher.clone(),
+                    config.clone(),
+                    channel.clone(),
+                )
+            }));
         }
         tasks
     }

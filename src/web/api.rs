@@ -113,6 +113,7 @@ pub async fn status(State(web): State<Arc<Web>>) -> Response {
         },
         "trigger_kinds": trigger::KINDS,
         "accounts": web.logins.accounts(),
+        "tasks": web.tasks.reports(),
     }))
     .into_response()
 }

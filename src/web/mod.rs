@@ -74,6 +74,8 @@ pub struct WebOptions {
     pub mqtt: MqttInfo,
     /// Twitch accounts and the device-code login of `/api/auth/twitch`.
     pub logins: Arc<crate::sources::twitch::auth::logins::Logins>,
+    /// The daemon's supervised tasks, for `/api/status`.
+    pub tasks: crate::supervisor::Supervisor,
 }
 
 /// Shared by every handler.
@@ -90,6 +92,7 @@ struct Web {
     hub: Arc<HubCounters>,
     mqtt: MqttInfo,
     logins: Arc<crate::sources::twitch::auth::logins::Logins>,
+    tasks: crate::supervisor::Supervisor,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -148,6 +151,7 @@ pub async fn start(
         hub: options.hub,
         mqtt: options.mqtt,
         logins: options.logins,
+        tasks: options.tasks,
     });
     let access = Arc::new(access::Access::new(options.token, options.trusted));
     let router = Router::new()

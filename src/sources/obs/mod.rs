@@ -12,6 +12,7 @@ pub mod config;
 pub mod protocol;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -344,13 +345,15 @@ impl Bus {
     }
 }
 
-/// Keeps the OBS connection up until `stop`, then closes it cleanly.
+/// Keeps the OBS connection up until `stop`, then closes it cleanly. `commands` is shared so
+/// that a run started again after a failure takes over the same command channel.
 pub async fn run(
     settings: Settings,
     publisher: Publisher,
-    mut commands: mpsc::Receiver<Command>,
+    commands: Arc<tokio::sync::Mutex<mpsc::Receiver<Command>>>,
     stop: CancellationToken,
 ) {
+    let mut commands = commands.lock().await;
     let bus = Bus {
         publisher,
         channel: settings.channel.clone(),

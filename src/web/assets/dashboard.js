@@ -203,7 +203,14 @@
     rows.push(["events accepted", status.hub.accepted], ["duplicates dropped", status.hub.duplicates],
       ["WebSocket clients", status.websocket.clients]);
     for (const [name, q] of Object.entries(status.outputs)) rows.push([`${name} queue`, `${q.depth}/${q.capacity}, ${q.dropped} dropped`]);
-    $("bus").replaceChildren(...rows.map(([k, v]) => el("tr", {}, [el("td", { className: "muted", textContent: k }), el("td", { textContent: String(v) })])));
+    // Supervised tasks that ended early: restarted, or stopping the daemon (docs/ARCHITECTURE.md).
+    const troubled = new Set();
+    for (const [name, t] of Object.entries(status.tasks || {})) {
+      if (!t.restarts && t.state === "running") continue;
+      rows.push([`task ${name}`, `${t.state}, restarted ${t.restarts}×${t.last_failure ? " · " + t.last_failure : ""}`]);
+      troubled.add(rows.length - 1);
+    }
+    $("bus").replaceChildren(...rows.map(([k, v], i) => el("tr", { className: troubled.has(i) ? "task-failed" : "" }, [el("td", { className: "muted", textContent: k }), el("td", { textContent: String(v) })])));
     $("version").textContent = `v${status.version}`;
     $("uptime").textContent = `up ${Math.floor(status.uptime_seconds / 60)} min`;
   }
