@@ -517,7 +517,7 @@ fn docs_list_every_default_subscription_with_its_version_and_scope() {
             .lines()
             .find(|l| l.starts_with(&format!("| `{}` | {} |", spec.kind, spec.version)))
             .unwrap_or_else(|| panic!("docs/TWITCH.md lacks {} v{}", spec.kind, spec.version));
-        for scope in spec.scopes {
+        for scope in spec.scopes.iter().flat_map(|group| group.iter()) {
             assert!(row.contains(&format!("`{scope}`")), "{row} lacks {scope}");
         }
     }
@@ -676,8 +676,17 @@ fn the_catalog_agrees_with_twitchs_rules() {
             .unwrap_or_else(|| panic!("{} with {fields:?} is not in Twitch's rules", spec.kind));
         let r = &rules[rule];
         assert_eq!(r.version, spec.version, "{}", spec.kind);
-        let ours: BTreeSet<&str> = spec.scopes.iter().copied().collect();
-        let twitchs: BTreeSet<&str> = r.scopes.iter().map(String::as_str).collect();
+        // Every group as a set, the groups as a set: order is not Twitch's rule.
+        let ours: BTreeSet<BTreeSet<String>> = spec
+            .scopes
+            .iter()
+            .map(|group| group.iter().map(|s| (*s).to_owned()).collect())
+            .collect();
+        let twitchs: BTreeSet<BTreeSet<String>> = r
+            .groups()
+            .into_iter()
+            .map(|group| group.into_iter().collect())
+            .collect();
         assert_eq!(ours, twitchs, "scopes of {}", spec.kind);
         matched.insert(rule);
     }
