@@ -793,3 +793,62 @@ fn a_session_reconnect_not_followed_closes_with_4004_after_the_grace_time() {
     // Twitch's 30 s grace (tests/data/twitch-eventsub-rules.json) passes with no new connection.
     assert_eq!(peer.close_code(), 4004);
 }
+
+/// A token without `channel:read:goals`: the daemon still asks for the goal subscription, the
+/// fake answers 403 under Twitch's rules, and the provider state (so /api/status and the
+/// dashboard), and `ongwatch auth status`, name the scope to grant.
+#[test]
+fn a_403_for_a_missing_scope_names_the_scope_in_the_state_and_auth_status() {
+    let fake = twitch(Mode::Twitch);
+    let dir = tempfile::tempdir().unwrap();
+    credentials(dir.path());
+    store_token(&fake, dir.path(), &all_scopes(), 4 * 3600);
+    let config = config(&fake)
+        + "subscriptions = [\"channel.goal.begin\", \"stream.online\", \"channel.follow\"]\n";
+    let daemon = Daemon::start_in(dir.path(), &config, &[]);
+    let state = wait_state(&daemon, "the goal refused", |e| {
+        subscription(e, "channel.goal.begin")["status"] == "missing_scope"
+            && subscription(e, "channel.follow")["status"] == "enabled"
+    });
+    assert_eq!(
+        fake.stats().forbidden_answers,
+        1,
+        "Twitch was asked and said 403"
+    );
+    let goal = subscription(&state, "channel.goal.begin");
+    assert_eq!(
+        goal["missing_scopes"],
+        json!(["channel:read:goals"]),
+        "{goal}"
+    );
+    assert!(
+        goal["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("403") && e.contains("channel:read:goals")),
+        "{goal}"
+    );
+    assert_eq!(state["state"], "unauthorized", "{state}");
+
+    let http = daemon.runtime.http.expect("HTTP address");
+    let (code, status) = fake_twitch::http_json("GET", &format!("http://{http}/api/status"), None);
+    assert_eq!(code, 200);
+    let api_goal = status["providers"]["twitch"]["subscriptions"]
+        .as_array()
+        .and_then(|subs| subs.iter().find(|s| s["type"] == "channel.goal.begin"))
+        .cloned()
+        .unwrap_or_else(|| panic!("no goal subscription in {status}"));
+    assert_eq!(api_goal["missing_scopes"], json!(["channel:read:goals"]));
+
+    let out = daemon.cli(&["auth", "status"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("channel.goal.begin@1: channel:read:goals (missing channel:read:goals)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("channel.follow@2: moderator:read:followers (granted)"),
+        "{text}"
+    );
+    assert!(text.contains("stream.online@1: none"), "{text}");
+}
