@@ -717,10 +717,15 @@ struct MutePeer(std::net::TcpStream);
 
 impl MutePeer {
     fn connect(fake: &FakeTwitch) -> Self {
+        Self::connect_to(fake, "/ws")
+    }
+
+    /// Connects to `path` (e.g. with a `keepalive_timeout_seconds` query).
+    fn connect_to(fake: &FakeTwitch, path: &str) -> Self {
         use std::io::{Read, Write};
         let mut tcp = std::net::TcpStream::connect(fake.addr()).unwrap();
         tcp.set_read_timeout(Some(PATIENCE)).unwrap();
-        tcp.write_all(b"GET /ws HTTP/1.1\r\nHost: fake\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n").unwrap();
+        tcp.write_all(format!("GET {path} HTTP/1.1\r\nHost: fake\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n").as_bytes()).unwrap();
         let mut head = Vec::new();
         let mut byte = [0u8; 1];
         while !head.ends_with(b"\r\n\r\n") {
@@ -756,6 +761,18 @@ impl MutePeer {
         let mut payload = vec![0u8; usize::try_from(len).unwrap()];
         self.0.read_exact(&mut payload).unwrap();
         (head[0] & 0x0f, payload)
+    }
+
+    /// The `session` of the welcome, the first frame.
+    fn welcome(&mut self) -> Value {
+        let (opcode, text) = self.frame();
+        assert_eq!(opcode, 1);
+        let frame: Value = serde_json::from_slice(&text).unwrap();
+        assert_eq!(
+            frame["metadata"]["message_type"], "session_welcome",
+            "{frame}"
+        );
+        frame["payload"]["session"].clone()
     }
 
     /// Reads until the close frame and returns its code.
@@ -851,4 +868,146 @@ fn a_403_for_a_missing_scope_names_the_scope_in_the_state_and_auth_status() {
         "{text}"
     );
     assert!(text.contains("stream.online@1: none"), "{text}");
+}
+
+/// Creates subscriptions at the fake with the daemon's own Helix client, as a user's token.
+struct Direct {
+    helix: ongwatch::sources::twitch::helix::Helix,
+    token: String,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl Direct {
+    fn new(fake: &FakeTwitch) -> Self {
+        let (token, _) = fake.issue_token(CLIENT_ID, LOGIN, USER_ID, &all_scopes());
+        Self {
+            helix: ongwatch::sources::twitch::helix::Helix::new(
+                ongwatch::sources::twitch::helix::http_client(),
+                format!("{}/eventsub/subscriptions", fake.api_url()),
+                CLIENT_ID,
+            ),
+            token,
+            runtime: tokio::runtime::Runtime::new().unwrap(),
+        }
+    }
+
+    fn create(
+        &self,
+        kind: &str,
+        version: &str,
+        condition: Value,
+        session: &str,
+    ) -> Result<
+        ongwatch::sources::twitch::helix::Totals,
+        ongwatch::sources::twitch::helix::HelixError,
+    > {
+        self.runtime
+            .block_on(
+                self.helix
+                    .create(&self.token, kind, version, &condition, session),
+            )
+            .map(|(_, totals)| totals)
+    }
+}
+
+/// A session held open by a client that never subscribes on its own.
+fn open_session(fake: &FakeTwitch) -> (MutePeer, String) {
+    let mut peer = MutePeer::connect(fake);
+    let id = peer.welcome()["id"].as_str().unwrap().to_owned();
+    (peer, id)
+}
+
+/// Twitch's max_total_cost (10): a subscription costs 1 when the condition names a user who has
+/// not authorized the client (stream.online of another channel), 0 when it names the token's
+/// user; the 11th costly one gets 429, a free one still goes through.
+#[test]
+fn the_fake_refuses_subscriptions_over_max_total_cost_with_429() {
+    use ongwatch::sources::twitch::helix::HelixError;
+    let fake = twitch(Mode::Twitch);
+    fake.set_welcome_window(std::time::Duration::from_secs(3600));
+    let (_peer, session) = open_session(&fake);
+    let direct = Direct::new(&fake);
+    for i in 0..10 {
+        let totals = direct
+            .create(
+                "stream.online",
+                "1",
+                json!({"broadcaster_user_id": format!("{}", 9000 + i)}),
+                &session,
+            )
+            .unwrap();
+        assert_eq!((totals.total_cost, totals.max_total_cost), (i + 1, 10));
+    }
+    let over = direct.create(
+        "stream.online",
+        "1",
+        json!({"broadcaster_user_id": "9010"}),
+        &session,
+    );
+    match over {
+        Err(HelixError::TooMany { message, .. }) => {
+            assert!(message.contains("max_total_cost"), "{message}")
+        }
+        other => panic!("expected 429, got {other:?}"),
+    }
+    assert_eq!(fake.stats().limit_answers, 1);
+    let own = direct
+        .create(
+            "stream.online",
+            "1",
+            json!({"broadcaster_user_id": USER_ID}),
+            &session,
+        )
+        .unwrap();
+    assert_eq!(
+        own.total_cost, 10,
+        "the token user's own subscription is free"
+    );
+}
+
+/// Twitch's 300 enabled subscriptions per WebSocket: the 301st on one session gets 429, while
+/// another session of the same user takes it.
+#[test]
+fn the_fake_caps_a_websocket_at_300_subscriptions() {
+    use ongwatch::sources::twitch::helix::HelixError;
+    let fake = twitch(Mode::Twitch);
+    fake.set_welcome_window(std::time::Duration::from_secs(3600));
+    let (_peer, session) = open_session(&fake);
+    let direct = Direct::new(&fake);
+    // Free (the condition names the token's user as moderator) and all different.
+    let follow = |broadcaster: usize| json!({"broadcaster_user_id": format!("{}", 10_000 + broadcaster), "moderator_user_id": USER_ID});
+    for i in 0..300 {
+        direct
+            .create("channel.follow", "2", follow(i), &session)
+            .unwrap_or_else(|e| panic!("subscription {i}: {e}"));
+    }
+    match direct.create("channel.follow", "2", follow(300), &session) {
+        Err(HelixError::TooMany { message, .. }) => {
+            assert!(message.contains("subscription limit"), "{message}")
+        }
+        other => panic!("expected 429, got {other:?}"),
+    }
+    assert_eq!(fake.stats().limit_answers, 1);
+    let (_second, other) = open_session(&fake);
+    direct
+        .create("channel.follow", "2", follow(300), &other)
+        .unwrap();
+    assert_eq!(fake.enabled(), 301);
+}
+
+/// Twitch keeps a client's `keepalive_timeout_seconds` within 10..=600 and says in the welcome
+/// what it uses.
+#[test]
+fn the_fake_clamps_the_keepalive_to_10_through_600_seconds() {
+    let fake = twitch(Mode::Twitch);
+    fake.set_welcome_window(std::time::Duration::from_secs(3600));
+    for (asked, got) in [(1, 10), (10, 10), (42, 42), (600, 600), (100_000, 600)] {
+        let mut peer =
+            MutePeer::connect_to(&fake, &format!("/ws?keepalive_timeout_seconds={asked}"));
+        assert_eq!(
+            peer.welcome()["keepalive_timeout_seconds"],
+            json!(got),
+            "asked for {asked}"
+        );
+    }
 }
