@@ -703,13 +703,21 @@ fn opt_in_types_are_created_under_twitchs_rules() {
     let mut scopes = all_scopes();
     scopes.push("channel:read:goals".into());
     scopes.push("moderator:read:unban_requests".into());
+    // channel.moderate v2 needs one scope of each of its eight groups; a manage scope counts.
+    let moderate = catalog::resolve(&["channel.moderate".into()]).unwrap();
+    scopes.extend(
+        catalog::requested_scopes(&moderate)
+            .into_iter()
+            .map(|s| s.replace("moderator:read:warnings", "moderator:manage:warnings")),
+    );
     store_token(&fake, dir.path(), &scopes, 4 * 3600);
     let config = config(&fake)
-        + "subscriptions = [\"channel.goal.begin\", \"channel.unban_request.create\", \"stream.online\"]\n";
+        + "subscriptions = [\"channel.goal.begin\", \"channel.unban_request.create\", \"stream.online\", \"channel.moderate@2\"]\n";
     let _daemon = Daemon::start_in(dir.path(), &config, &[]);
-    wait_for("the three subscriptions to be enabled", || {
-        (fake.enabled() == 3).then_some(())
+    wait_for("the four subscriptions to be enabled", || {
+        (fake.enabled() == 4).then_some(())
     });
+    assert_eq!(fake.stats().forbidden_answers, 0);
 }
 
 /// A WebSocket client that never answers pings: a raw handshake, then frames read by hand.
