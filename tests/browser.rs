@@ -137,6 +137,34 @@ fn dashboard_login_button_shows_the_device_code_and_updates_when_done() {
     expect_ok(run);
 }
 
+/// Twitch answers 403 to a subscription whose scope the login lacks; the Providers card names
+/// the scope to grant next to that subscription.
+#[test]
+fn dashboard_names_the_scope_a_refused_subscription_misses() {
+    let twitch = fake_twitch::start();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("credentials.toml"),
+        format!("[twitch.test]\nclient_id = '{}'\n", fake_twitch::CLIENT_ID),
+    )
+    .unwrap();
+    fake_twitch::store_token(
+        &twitch,
+        &dir.path().join("state"),
+        &fake_twitch::all_scopes(),
+    );
+    let config = format!(
+        "{EPHEMERAL}{}subscriptions = [\"channel.goal.begin\", \"channel.follow\"]\n",
+        fake_twitch::config_section(&twitch)
+    );
+    let daemon = Daemon::start_in(dir.path(), &config, &[]);
+    expect_ok(browser(
+        &daemon,
+        "missing_scope",
+        &["channel.goal.begin", "channel:read:goals"],
+    ));
+}
+
 #[test]
 fn no_dashboard_card_overflows_at_1280_and_1920_px() {
     // A logged-in Twitch at the fake, so the Providers card lists every subscription, and the

@@ -122,7 +122,7 @@ fn every_vector_normalizes_to_its_snapshot() {
         });
         normalized += 1;
     }
-    assert_eq!(normalized, 62, "vectors normalized");
+    assert_eq!(normalized, 77, "vectors normalized");
 }
 
 #[test]
@@ -503,8 +503,8 @@ fn chat_notifications_follow_the_duplicate_rule() {
 fn unknown_types_go_to_raw_and_raw_is_optional() {
     for (file, topic) in [
         (
-            "channel.goal.begin.v1.begin.1.json",
-            "raw/twitch/channel.goal.begin",
+            "channel.suspicious_user.update.v1.update.1.json",
+            "raw/twitch/channel.suspicious_user.update",
         ),
         ("user.update.v1.update.1.json", "raw/twitch/user.update"),
     ] {
@@ -618,6 +618,27 @@ fn every_trigger_kind_round_trips() {
         ),
         ("poll", "interactive/polls", None),
         ("prediction", "interactive/predictions", None),
+        (
+            "goal",
+            "channel/goals",
+            Some(("current_amount", json!(250))),
+        ),
+        (
+            "charity_campaign",
+            "channel/charity_campaign",
+            Some(("current_amount", json!(250.0))),
+        ),
+        ("sub_end", "community/sub_ends", None),
+        ("vip", "chat/moderation", Some(("action", json!("vip")))),
+        ("unvip", "chat/moderation", Some(("action", json!("unvip")))),
+        ("mod", "chat/moderation", Some(("action", json!("mod")))),
+        ("unmod", "chat/moderation", Some(("action", json!("unmod")))),
+        ("warn", "chat/moderation", Some(("action", json!("warn")))),
+        (
+            "unban_request",
+            "chat/moderation",
+            Some(("action", json!("unban_request"))),
+        ),
     ];
     // Every trigger kind but the tip (a StreamElements/Streamlabs event) is an EventSub one.
     assert_eq!(
@@ -637,6 +658,13 @@ fn every_trigger_kind_round_trips() {
         "raid",
         "redemption",
         "chat",
+        "sub_end",
+        "vip",
+        "unvip",
+        "mod",
+        "unmod",
+        "warn",
+        "unban_request",
     ]);
     for (kind, topic, amount) in expected {
         let event = trigger(kind, Some("Some_Viewer"), Some(250.0), Some("hello there"));
@@ -652,6 +680,9 @@ fn every_trigger_kind_round_trips() {
         let text_field = match kind {
             "cheer" | "resub" | "chat" | "redemption" => Some("message"),
             "poll" | "prediction" => Some("title"),
+            "goal" => Some("description"),
+            "charity_campaign" => Some("charity_name"),
+            "warn" | "unban_request" => Some("reason"),
             _ => None,
         };
         if let Some(field) = text_field {
@@ -681,6 +712,10 @@ fn trigger_phases_and_fields() {
         ("poll", "end"),
         ("prediction", "lock"),
         ("prediction", "end"),
+        ("goal", "progress"),
+        ("goal", "end"),
+        ("charity_campaign", "begin"),
+        ("charity_campaign", "end"),
     ] {
         let req = TriggerRequest {
             kind: kind.into(),
@@ -712,6 +747,168 @@ fn trigger_phases_and_fields() {
     let n = trigger_notification(&req, "mychannel", "4242").unwrap();
     let sub = json_of(&n, &ctx());
     assert_eq!((&sub["tier"], &sub["is_gift"]), (&json!(3), &json!(true)));
+
+    // An unban request is resolved with `--field status=approved|denied`.
+    for (status, action) in [
+        ("approved", "approve_unban_request"),
+        ("denied", "deny_unban_request"),
+    ] {
+        let req = TriggerRequest {
+            kind: "unban_request".into(),
+            fields: [("status".to_owned(), status.to_owned())].into(),
+            ..TriggerRequest::default()
+        };
+        let n = trigger_notification(&req, "mychannel", "4242").unwrap();
+        assert_eq!(n.subscription.kind, "channel.unban_request.resolve");
+        let json = json_of(&n, &Context::new("4242", "mychannel"));
+        assert_eq!(json["action"], action);
+        assert_eq!(json["moderator"], "mychannel");
+    }
+}
+
+/// The streamer-facing types beyond the contract's first list, from Twitch's reference
+/// examples (tests/data/eventsub/README.md names each file's source).
+#[test]
+fn goals_charity_campaigns_sub_ends_roles_warnings_and_unban_requests() {
+    let goal = json_of(&payload("channel.goal.begin.v1.begin.1.json"), &ctx());
+    assert_eq!(goal["type"], "goal");
+    assert_eq!(goal["phase"], "begin");
+    assert_eq!(goal["goal_type"], "subscription");
+    assert_eq!(goal["description"], "Let's double our subscribers!");
+    assert_eq!(
+        (&goal["current_amount"], &goal["target_amount"]),
+        (&json!(22), &json!(44))
+    );
+    assert_eq!(goal["channel"], "twitchdev");
+    assert_eq!(goal["time"], "2021-07-15T17:16:03.171Z");
+    assert!(goal.get("achieved").is_none());
+    let progress = one(&payload("channel.goal.progress.v1.progress.1.json"), &ctx());
+    assert_eq!(progress.topic_suffix(), "channel/goals");
+    let end = json_of(&payload("channel.goal.end.v1.end.1.json"), &ctx());
+    assert_eq!(
+        (&end["phase"], &end["achieved"]),
+        (&json!("end"), &json!(false))
+    );
+
+    for (file, phase, raised) in [
+        (
+            "channel.charity_campaign.start.v1.start.1.json",
+            "begin",
+            0.0,
+        ),
+        (
+            "channel.charity_campaign.progress.v1.progress.1.json",
+            "progress",
+            2600.0,
+        ),
+        (
+            "channel.charity_campaign.stop.v1.stop.1.json",
+            "end",
+            14500.0,
+        ),
+    ] {
+        let event = one(&payload(file), &ctx());
+        assert_eq!(event.topic_suffix(), "channel/charity_campaign", "{file}");
+        let json = event.to_json();
+        assert_eq!(json["type"], "charity_campaign");
+        assert_eq!(json["phase"], phase, "{file}");
+        assert_eq!(json["current_amount"], raised, "{file}");
+        assert_eq!(json["target_amount"], 15000.0, "{file}");
+        assert_eq!(json["currency"], "USD");
+        assert_eq!(json["charity_name"], "Example name");
+        assert_eq!(json["channel"], "sunnysideup");
+    }
+
+    let ended = one(&payload("channel.subscription.end.v1.end.1.json"), &ctx());
+    assert_eq!(ended.topic_suffix(), "community/sub_ends");
+    let ended = ended.to_json();
+    assert_eq!(
+        (&ended["type"], &ended["user"]),
+        (&json!("sub_end"), &json!("cool_user"))
+    );
+    assert_eq!(
+        (&ended["tier"], &ended["is_gift"]),
+        (&json!(1), &json!(false))
+    );
+    assert_eq!(ended["platform"], "twitch");
+
+    for (file, action, user) in [
+        ("channel.vip.add.v1.add.1.json", "vip", "mod_user"),
+        ("channel.vip.remove.v1.remove.1.json", "unvip", "mod_user"),
+        ("channel.moderator.add.v1.add.1.json", "mod", "mod_user"),
+        (
+            "channel.moderator.remove.v1.remove.1.json",
+            "unmod",
+            "not_mod_user",
+        ),
+    ] {
+        let event = one(&payload(file), &ctx());
+        assert_eq!(event.topic_suffix(), "chat/moderation", "{file}");
+        let json = event.to_json();
+        assert_eq!(
+            (&json["action"], &json["user"]),
+            (&json!(action), &json!(user)),
+            "{file}"
+        );
+        assert_eq!(json["channel"], "cooler_user");
+    }
+
+    let warn = json_of(&payload("channel.warning.send.v1.send.1.json"), &ctx());
+    assert_eq!(warn["action"], "warn");
+    assert_eq!(
+        (&warn["user"], &warn["moderator"]),
+        (&json!("twitchdev"), &json!("quotrok"))
+    );
+    assert_eq!(warn["reason"], "cut it out");
+
+    let request = json_of(
+        &payload("channel.unban_request.create.v1.create.1.json"),
+        &ctx(),
+    );
+    assert_eq!(request["action"], "unban_request");
+    assert_eq!(
+        (&request["user"], &request["reason"]),
+        (&json!("not_cool_user"), &json!("unban me"))
+    );
+    assert_eq!(request["time"], "2023-11-16T10:11:12.634Z");
+    let denied = json_of(
+        &payload("channel.unban_request.resolve.v1.resolve.1.json"),
+        &ctx(),
+    );
+    assert_eq!(denied["action"], "deny_unban_request");
+    assert_eq!(
+        (&denied["moderator"], &denied["reason"]),
+        (&json!("cool_user"), &json!("no"))
+    );
+    // A request the user withdrew has no moderator decision: it stays raw.
+    let canceled = one(
+        &variant(
+            "channel.unban_request.resolve.v1.resolve.1.json",
+            json!({"status": "canceled"}),
+        ),
+        &ctx(),
+    );
+    assert_eq!(
+        canceled.topic_suffix(),
+        "raw/twitch/channel.unban_request.resolve"
+    );
+
+    // Left raw on purpose (docs/TWITCH.md): suspicious users, warning acknowledgements and
+    // channel.moderate.
+    for file in [
+        "channel.suspicious_user.message.v1.message.1.json",
+        "channel.suspicious_user.update.v1.update.1.json",
+        "channel.warning.acknowledge.v1.acknowledge.1.json",
+        "channel.moderate.v2.moderate.3.json",
+    ] {
+        let n = payload(file);
+        let event = one(&n, &ctx());
+        assert_eq!(
+            event.topic_suffix(),
+            format!("raw/twitch/{}", n.subscription.kind),
+            "{file}"
+        );
+    }
 }
 
 #[test]

@@ -517,7 +517,7 @@ fn docs_list_every_default_subscription_with_its_version_and_scope() {
             .lines()
             .find(|l| l.starts_with(&format!("| `{}` | {} |", spec.kind, spec.version)))
             .unwrap_or_else(|| panic!("docs/TWITCH.md lacks {} v{}", spec.kind, spec.version));
-        for scope in spec.scopes {
+        for scope in spec.scopes.iter().flat_map(|group| group.iter()) {
             assert!(row.contains(&format!("`{scope}`")), "{row} lacks {scope}");
         }
     }
@@ -676,8 +676,17 @@ fn the_catalog_agrees_with_twitchs_rules() {
             .unwrap_or_else(|| panic!("{} with {fields:?} is not in Twitch's rules", spec.kind));
         let r = &rules[rule];
         assert_eq!(r.version, spec.version, "{}", spec.kind);
-        let ours: BTreeSet<&str> = spec.scopes.iter().copied().collect();
-        let twitchs: BTreeSet<&str> = r.scopes.iter().map(String::as_str).collect();
+        // Every group as a set, the groups as a set: order is not Twitch's rule.
+        let ours: BTreeSet<BTreeSet<String>> = spec
+            .scopes
+            .iter()
+            .map(|group| group.iter().map(|s| (*s).to_owned()).collect())
+            .collect();
+        let twitchs: BTreeSet<BTreeSet<String>> = r
+            .groups()
+            .into_iter()
+            .map(|group| group.into_iter().collect())
+            .collect();
         assert_eq!(ours, twitchs, "scopes of {}", spec.kind);
         matched.insert(rule);
     }
@@ -694,13 +703,21 @@ fn opt_in_types_are_created_under_twitchs_rules() {
     let mut scopes = all_scopes();
     scopes.push("channel:read:goals".into());
     scopes.push("moderator:read:unban_requests".into());
+    // channel.moderate v2 needs one scope of each of its eight groups; a manage scope counts.
+    let moderate = catalog::resolve(&["channel.moderate".into()]).unwrap();
+    scopes.extend(
+        catalog::requested_scopes(&moderate)
+            .into_iter()
+            .map(|s| s.replace("moderator:read:warnings", "moderator:manage:warnings")),
+    );
     store_token(&fake, dir.path(), &scopes, 4 * 3600);
     let config = config(&fake)
-        + "subscriptions = [\"channel.goal.begin\", \"channel.unban_request.create\", \"stream.online\"]\n";
+        + "subscriptions = [\"channel.goal.begin\", \"channel.unban_request.create\", \"stream.online\", \"channel.moderate@2\"]\n";
     let _daemon = Daemon::start_in(dir.path(), &config, &[]);
-    wait_for("the three subscriptions to be enabled", || {
-        (fake.enabled() == 3).then_some(())
+    wait_for("the four subscriptions to be enabled", || {
+        (fake.enabled() == 4).then_some(())
     });
+    assert_eq!(fake.stats().forbidden_answers, 0);
 }
 
 /// A WebSocket client that never answers pings: a raw handshake, then frames read by hand.
@@ -708,10 +725,15 @@ struct MutePeer(std::net::TcpStream);
 
 impl MutePeer {
     fn connect(fake: &FakeTwitch) -> Self {
+        Self::connect_to(fake, "/ws")
+    }
+
+    /// Connects to `path` (e.g. with a `keepalive_timeout_seconds` query).
+    fn connect_to(fake: &FakeTwitch, path: &str) -> Self {
         use std::io::{Read, Write};
         let mut tcp = std::net::TcpStream::connect(fake.addr()).unwrap();
         tcp.set_read_timeout(Some(PATIENCE)).unwrap();
-        tcp.write_all(b"GET /ws HTTP/1.1\r\nHost: fake\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n").unwrap();
+        tcp.write_all(format!("GET {path} HTTP/1.1\r\nHost: fake\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n").as_bytes()).unwrap();
         let mut head = Vec::new();
         let mut byte = [0u8; 1];
         while !head.ends_with(b"\r\n\r\n") {
@@ -747,6 +769,18 @@ impl MutePeer {
         let mut payload = vec![0u8; usize::try_from(len).unwrap()];
         self.0.read_exact(&mut payload).unwrap();
         (head[0] & 0x0f, payload)
+    }
+
+    /// The `session` of the welcome, the first frame.
+    fn welcome(&mut self) -> Value {
+        let (opcode, text) = self.frame();
+        assert_eq!(opcode, 1);
+        let frame: Value = serde_json::from_slice(&text).unwrap();
+        assert_eq!(
+            frame["metadata"]["message_type"], "session_welcome",
+            "{frame}"
+        );
+        frame["payload"]["session"].clone()
     }
 
     /// Reads until the close frame and returns its code.
@@ -823,4 +857,205 @@ fn a_source_task_that_panics_is_reported_and_started_again() {
     let ids = send_follows(&fake, 0..3);
     assert_delivered_once(&fake, &daemon, &ids);
     assert_eq!(daemon.proc.count_lines("twitch panicked"), 1);
+}
+
+/// A token without `channel:read:goals`: the daemon still asks for the goal subscription, the
+/// fake answers 403 under Twitch's rules, and the provider state (so /api/status and the
+/// dashboard), and `ongwatch auth status`, name the scope to grant.
+#[test]
+fn a_403_for_a_missing_scope_names_the_scope_in_the_state_and_auth_status() {
+    let fake = twitch(Mode::Twitch);
+    let dir = tempfile::tempdir().unwrap();
+    credentials(dir.path());
+    store_token(&fake, dir.path(), &all_scopes(), 4 * 3600);
+    let config = config(&fake)
+        + "subscriptions = [\"channel.goal.begin\", \"stream.online\", \"channel.follow\"]\n";
+    let daemon = Daemon::start_in(dir.path(), &config, &[]);
+    let state = wait_state(&daemon, "the goal refused", |e| {
+        subscription(e, "channel.goal.begin")["status"] == "missing_scope"
+            && subscription(e, "channel.follow")["status"] == "enabled"
+    });
+    assert_eq!(
+        fake.stats().forbidden_answers,
+        1,
+        "Twitch was asked and said 403"
+    );
+    let goal = subscription(&state, "channel.goal.begin");
+    assert_eq!(
+        goal["missing_scopes"],
+        json!(["channel:read:goals"]),
+        "{goal}"
+    );
+    assert!(
+        goal["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("403") && e.contains("channel:read:goals")),
+        "{goal}"
+    );
+    assert_eq!(state["state"], "unauthorized", "{state}");
+
+    let http = daemon.runtime.http.expect("HTTP address");
+    let (code, status) = fake_twitch::http_json("GET", &format!("http://{http}/api/status"), None);
+    assert_eq!(code, 200);
+    let api_goal = status["providers"]["twitch"]["subscriptions"]
+        .as_array()
+        .and_then(|subs| subs.iter().find(|s| s["type"] == "channel.goal.begin"))
+        .cloned()
+        .unwrap_or_else(|| panic!("no goal subscription in {status}"));
+    assert_eq!(api_goal["missing_scopes"], json!(["channel:read:goals"]));
+
+    let out = daemon.cli(&["auth", "status"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("channel.goal.begin@1: channel:read:goals (missing channel:read:goals)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("channel.follow@2: moderator:read:followers (granted)"),
+        "{text}"
+    );
+    assert!(text.contains("stream.online@1: none"), "{text}");
+}
+
+/// Creates subscriptions at the fake with the daemon's own Helix client, as a user's token.
+struct Direct {
+    helix: ongwatch::sources::twitch::helix::Helix,
+    token: String,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl Direct {
+    fn new(fake: &FakeTwitch) -> Self {
+        let (token, _) = fake.issue_token(CLIENT_ID, LOGIN, USER_ID, &all_scopes());
+        Self {
+            helix: ongwatch::sources::twitch::helix::Helix::new(
+                ongwatch::net::http_client(),
+                format!("{}/eventsub/subscriptions", fake.api_url()),
+                CLIENT_ID,
+            ),
+            token,
+            runtime: tokio::runtime::Runtime::new().unwrap(),
+        }
+    }
+
+    fn create(
+        &self,
+        kind: &str,
+        version: &str,
+        condition: Value,
+        session: &str,
+    ) -> Result<
+        ongwatch::sources::twitch::helix::Totals,
+        ongwatch::sources::twitch::helix::HelixError,
+    > {
+        self.runtime
+            .block_on(
+                self.helix
+                    .create(&self.token, kind, version, &condition, session),
+            )
+            .map(|(_, totals)| totals)
+    }
+}
+
+/// A session held open by a client that never subscribes on its own.
+fn open_session(fake: &FakeTwitch) -> (MutePeer, String) {
+    let mut peer = MutePeer::connect(fake);
+    let id = peer.welcome()["id"].as_str().unwrap().to_owned();
+    (peer, id)
+}
+
+/// Twitch's max_total_cost (10): a subscription costs 1 when the condition names a user who has
+/// not authorized the client (stream.online of another channel), 0 when it names the token's
+/// user; the 11th costly one gets 429, a free one still goes through.
+#[test]
+fn the_fake_refuses_subscriptions_over_max_total_cost_with_429() {
+    use ongwatch::sources::twitch::helix::HelixError;
+    let fake = twitch(Mode::Twitch);
+    fake.set_welcome_window(std::time::Duration::from_secs(3600));
+    let (_peer, session) = open_session(&fake);
+    let direct = Direct::new(&fake);
+    for i in 0..10 {
+        let totals = direct
+            .create(
+                "stream.online",
+                "1",
+                json!({"broadcaster_user_id": format!("{}", 9000 + i)}),
+                &session,
+            )
+            .unwrap();
+        assert_eq!((totals.total_cost, totals.max_total_cost), (i + 1, 10));
+    }
+    let over = direct.create(
+        "stream.online",
+        "1",
+        json!({"broadcaster_user_id": "9010"}),
+        &session,
+    );
+    match over {
+        Err(HelixError::TooMany { message, .. }) => {
+            assert!(message.contains("max_total_cost"), "{message}")
+        }
+        other => panic!("expected 429, got {other:?}"),
+    }
+    assert_eq!(fake.stats().limit_answers, 1);
+    let own = direct
+        .create(
+            "stream.online",
+            "1",
+            json!({"broadcaster_user_id": USER_ID}),
+            &session,
+        )
+        .unwrap();
+    assert_eq!(
+        own.total_cost, 10,
+        "the token user's own subscription is free"
+    );
+}
+
+/// Twitch's 300 enabled subscriptions per WebSocket: the 301st on one session gets 429, while
+/// another session of the same user takes it.
+#[test]
+fn the_fake_caps_a_websocket_at_300_subscriptions() {
+    use ongwatch::sources::twitch::helix::HelixError;
+    let fake = twitch(Mode::Twitch);
+    fake.set_welcome_window(std::time::Duration::from_secs(3600));
+    let (_peer, session) = open_session(&fake);
+    let direct = Direct::new(&fake);
+    // Free (the condition names the token's user as moderator) and all different.
+    let follow = |broadcaster: usize| json!({"broadcaster_user_id": format!("{}", 10_000 + broadcaster), "moderator_user_id": USER_ID});
+    for i in 0..300 {
+        direct
+            .create("channel.follow", "2", follow(i), &session)
+            .unwrap_or_else(|e| panic!("subscription {i}: {e}"));
+    }
+    match direct.create("channel.follow", "2", follow(300), &session) {
+        Err(HelixError::TooMany { message, .. }) => {
+            assert!(message.contains("subscription limit"), "{message}")
+        }
+        other => panic!("expected 429, got {other:?}"),
+    }
+    assert_eq!(fake.stats().limit_answers, 1);
+    let (_second, other) = open_session(&fake);
+    direct
+        .create("channel.follow", "2", follow(300), &other)
+        .unwrap();
+    assert_eq!(fake.enabled(), 301);
+}
+
+/// Twitch keeps a client's `keepalive_timeout_seconds` within 10..=600 and says in the welcome
+/// what it uses.
+#[test]
+fn the_fake_clamps_the_keepalive_to_10_through_600_seconds() {
+    let fake = twitch(Mode::Twitch);
+    fake.set_welcome_window(std::time::Duration::from_secs(3600));
+    for (asked, got) in [(1, 10), (10, 10), (42, 42), (600, 600), (100_000, 600)] {
+        let mut peer =
+            MutePeer::connect_to(&fake, &format!("/ws?keepalive_timeout_seconds={asked}"));
+        assert_eq!(
+            peer.welcome()["keepalive_timeout_seconds"],
+            json!(got),
+            "asked for {asked}"
+        );
+    }
 }

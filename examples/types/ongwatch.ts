@@ -58,8 +58,10 @@ export type Event = {
   | GiftEvent
   | PowerupEvent
   | CharityEvent
+  | CharityCampaignEvent
   | HypetrainEvent
   | FollowEvent
+  | SubEndEvent
   | RaidEvent
   | RedemptionEvent
   | ShoutoutEvent
@@ -72,6 +74,7 @@ export type Event = {
   | OfflineEvent
   | ChannelUpdateEvent
   | AdBreakEvent
+  | GoalEvent
   | SharedChatEvent
   | StatusEvent
   | HypeEvent
@@ -109,6 +112,9 @@ export type PowerupEvent = Powerup & {
 export type CharityEvent = Charity & {
   type: "charity";
 };
+export type CharityCampaignEvent = CharityCampaign & {
+  type: "charity_campaign";
+};
 export type HypetrainEvent = HypeTrain & {
   type: "hypetrain";
 };
@@ -118,6 +124,9 @@ export type HypetrainEvent = HypeTrain & {
 export type Phase = "begin" | "progress" | "lock" | "end";
 export type FollowEvent = Follow & {
   type: "follow";
+};
+export type SubEndEvent = SubEnd & {
+  type: "sub_end";
 };
 export type RaidEvent = Raid & {
   type: "raid";
@@ -138,7 +147,16 @@ export type NoticeEvent = ChatNotice & {
 export type ModerationEvent = Moderation & {
   type: "moderation";
 };
-export type ModerationAction = "ban" | "timeout" | "unban" | "delete" | "clear" | "clear_user";
+export type ModerationAction =
+  | ("ban" | "timeout" | "unban" | "delete" | "clear" | "clear_user")
+  | "vip"
+  | "unvip"
+  | "mod"
+  | "unmod"
+  | "warn"
+  | "unban_request"
+  | "approve_unban_request"
+  | "deny_unban_request";
 export type PollEvent = Poll & {
   type: "poll";
 };
@@ -156,6 +174,9 @@ export type ChannelUpdateEvent = ChannelUpdate & {
 };
 export type AdBreakEvent = AdBreak & {
   type: "ad_break";
+};
+export type GoalEvent = Goal & {
+  type: "goal";
 };
 export type SharedChatEvent = SharedChat & {
   type: "shared_chat";
@@ -314,6 +335,27 @@ export interface Charity {
   currency: string;
   charity_name: string;
 }
+/**
+ * A Twitch charity campaign began, raised money, or ended (`channel.charity_campaign.start`,
+ * `.progress`, `.stop`; the phases are named like the other lifecycle topics').
+ */
+export interface CharityCampaign {
+  /**
+   * `begin`, `progress` or `end`.
+   */
+  phase: "begin" | "progress" | "lock" | "end";
+  campaign_id: string;
+  charity_name: string;
+  /**
+   * Raised so far, in `currency`.
+   */
+  current_amount: number;
+  target_amount: number;
+  /**
+   * ISO 4217 code, e.g. `"USD"`.
+   */
+  currency: string;
+}
 export interface HypeTrain {
   phase: Phase;
   hype_train_id: string;
@@ -356,6 +398,22 @@ export interface Follow {
   user?: string | null;
   user_id?: string | null;
   display_name?: string | null;
+}
+/**
+ * A subscription ended (it lapsed, or a gift ran out): `channel.subscription.end`.
+ */
+export interface SubEnd {
+  /**
+   * Login name (lowercase).
+   */
+  user?: string | null;
+  user_id?: string | null;
+  display_name?: string | null;
+  tier: Tier;
+  /**
+   * True when the sub that ended was a gift.
+   */
+  is_gift: boolean;
 }
 /**
  * A raid. `user` is the other channel: the raider when incoming, the target when outgoing.
@@ -535,6 +593,28 @@ export interface AdBreak {
   automatic: boolean;
 }
 /**
+ * A creator goal began, moved, or ended (`channel.goal.begin`, `.progress`, `.end`).
+ */
+export interface Goal {
+  /**
+   * Lifecycle step of a hype train, poll or prediction.
+   */
+  phase: "begin" | "progress" | "lock" | "end";
+  goal_id: string;
+  /**
+   * What is counted: `follow`, `subscription`, `subscription_count`, `new_subscription`,
+   * `new_subscription_count`, `new_bit`, `new_cheerer` (Twitch's names).
+   */
+  goal_type: string;
+  description: string;
+  current_amount: number;
+  target_amount: number;
+  /**
+   * At `end`: whether the target was reached.
+   */
+  achieved?: boolean | null;
+}
+/**
  * A Twitch shared chat session began, changed its participants, or ended.
  */
 export interface SharedChat {
@@ -624,6 +704,11 @@ export interface SubscriptionHealth {
   status: string;
   last_event?: string | null;
   last_error?: string | null;
+  /**
+   * With status `missing_scope`: the scopes the login lacks for it (what `ongwatch auth
+   * twitch` then requests).
+   */
+  missing_scopes?: string[];
 }
 /**
  * OBS's current program scene (`R/obs/scene`, retained).
@@ -703,8 +788,10 @@ export const TOPIC_SUFFIX = {
   gift: "support/gifts",
   powerup: "support/powerups",
   charity: "support/charity",
+  charity_campaign: "channel/charity_campaign",
   hypetrain: "support/hypetrain",
   follow: "community/follows",
+  sub_end: "community/sub_ends",
   raid: "community/raids",
   redemption: "community/redemptions",
   shoutout: "community/shoutouts",
@@ -717,6 +804,7 @@ export const TOPIC_SUFFIX = {
   offline: "channel/offline",
   channel_update: "channel/updated",
   ad_break: "channel/ads",
+  goal: "channel/goals",
   shared_chat: "channel/shared_chat",
   status: "status",
   hype: "synthetic/hype",
@@ -739,8 +827,10 @@ export const RETAINED = {
   gift: false,
   powerup: false,
   charity: false,
+  charity_campaign: false,
   hypetrain: false,
   follow: false,
+  sub_end: false,
   raid: false,
   redemption: false,
   shoutout: false,
@@ -753,6 +843,7 @@ export const RETAINED = {
   offline: false,
   channel_update: false,
   ad_break: false,
+  goal: false,
   shared_chat: false,
   status: true,
   hype: true,

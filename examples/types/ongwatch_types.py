@@ -125,6 +125,24 @@ Lifecycle step of a hype train, poll or prediction.
 """
 
 
+class CharityCampaign(TypedDict):
+    phase: Phase
+    """
+    `begin`, `progress` or `end`.
+    """
+    campaign_id: str
+    charity_name: str
+    current_amount: float
+    """
+    Raised so far, in `currency`.
+    """
+    target_amount: float
+    currency: str
+    """
+    ISO 4217 code, e.g. `"USD"`.
+    """
+
+
 class SharedChatParticipant(TypedDict):
     channel: str
     """
@@ -163,6 +181,20 @@ class Follow(TypedDict):
     """
     user_id: NotRequired[str | None]
     display_name: NotRequired[str | None]
+
+
+class SubEnd(TypedDict):
+    user: NotRequired[str | None]
+    """
+    Login name (lowercase).
+    """
+    user_id: NotRequired[str | None]
+    display_name: NotRequired[str | None]
+    tier: Tier
+    is_gift: bool
+    """
+    True when the sub that ended was a gift.
+    """
 
 
 Direction: TypeAlias = Literal['incoming', 'outgoing']
@@ -264,9 +296,17 @@ class ChatNotice(TypedDict):
     message: str
 
 
-ModerationAction: TypeAlias = Literal[
-    'ban', 'timeout', 'unban', 'delete', 'clear', 'clear_user'
-]
+ModerationAction: TypeAlias = (
+    Literal['ban', 'timeout', 'unban', 'delete', 'clear', 'clear_user']
+    | Literal['vip']
+    | Literal['unvip']
+    | Literal['mod']
+    | Literal['unmod']
+    | Literal['warn']
+    | Literal['unban_request']
+    | Literal['approve_unban_request']
+    | Literal['deny_unban_request']
+)
 
 
 class Moderation(TypedDict):
@@ -344,6 +384,26 @@ class AdBreak(TypedDict):
     automatic: bool
 
 
+class Goal(TypedDict):
+    phase: Phase
+    """
+    `begin`, `progress` or `end`.
+    """
+    goal_id: str
+    goal_type: str
+    """
+    What is counted: `follow`, `subscription`, `subscription_count`, `new_subscription`,
+    `new_subscription_count`, `new_bit`, `new_cheerer` (Twitch's names).
+    """
+    description: str
+    current_amount: int
+    target_amount: int
+    achieved: NotRequired[bool | None]
+    """
+    At `end`: whether the target was reached.
+    """
+
+
 SessionPhase: TypeAlias = Literal['begin', 'update', 'end']
 """
 Lifecycle step of a Twitch shared chat session.
@@ -419,6 +479,11 @@ class SubscriptionHealth(TypedDict):
     status: str
     last_event: NotRequired[str | None]
     last_error: NotRequired[str | None]
+    missing_scopes: NotRequired[list[str]]
+    """
+    With status `missing_scope`: the scopes the login lacks for it (what `ongwatch auth
+    twitch` then requests).
+    """
 
 
 class ProviderState(TypedDict):
@@ -812,6 +877,53 @@ class CharityEvent(Charity):
     """
 
 
+class CharityCampaignEvent(CharityCampaign):
+    type: Literal['charity_campaign']
+    v: int
+    """
+    Payload shape version, always 1.
+    """
+    id: str
+    """
+    Stable unique id. Derived from the upstream message id where there is one, so a
+    redelivered upstream event keeps its id and is published once.
+    """
+    provider: str
+    """
+    Where it came from: `twitch`, `streamelements`, `streamlabs`, `demo`, `ongwatch`, ...
+    """
+    channel: str
+    """
+    The channel (login) the event belongs to.
+    """
+    time: str
+    """
+    When it happened upstream (or when ongwatch saw it), RFC 3339 UTC with milliseconds.
+    """
+    test: bool
+    """
+    True for simulated, triggered, replayed and provider test events.
+    """
+    platform: NotRequired[str | None]
+    """
+    Where the supporter acted, on every support and community event: `twitch`, `youtube`,
+    `kick`, `facebook`, `trovo`, `tiktok`, or `web` for a tip page.
+    """
+    source_channel: NotRequired[str | None]
+    """
+    During a Twitch shared chat session: the partner channel (login) the event happened in.
+    Absent on the own channel's events.
+    """
+    source_channel_id: NotRequired[str | None]
+    """
+    The partner channel's user id, next to `source_channel`.
+    """
+    raw: NotRequired[Any]
+    """
+    The upstream payload, present only with `[bus] include_raw = true`.
+    """
+
+
 class HypetrainEvent(HypeTrain):
     type: Literal['hypetrain']
     v: int
@@ -861,6 +973,53 @@ class HypetrainEvent(HypeTrain):
 
 class FollowEvent(Follow):
     type: Literal['follow']
+    v: int
+    """
+    Payload shape version, always 1.
+    """
+    id: str
+    """
+    Stable unique id. Derived from the upstream message id where there is one, so a
+    redelivered upstream event keeps its id and is published once.
+    """
+    provider: str
+    """
+    Where it came from: `twitch`, `streamelements`, `streamlabs`, `demo`, `ongwatch`, ...
+    """
+    channel: str
+    """
+    The channel (login) the event belongs to.
+    """
+    time: str
+    """
+    When it happened upstream (or when ongwatch saw it), RFC 3339 UTC with milliseconds.
+    """
+    test: bool
+    """
+    True for simulated, triggered, replayed and provider test events.
+    """
+    platform: NotRequired[str | None]
+    """
+    Where the supporter acted, on every support and community event: `twitch`, `youtube`,
+    `kick`, `facebook`, `trovo`, `tiktok`, or `web` for a tip page.
+    """
+    source_channel: NotRequired[str | None]
+    """
+    During a Twitch shared chat session: the partner channel (login) the event happened in.
+    Absent on the own channel's events.
+    """
+    source_channel_id: NotRequired[str | None]
+    """
+    The partner channel's user id, next to `source_channel`.
+    """
+    raw: NotRequired[Any]
+    """
+    The upstream payload, present only with `[bus] include_raw = true`.
+    """
+
+
+class SubEndEvent(SubEnd):
+    type: Literal['sub_end']
     v: int
     """
     Payload shape version, always 1.
@@ -1470,6 +1629,53 @@ class AdBreakEvent(AdBreak):
     """
 
 
+class GoalEvent(Goal):
+    type: Literal['goal']
+    v: int
+    """
+    Payload shape version, always 1.
+    """
+    id: str
+    """
+    Stable unique id. Derived from the upstream message id where there is one, so a
+    redelivered upstream event keeps its id and is published once.
+    """
+    provider: str
+    """
+    Where it came from: `twitch`, `streamelements`, `streamlabs`, `demo`, `ongwatch`, ...
+    """
+    channel: str
+    """
+    The channel (login) the event belongs to.
+    """
+    time: str
+    """
+    When it happened upstream (or when ongwatch saw it), RFC 3339 UTC with milliseconds.
+    """
+    test: bool
+    """
+    True for simulated, triggered, replayed and provider test events.
+    """
+    platform: NotRequired[str | None]
+    """
+    Where the supporter acted, on every support and community event: `twitch`, `youtube`,
+    `kick`, `facebook`, `trovo`, `tiktok`, or `web` for a tip page.
+    """
+    source_channel: NotRequired[str | None]
+    """
+    During a Twitch shared chat session: the partner channel (login) the event happened in.
+    Absent on the own channel's events.
+    """
+    source_channel_id: NotRequired[str | None]
+    """
+    The partner channel's user id, next to `source_channel`.
+    """
+    raw: NotRequired[Any]
+    """
+    The upstream payload, present only with `[bus] include_raw = true`.
+    """
+
+
 class SharedChatEvent(SharedChat):
     type: Literal['shared_chat']
     v: int
@@ -1995,8 +2201,10 @@ Event: TypeAlias = (
     | GiftEvent
     | PowerupEvent
     | CharityEvent
+    | CharityCampaignEvent
     | HypetrainEvent
     | FollowEvent
+    | SubEndEvent
     | RaidEvent
     | RedemptionEvent
     | ShoutoutEvent
@@ -2009,6 +2217,7 @@ Event: TypeAlias = (
     | OfflineEvent
     | ChannelUpdateEvent
     | AdBreakEvent
+    | GoalEvent
     | SharedChatEvent
     | StatusEvent
     | HypeEvent
@@ -2038,8 +2247,10 @@ TOPIC_SUFFIX: dict[str, str] = {
     'gift': 'support/gifts',
     'powerup': 'support/powerups',
     'charity': 'support/charity',
+    'charity_campaign': 'channel/charity_campaign',
     'hypetrain': 'support/hypetrain',
     'follow': 'community/follows',
+    'sub_end': 'community/sub_ends',
     'raid': 'community/raids',
     'redemption': 'community/redemptions',
     'shoutout': 'community/shoutouts',
@@ -2052,6 +2263,7 @@ TOPIC_SUFFIX: dict[str, str] = {
     'offline': 'channel/offline',
     'channel_update': 'channel/updated',
     'ad_break': 'channel/ads',
+    'goal': 'channel/goals',
     'shared_chat': 'channel/shared_chat',
     'status': 'status',
     'hype': 'synthetic/hype',
@@ -2074,8 +2286,10 @@ RETAINED: dict[str, bool] = {
     'gift': False,
     'powerup': False,
     'charity': False,
+    'charity_campaign': False,
     'hypetrain': False,
     'follow': False,
+    'sub_end': False,
     'raid': False,
     'redemption': False,
     'shoutout': False,
@@ -2088,6 +2302,7 @@ RETAINED: dict[str, bool] = {
     'offline': False,
     'channel_update': False,
     'ad_break': False,
+    'goal': False,
     'shared_chat': False,
     'status': True,
     'hype': True,

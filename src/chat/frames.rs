@@ -62,6 +62,8 @@ fn event_type(kind: &EventKind) -> Option<&'static str> {
             ModerationAction::Delete => "message_deleted",
             ModerationAction::Clear => "clear_chat",
             ModerationAction::ClearUser => "clear_user",
+            // Role changes, warnings and unban requests were never part of the seed protocol.
+            _ => return None,
         },
         _ => return None,
     })

@@ -568,6 +568,7 @@ mod tests {
                         status: "enabled".into(),
                         last_event: None,
                         last_error: None,
+                        missing_scopes: Vec::new(),
                     })
                     .collect(),
             }),

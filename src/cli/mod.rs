@@ -81,7 +81,7 @@ enum Command {
         after_help = "With no daemon answering it prints one line naming the address it tried and exits 1.\n\nExamples:\n  ongwatch trigger cheer --user alinsa_vix --amount 2490 --message \"Cheer2490 CHAOS\"\n  ongwatch trigger sub --user viewer1 --field tier=2000\n  ongwatch trigger hypetrain --field phase=end --amount 5000"
     )]
     Trigger {
-        /// cheer, tip, sub, resub, gift, follow, raid, redemption, chat, online, offline, hypetrain, poll, prediction
+        /// cheer, tip, sub, resub, gift, follow, raid, redemption, chat, online, offline, hypetrain, poll, prediction, goal, charity_campaign, sub_end, vip, unvip, mod, unmod, warn, unban_request
         #[arg(value_name = "TYPE")]
         kind: String,
         /// Login of the user who acts (default: a test user).

@@ -19,8 +19,10 @@ pub enum EventKind {
     Gift(Gift),
     Powerup(Powerup),
     Charity(Charity),
+    CharityCampaign(CharityCampaign),
     Hypetrain(HypeTrain),
     Follow(Follow),
+    SubEnd(SubEnd),
     Raid(Raid),
     Redemption(Redemption),
     Shoutout(Shoutout),
@@ -33,6 +35,7 @@ pub enum EventKind {
     Offline(Offline),
     ChannelUpdate(ChannelUpdate),
     AdBreak(AdBreak),
+    Goal(Goal),
     SharedChat(SharedChat),
     Status(Status),
     Hype(Hype),
@@ -56,8 +59,10 @@ impl EventKind {
             Self::Gift(_) => Kind::Gift,
             Self::Powerup(_) => Kind::Powerup,
             Self::Charity(_) => Kind::Charity,
+            Self::CharityCampaign(_) => Kind::CharityCampaign,
             Self::Hypetrain(_) => Kind::Hypetrain,
             Self::Follow(_) => Kind::Follow,
+            Self::SubEnd(_) => Kind::SubEnd,
             Self::Raid(_) => Kind::Raid,
             Self::Redemption(_) => Kind::Redemption,
             Self::Shoutout(_) => Kind::Shoutout,
@@ -70,6 +75,7 @@ impl EventKind {
             Self::Offline(_) => Kind::Offline,
             Self::ChannelUpdate(_) => Kind::ChannelUpdate,
             Self::AdBreak(_) => Kind::AdBreak,
+            Self::Goal(_) => Kind::Goal,
             Self::SharedChat(_) => Kind::SharedChat,
             Self::Status(_) => Kind::Status,
             Self::Hype(_) => Kind::Hype,
@@ -245,6 +251,21 @@ pub struct Charity {
     pub charity_name: String,
 }
 
+/// A Twitch charity campaign began, raised money, or ended (`channel.charity_campaign.start`,
+/// `.progress`, `.stop`; the phases are named like the other lifecycle topics').
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct CharityCampaign {
+    /// `begin`, `progress` or `end`.
+    pub phase: Phase,
+    pub campaign_id: String,
+    pub charity_name: String,
+    /// Raised so far, in `currency`.
+    pub current_amount: f64,
+    pub target_amount: f64,
+    /// ISO 4217 code, e.g. `"USD"`.
+    pub currency: String,
+}
+
 /// Lifecycle step of a hype train, poll or prediction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -279,6 +300,16 @@ pub struct HypeTrain {
 pub struct Follow {
     #[serde(flatten)]
     pub user: UserRef,
+}
+
+/// A subscription ended (it lapsed, or a gift ran out): `channel.subscription.end`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SubEnd {
+    #[serde(flatten)]
+    pub user: UserRef,
+    pub tier: Tier,
+    /// True when the sub that ended was a gift.
+    pub is_gift: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -372,6 +403,22 @@ pub enum ModerationAction {
     Delete,
     Clear,
     ClearUser,
+    /// `user` was made a VIP.
+    Vip,
+    /// `user` is no longer a VIP.
+    Unvip,
+    /// `user` was made a moderator.
+    Mod,
+    /// `user` is no longer a moderator.
+    Unmod,
+    /// A moderator warned `user`; `reason` says why.
+    Warn,
+    /// `user` asked to be unbanned; `reason` is their request.
+    UnbanRequest,
+    /// A moderator granted `user`'s unban request; `reason` is the moderator's answer.
+    ApproveUnbanRequest,
+    /// A moderator denied `user`'s unban request; `reason` is the moderator's answer.
+    DenyUnbanRequest,
 }
 
 /// `user` is the target (absent for a whole-chat clear).
@@ -457,6 +504,23 @@ pub struct ChannelUpdate {
 pub struct AdBreak {
     pub duration_seconds: u64,
     pub automatic: bool,
+}
+
+/// A creator goal began, moved, or ended (`channel.goal.begin`, `.progress`, `.end`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Goal {
+    /// `begin`, `progress` or `end`.
+    pub phase: Phase,
+    pub goal_id: String,
+    /// What is counted: `follow`, `subscription`, `subscription_count`, `new_subscription`,
+    /// `new_subscription_count`, `new_bit`, `new_cheerer` (Twitch's names).
+    pub goal_type: String,
+    pub description: String,
+    pub current_amount: u64,
+    pub target_amount: u64,
+    /// At `end`: whether the target was reached.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub achieved: Option<bool>,
 }
 
 /// Lifecycle step of a Twitch shared chat session.
@@ -568,6 +632,10 @@ pub struct SubscriptionHealth {
     pub last_event: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
+    /// With status `missing_scope`: the scopes the login lacks for it (what `ongwatch auth
+    /// twitch` then requests).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missing_scopes: Vec<String>,
 }
 
 /// Retained on `R/system/providers/<provider>`.

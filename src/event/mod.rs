@@ -158,7 +158,7 @@ impl Event {
         self.source_channel.is_some() || self.source_channel_id.is_some()
     }
 
-    /// The topic below the root, e.g. `support/cheers` or `raw/twitch/channel.goal.begin`.
+    /// The topic below the root, e.g. `support/cheers` or `raw/twitch/channel.suspicious_user.update`.
     pub fn topic_suffix(&self) -> String {
         match &self.kind {
             EventKind::Raw(raw) => format!(

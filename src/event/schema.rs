@@ -137,6 +137,18 @@ pub fn examples() -> Vec<Event> {
                     charity_name: "Example Charity".into(),
                 }),
             ),
+            Kind::CharityCampaign => example(
+                "twitch:a1b2c3d4-1111-4111-8111-000000000012",
+                "twitch",
+                EventKind::CharityCampaign(CharityCampaign {
+                    phase: Phase::Progress,
+                    campaign_id: "123-abc-456-def".into(),
+                    charity_name: "Example name".into(),
+                    current_amount: 2600.0,
+                    target_amount: 15000.0,
+                    currency: "USD".into(),
+                }),
+            ),
             Kind::Hypetrain => example(
                 "twitch:1b0AsbInCHZW2SQFQkCzqN07Ib2:progress:137",
                 "twitch",
@@ -156,6 +168,15 @@ pub fn examples() -> Vec<Event> {
                 "twitch",
                 EventKind::Follow(Follow {
                     user: user("new_friend", "5678", "New_Friend"),
+                }),
+            ),
+            Kind::SubEnd => example(
+                "twitch:c3d4e5f6-2222-4222-8222-000000000013",
+                "twitch",
+                EventKind::SubEnd(SubEnd {
+                    user: user("cool_user", "1234", "Cool_User"),
+                    tier: Tier::One,
+                    is_gift: false,
                 }),
             ),
             Kind::Raid => example(
@@ -308,6 +329,19 @@ pub fn examples() -> Vec<Event> {
                     automatic: false,
                 }),
             ),
+            Kind::Goal => example(
+                "twitch:goal:9005",
+                "twitch",
+                EventKind::Goal(Goal {
+                    phase: Phase::Progress,
+                    goal_id: "12345-cool-event".into(),
+                    goal_type: "subscription".into(),
+                    description: "Help me get partner!".into(),
+                    current_amount: 100,
+                    target_amount: 220,
+                    achieved: None,
+                }),
+            ),
             Kind::SharedChat => example(
                 "twitch:shared-chat:9004",
                 "twitch",
@@ -377,6 +411,7 @@ pub fn examples() -> Vec<Event> {
                         status: "enabled".into(),
                         last_event: Some("2026-03-13T20:01:02.345Z".into()),
                         last_error: None,
+                        missing_scopes: Vec::new(),
                     }],
                 }),
             ),
@@ -429,8 +464,8 @@ pub fn examples() -> Vec<Event> {
                 "twitch:0b3c6a1e-7777-4777-8777-000000000011",
                 "twitch",
                 EventKind::Raw(Raw {
-                    upstream_type: "channel.goal.begin".into(),
-                    data: json!({"id": "12345-cool-event", "type": "subscription", "target_amount": 1000}),
+                    upstream_type: "channel.suspicious_user.update".into(),
+                    data: json!({"user_id": "1050263437", "user_login": "06fbcc75952245c5a87", "low_trust_status": "restricted"}),
                 }),
             ),
         })
@@ -727,6 +762,9 @@ mod tests {
             "stream/channel/updated",
             "stream/channel/ads",
             "stream/channel/shared_chat",
+            "stream/channel/goals",
+            "stream/channel/charity_campaign",
+            "stream/community/sub_ends",
             "stream/status",
             "stream/synthetic/hype",
             "stream/synthetic/totals",
@@ -736,7 +774,7 @@ mod tests {
             "stream/obs/outputs",
             "stream/obs/stats",
             "stream/obs/events/StreamStateChanged",
-            "stream/raw/twitch/channel.goal.begin",
+            "stream/raw/twitch/channel.suspicious_user.update",
         ] {
             assert!(topics.contains(&expected.to_owned()), "{expected}");
         }

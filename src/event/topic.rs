@@ -12,8 +12,10 @@ pub enum Kind {
     Gift,
     Powerup,
     Charity,
+    CharityCampaign,
     Hypetrain,
     Follow,
+    SubEnd,
     Raid,
     Redemption,
     Shoutout,
@@ -26,6 +28,7 @@ pub enum Kind {
     Offline,
     ChannelUpdate,
     AdBreak,
+    Goal,
     SharedChat,
     Status,
     Hype,
@@ -40,7 +43,7 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 32] = [
+    pub const ALL: [Kind; 35] = [
         Kind::Cheer,
         Kind::Tip,
         Kind::Sub,
@@ -48,8 +51,10 @@ impl Kind {
         Kind::Gift,
         Kind::Powerup,
         Kind::Charity,
+        Kind::CharityCampaign,
         Kind::Hypetrain,
         Kind::Follow,
+        Kind::SubEnd,
         Kind::Raid,
         Kind::Redemption,
         Kind::Shoutout,
@@ -62,6 +67,7 @@ impl Kind {
         Kind::Offline,
         Kind::ChannelUpdate,
         Kind::AdBreak,
+        Kind::Goal,
         Kind::SharedChat,
         Kind::Status,
         Kind::Hype,
@@ -85,8 +91,10 @@ impl Kind {
             Kind::Gift => "gift",
             Kind::Powerup => "powerup",
             Kind::Charity => "charity",
+            Kind::CharityCampaign => "charity_campaign",
             Kind::Hypetrain => "hypetrain",
             Kind::Follow => "follow",
+            Kind::SubEnd => "sub_end",
             Kind::Raid => "raid",
             Kind::Redemption => "redemption",
             Kind::Shoutout => "shoutout",
@@ -99,6 +107,7 @@ impl Kind {
             Kind::Offline => "offline",
             Kind::ChannelUpdate => "channel_update",
             Kind::AdBreak => "ad_break",
+            Kind::Goal => "goal",
             Kind::SharedChat => "shared_chat",
             Kind::Status => "status",
             Kind::Hype => "hype",
@@ -127,8 +136,10 @@ impl Kind {
             Kind::Gift => "support/gifts",
             Kind::Powerup => "support/powerups",
             Kind::Charity => "support/charity",
+            Kind::CharityCampaign => "channel/charity_campaign",
             Kind::Hypetrain => "support/hypetrain",
             Kind::Follow => "community/follows",
+            Kind::SubEnd => "community/sub_ends",
             Kind::Raid => "community/raids",
             Kind::Redemption => "community/redemptions",
             Kind::Shoutout => "community/shoutouts",
@@ -141,6 +152,7 @@ impl Kind {
             Kind::Offline => "channel/offline",
             Kind::ChannelUpdate => "channel/updated",
             Kind::AdBreak => "channel/ads",
+            Kind::Goal => "channel/goals",
             Kind::SharedChat => "channel/shared_chat",
             Kind::Status => "status",
             Kind::Hype => "synthetic/hype",
@@ -185,20 +197,27 @@ impl Kind {
             Kind::Gift => "Gift subs: one event per gift action with `count` and `recipients`.",
             Kind::Powerup => "Bits power-ups.",
             Kind::Charity => "Charity campaign donations.",
+            Kind::CharityCampaign => {
+                "Twitch charity campaign `phase` begin, progress or end, with the amount raised."
+            }
             Kind::Hypetrain => "Hype train begin, progress and end (`phase`).",
             Kind::Follow => "A new follower.",
+            Kind::SubEnd => "A subscription ended (lapsed or a gift ran out); not support.",
             Kind::Raid => "Raids, `direction` incoming or outgoing.",
             Kind::Redemption => "Channel-point redemptions (custom and automatic rewards).",
             Kind::Shoutout => "Shoutouts given (outgoing) and received (incoming).",
             Kind::Chat => "Chat messages.",
             Kind::Notice => "Announcements and other chat notices.",
-            Kind::Moderation => "Bans, timeouts, unbans, deleted messages, chat clears.",
+            Kind::Moderation => {
+                "Bans, timeouts, unbans, deleted messages, chat clears, VIP and moderator changes, warnings, unban requests."
+            }
             Kind::Poll => "Polls (`phase`).",
             Kind::Prediction => "Predictions (`phase`).",
             Kind::Online => "The stream went live.",
             Kind::Offline => "The stream went offline.",
             Kind::ChannelUpdate => "Title or category changed.",
             Kind::AdBreak => "An ad break began.",
+            Kind::Goal => "Creator goal `phase` begin, progress or end (followers, subs, bits).",
             Kind::SharedChat => {
                 "Twitch shared chat session `phase` begin, update or end, with its `participants`."
             }

@@ -27,6 +27,15 @@ pub const KINDS: &[&str] = &[
     "hypetrain",
     "poll",
     "prediction",
+    "goal",
+    "charity_campaign",
+    "sub_end",
+    "vip",
+    "unvip",
+    "mod",
+    "unmod",
+    "warn",
+    "unban_request",
 ];
 
 /// What `ongwatch trigger`, `POST /api/trigger` and `R/command/trigger` carry.
@@ -35,8 +44,7 @@ pub struct TriggerRequest {
     /// Request id; the event id is derived from it, so a redelivered command is published once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
-    /// cheer, tip, sub, resub, gift, follow, raid, redemption, chat, online, offline,
-    /// hypetrain, poll, prediction.
+    /// One of [`KINDS`].
     #[serde(rename = "type")]
     pub kind: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]

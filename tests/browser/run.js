@@ -1,5 +1,5 @@
 // Drives Debian's headless Chromium with playwright-core for tests/browser.rs.
-// usage: node run.js <dashboard|alerts|alerts_partner|hype|login|overflow|bot_payloads|seed_bot|obs> <base url> <screenshot dir> [expected text...]
+// usage: node run.js <dashboard|missing_scope|alerts|alerts_partner|hype|login|overflow|bot_payloads|seed_bot|obs> <base url> <screenshot dir> [expected text...]
 // Prints "ready" once the page is connected (the Rust test then makes something happen) and
 // "ok" when the page showed it; any failure prints "fail: ..." and exits 1, after a screenshot.
 "use strict";
@@ -76,6 +76,17 @@ function barSettled(id) {
 }
 
 const scenarios = {
+  // A subscription Twitch refused for a missing scope: its row in the Providers card names it.
+  async missing_scope(page) {
+    const [type, scope] = expected;
+    await page.goto(`${base}/`);
+    await page.waitForSelector("body[data-ready=true]", { timeout: PATIENCE });
+    await page.waitForFunction(([type, scope]) => [...document.querySelectorAll("#providers .subscriptions > div")]
+      .some((row) => row.textContent.includes(type) && row.querySelector(".missing-scope")
+        && row.querySelector(".missing-scope").textContent.includes(`missing scope: ${scope}`)), [type, scope], { timeout: PATIENCE });
+    await page.screenshot({ path: path.join(shots, "dashboard-missing-scope.png"), fullPage: true });
+  },
+
   // The seed's paho-mqtt bot (the Rust test runs it and triggers a cheer): the dashboard's hype
   // meter shows the bot's level, names the bot, and the Bots panel lists it online.
   async seed_bot(page) {

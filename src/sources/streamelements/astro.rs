@@ -330,6 +330,7 @@ fn subscription(topic: &str, status: &str, last_error: Option<String>) -> Subscr
         status: status.to_owned(),
         last_event: None,
         last_error,
+        missing_scopes: Vec::new(),
     }
 }
 

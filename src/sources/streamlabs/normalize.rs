@@ -344,6 +344,17 @@ mod tests {
         assert!(
             matches!(&e.kind, EventKind::Tip(t) if t.amount == 5.0 && t.message == "great stream")
         );
+        // A super chat Streamlabs really sent (tests/data/se_sl/README.md): 85000000 is "$85.00".
+        let logged: Value = serde_json::from_str(include_str!(
+            "../../../tests/data/se_sl/streamlabs.superchat.youtube-test-widget.muppet9010.json"
+        ))
+        .unwrap();
+        let e = only(normalize(&logged["data"], "c"));
+        assert_eq!(e.platform.as_deref(), Some("youtube"));
+        assert!(
+            matches!(&e.kind, EventKind::Tip(t) if t.amount == 85.0 && t.currency == "USD"),
+            "{e:?}"
+        );
 
         let e = only(normalize(
             &json!({"type":"subscription","for":"youtube_account","message":[{"name":"member","months":1}]}),

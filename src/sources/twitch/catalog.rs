@@ -34,14 +34,42 @@ impl Condition {
     }
 }
 
+/// The scopes a type needs, as Twitch documents them: every group must be granted, and any one
+/// scope of a group grants it. Most types have one group ("`channel:read:polls` or
+/// `channel:manage:polls`"); `channel.moderate` has eight; none means no scope is needed.
+pub type Scopes = &'static [&'static [&'static str]];
+
 /// One subscription type as Twitch documents it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Spec {
     pub kind: String,
     pub version: String,
     pub condition: Condition,
-    /// Any one of these scopes authorizes it; empty when the type needs none.
-    pub scopes: &'static [&'static str],
+    pub scopes: Scopes,
+}
+
+impl Spec {
+    /// The groups `granted` does not satisfy, each as its least powerful (first) scope, which
+    /// is the one a login requests.
+    pub fn missing(&self, granted: &[String]) -> Vec<String> {
+        self.scopes
+            .iter()
+            .filter(|group| !group.iter().any(|scope| granted.iter().any(|g| g == scope)))
+            .filter_map(|group| group.first().map(|s| (*s).to_owned()))
+            .collect()
+    }
+
+    /// What it needs, for people: `a or b, and c`; `none` when nothing.
+    pub fn scopes_text(&self) -> String {
+        if self.scopes.is_empty() {
+            return "none".to_owned();
+        }
+        self.scopes
+            .iter()
+            .map(|group| group.join(" or "))
+            .collect::<Vec<_>>()
+            .join(", and ")
+    }
 }
 
 const BITS: &[&str] = &["bits:read"];
@@ -50,27 +78,27 @@ const CHAT: &[&str] = &["user:read:chat"];
 const MODERATE: &[&str] = &["channel:moderate"];
 
 /// `(type, version, condition, scopes)` of every default subscription.
-const DEFAULTS: &[(&str, &str, Condition, &[&str])] = &[
-    ("channel.cheer", "1", Condition::Broadcaster, BITS),
-    ("channel.bits.use", "1", Condition::Broadcaster, BITS),
-    ("channel.subscribe", "1", Condition::Broadcaster, SUBS),
+const DEFAULTS: &[(&str, &str, Condition, Scopes)] = &[
+    ("channel.cheer", "1", Condition::Broadcaster, &[BITS]),
+    ("channel.bits.use", "1", Condition::Broadcaster, &[BITS]),
+    ("channel.subscribe", "1", Condition::Broadcaster, &[SUBS]),
     (
         "channel.subscription.message",
         "1",
         Condition::Broadcaster,
-        SUBS,
+        &[SUBS],
     ),
     (
         "channel.subscription.gift",
         "1",
         Condition::Broadcaster,
-        SUBS,
+        &[SUBS],
     ),
     (
         "channel.follow",
         "2",
         Condition::Moderator,
-        &["moderator:read:followers"],
+        &[&["moderator:read:followers"]],
     ),
     ("channel.raid", "1", Condition::RaidTo, &[]),
     ("channel.raid", "1", Condition::RaidFrom, &[]),
@@ -78,118 +106,123 @@ const DEFAULTS: &[(&str, &str, Condition, &[&str])] = &[
         "channel.channel_points_custom_reward_redemption.add",
         "1",
         Condition::Broadcaster,
-        &["channel:read:redemptions", "channel:manage:redemptions"],
+        &[&["channel:read:redemptions", "channel:manage:redemptions"]],
     ),
     (
         "channel.channel_points_automatic_reward_redemption.add",
         "2",
         Condition::Broadcaster,
-        &["channel:read:redemptions", "channel:manage:redemptions"],
+        &[&["channel:read:redemptions", "channel:manage:redemptions"]],
     ),
     (
         "channel.hype_train.begin",
         "2",
         Condition::Broadcaster,
-        &["channel:read:hype_train"],
+        &[&["channel:read:hype_train"]],
     ),
     (
         "channel.hype_train.progress",
         "2",
         Condition::Broadcaster,
-        &["channel:read:hype_train"],
+        &[&["channel:read:hype_train"]],
     ),
     (
         "channel.hype_train.end",
         "2",
         Condition::Broadcaster,
-        &["channel:read:hype_train"],
+        &[&["channel:read:hype_train"]],
     ),
     (
         "channel.poll.begin",
         "1",
         Condition::Broadcaster,
-        &["channel:read:polls", "channel:manage:polls"],
+        &[&["channel:read:polls", "channel:manage:polls"]],
     ),
     (
         "channel.poll.progress",
         "1",
         Condition::Broadcaster,
-        &["channel:read:polls", "channel:manage:polls"],
+        &[&["channel:read:polls", "channel:manage:polls"]],
     ),
     (
         "channel.poll.end",
         "1",
         Condition::Broadcaster,
-        &["channel:read:polls", "channel:manage:polls"],
+        &[&["channel:read:polls", "channel:manage:polls"]],
     ),
     (
         "channel.prediction.begin",
         "1",
         Condition::Broadcaster,
-        &["channel:read:predictions", "channel:manage:predictions"],
+        &[&["channel:read:predictions", "channel:manage:predictions"]],
     ),
     (
         "channel.prediction.progress",
         "1",
         Condition::Broadcaster,
-        &["channel:read:predictions", "channel:manage:predictions"],
+        &[&["channel:read:predictions", "channel:manage:predictions"]],
     ),
     (
         "channel.prediction.lock",
         "1",
         Condition::Broadcaster,
-        &["channel:read:predictions", "channel:manage:predictions"],
+        &[&["channel:read:predictions", "channel:manage:predictions"]],
     ),
     (
         "channel.prediction.end",
         "1",
         Condition::Broadcaster,
-        &["channel:read:predictions", "channel:manage:predictions"],
+        &[&["channel:read:predictions", "channel:manage:predictions"]],
     ),
     (
         "channel.charity_campaign.donate",
         "1",
         Condition::Broadcaster,
-        &["channel:read:charity"],
+        &[&["channel:read:charity"]],
     ),
     (
         "channel.shoutout.create",
         "1",
         Condition::Moderator,
-        &["moderator:read:shoutouts", "moderator:manage:shoutouts"],
+        &[&["moderator:read:shoutouts", "moderator:manage:shoutouts"]],
     ),
     (
         "channel.shoutout.receive",
         "1",
         Condition::Moderator,
-        &["moderator:read:shoutouts", "moderator:manage:shoutouts"],
+        &[&["moderator:read:shoutouts", "moderator:manage:shoutouts"]],
     ),
     (
         "channel.ad_break.begin",
         "1",
         Condition::Broadcaster,
-        &["channel:read:ads"],
+        &[&["channel:read:ads"]],
     ),
     ("stream.online", "1", Condition::Broadcaster, &[]),
     ("stream.offline", "1", Condition::Broadcaster, &[]),
     ("channel.update", "2", Condition::Broadcaster, &[]),
-    ("channel.chat.message", "1", Condition::ChatUser, CHAT),
-    ("channel.chat.notification", "1", Condition::ChatUser, CHAT),
-    ("channel.chat.clear", "1", Condition::ChatUser, CHAT),
+    ("channel.chat.message", "1", Condition::ChatUser, &[CHAT]),
+    (
+        "channel.chat.notification",
+        "1",
+        Condition::ChatUser,
+        &[CHAT],
+    ),
+    ("channel.chat.clear", "1", Condition::ChatUser, &[CHAT]),
     (
         "channel.chat.clear_user_messages",
         "1",
         Condition::ChatUser,
-        CHAT,
+        &[CHAT],
     ),
     (
         "channel.chat.message_delete",
         "1",
         Condition::ChatUser,
-        CHAT,
+        &[CHAT],
     ),
-    ("channel.ban", "1", Condition::Broadcaster, MODERATE),
-    ("channel.unban", "1", Condition::Broadcaster, MODERATE),
+    ("channel.ban", "1", Condition::Broadcaster, &[MODERATE]),
+    ("channel.unban", "1", Condition::Broadcaster, &[MODERATE]),
     // Shared chat sessions need no scope: Twitch publishes them to anyone.
     (
         "channel.shared_chat.begin",
@@ -214,7 +247,7 @@ pub const BOT_SCOPES: &[&str] = &[
     "user:write:chat",
 ];
 
-fn spec(entry: &(&str, &str, Condition, &'static [&'static str])) -> Spec {
+fn spec(entry: &(&str, &str, Condition, Scopes)) -> Spec {
     Spec {
         kind: entry.0.to_owned(),
         version: entry.1.to_owned(),
@@ -233,83 +266,119 @@ const UNBAN_REQUESTS: &[&str] = &[
 ];
 const SUSPICIOUS: &[&str] = &["moderator:read:suspicious_users"];
 const WARNINGS: &[&str] = &["moderator:read:warnings", "moderator:manage:warnings"];
+/// `channel.moderate` v2 needs all of these (Twitch's reference, "Authorization").
+const MODERATE_V2: Scopes = &[
+    &[
+        "moderator:read:blocked_terms",
+        "moderator:manage:blocked_terms",
+    ],
+    &[
+        "moderator:read:chat_settings",
+        "moderator:manage:chat_settings",
+    ],
+    UNBAN_REQUESTS,
+    &[
+        "moderator:read:banned_users",
+        "moderator:manage:banned_users",
+    ],
+    &[
+        "moderator:read:chat_messages",
+        "moderator:manage:chat_messages",
+    ],
+    WARNINGS,
+    &["moderator:read:moderators"],
+    &["moderator:read:vips"],
+];
 
-/// Types ongwatch knows but does not create unless `[twitch] subscriptions` lists them. The
-/// contract has no topic of their own, so they reach `R/raw/twitch/<type>`; listing them here
-/// gives them the right version, condition and scope (docs/TWITCH.md says why each is opt-in).
-const OPTIONAL: &[(&str, &str, Condition, &[&str])] = &[
-    ("channel.goal.begin", "1", Condition::Broadcaster, GOALS),
-    ("channel.goal.progress", "1", Condition::Broadcaster, GOALS),
-    ("channel.goal.end", "1", Condition::Broadcaster, GOALS),
-    ("channel.vip.add", "1", Condition::Broadcaster, VIPS),
-    ("channel.vip.remove", "1", Condition::Broadcaster, VIPS),
+/// Types ongwatch knows but does not create unless `[twitch] subscriptions` lists them; listing
+/// them here gives them the right version, condition and scope. Most have a topic of their own
+/// (goals, charity campaigns, sub ends, role changes, warnings and unban requests on
+/// `R/chat/moderation`); suspicious users, warning acknowledgements and `channel.moderate` go
+/// to `R/raw/twitch/<type>` (docs/TWITCH.md says why each is opt-in and which stay raw).
+const OPTIONAL: &[(&str, &str, Condition, Scopes)] = &[
+    ("channel.goal.begin", "1", Condition::Broadcaster, &[GOALS]),
+    (
+        "channel.goal.progress",
+        "1",
+        Condition::Broadcaster,
+        &[GOALS],
+    ),
+    ("channel.goal.end", "1", Condition::Broadcaster, &[GOALS]),
+    ("channel.vip.add", "1", Condition::Broadcaster, &[VIPS]),
+    ("channel.vip.remove", "1", Condition::Broadcaster, &[VIPS]),
     (
         "channel.moderator.add",
         "1",
         Condition::Broadcaster,
-        MODERATORS,
+        &[MODERATORS],
     ),
     (
         "channel.moderator.remove",
         "1",
         Condition::Broadcaster,
-        MODERATORS,
+        &[MODERATORS],
     ),
     (
         "channel.charity_campaign.start",
         "1",
         Condition::Broadcaster,
-        CHARITY,
+        &[CHARITY],
     ),
     (
         "channel.charity_campaign.progress",
         "1",
         Condition::Broadcaster,
-        CHARITY,
+        &[CHARITY],
     ),
     (
         "channel.charity_campaign.stop",
         "1",
         Condition::Broadcaster,
-        CHARITY,
+        &[CHARITY],
     ),
     (
         "channel.subscription.end",
         "1",
         Condition::Broadcaster,
-        SUBS,
+        &[SUBS],
     ),
     (
         "channel.unban_request.create",
         "1",
         Condition::Moderator,
-        UNBAN_REQUESTS,
+        &[UNBAN_REQUESTS],
     ),
     (
         "channel.unban_request.resolve",
         "1",
         Condition::Moderator,
-        UNBAN_REQUESTS,
+        &[UNBAN_REQUESTS],
     ),
     (
         "channel.suspicious_user.message",
         "1",
         Condition::Moderator,
-        SUSPICIOUS,
+        &[SUSPICIOUS],
     ),
     (
         "channel.suspicious_user.update",
         "1",
         Condition::Moderator,
-        SUSPICIOUS,
+        &[SUSPICIOUS],
     ),
-    ("channel.warning.send", "1", Condition::Moderator, WARNINGS),
+    (
+        "channel.warning.send",
+        "1",
+        Condition::Moderator,
+        &[WARNINGS],
+    ),
     (
         "channel.warning.acknowledge",
         "1",
         Condition::Moderator,
-        WARNINGS,
+        &[WARNINGS],
     ),
+    ("channel.moderate", "2", Condition::Moderator, MODERATE_V2),
 ];
 
 /// Every type ongwatch knows: the defaults, then the opt-in ones.
@@ -378,12 +447,10 @@ fn resolve_one(entry: &str) -> Result<Vec<Spec>, BadEntry> {
     Ok(known)
 }
 
-/// The scopes to request at login: the first (least powerful) accepted scope of each type.
+/// The scopes to request at login: the first (least powerful) accepted scope of each group of
+/// each type.
 pub fn requested_scopes(specs: &[Spec]) -> Vec<String> {
-    let mut scopes: Vec<String> = specs
-        .iter()
-        .filter_map(|s| s.scopes.first().map(|s| (*s).to_owned()))
-        .collect();
+    let mut scopes: Vec<String> = specs.iter().flat_map(|s| s.missing(&[])).collect();
     scopes.sort();
     scopes.dedup();
     scopes
@@ -391,17 +458,7 @@ pub fn requested_scopes(specs: &[Spec]) -> Vec<String> {
 
 /// The scopes a token lacks for `specs`, as the ones login would request.
 pub fn missing_scopes(specs: &[Spec], granted: &[String]) -> Vec<String> {
-    let mut missing: Vec<String> = specs
-        .iter()
-        .filter(|s| {
-            !s.scopes.is_empty()
-                && !s
-                    .scopes
-                    .iter()
-                    .any(|scope| granted.iter().any(|g| g == scope))
-        })
-        .filter_map(|s| s.scopes.first().map(|s| (*s).to_owned()))
-        .collect();
+    let mut missing: Vec<String> = specs.iter().flat_map(|s| s.missing(granted)).collect();
     missing.sort();
     missing.dedup();
     missing
@@ -409,7 +466,7 @@ pub fn missing_scopes(specs: &[Spec], granted: &[String]) -> Vec<String> {
 
 /// Whether the granted scopes allow this subscription.
 pub fn allowed(spec: &Spec, granted: &[String]) -> bool {
-    spec.scopes.is_empty() || spec.scopes.iter().any(|s| granted.iter().any(|g| g == s))
+    spec.missing(granted).is_empty()
 }
 
 #[cfg(test)]
@@ -442,7 +499,7 @@ mod tests {
         let specs = resolve(&["channel.follow@2".into(), "channel.goal.begin".into()]).unwrap();
         assert_eq!(specs.len(), 2);
         assert_eq!(specs[1].version, "1");
-        assert_eq!(specs[1].scopes, ["channel:read:goals"]);
+        assert_eq!(specs[1].scopes, [["channel:read:goals"]]);
         assert!(resolve(&["Channel Cheer".into()]).is_err());
         // One line per bad entry: unknown type, wrong version, bad spelling.
         let bad = problems(&[
@@ -465,5 +522,21 @@ mod tests {
             missing_scopes(&resolve(&["channel.cheer".into()]).unwrap(), &granted),
             vec!["bits:read".to_owned()]
         );
+    }
+
+    #[test]
+    fn channel_moderate_needs_every_group() {
+        let moderate = resolve(&["channel.moderate@2".into()]).unwrap();
+        assert_eq!(moderate[0].condition, Condition::Moderator);
+        let mut granted: Vec<String> = requested_scopes(&moderate);
+        assert_eq!(granted.len(), 8, "{granted:?}");
+        assert!(allowed(&moderate[0], &granted));
+        // A manage scope grants its group as well as the read one.
+        granted.retain(|s| s != "moderator:read:warnings");
+        assert_eq!(moderate[0].missing(&granted), ["moderator:read:warnings"]);
+        assert!(!allowed(&moderate[0], &granted));
+        granted.push("moderator:manage:warnings".into());
+        assert!(allowed(&moderate[0], &granted));
+        assert!(moderate[0].scopes_text().contains("moderator:read:vips"));
     }
 }

@@ -59,6 +59,8 @@ enum SubResult {
     Failed {
         index: usize,
         error: String,
+        /// Twitch answered 403: the token lacks a scope, or the user is not allowed.
+        forbidden: bool,
     },
     /// A 401 that a refresh could not fix.
     AuthLost(String),
@@ -248,10 +250,23 @@ async fn subscribed(
             )
             .await?;
         }
-        SubResult::Failed { index, error } => {
+        SubResult::Failed {
+            index,
+            error,
+            forbidden,
+        } => {
             if let Some(sub) = src.subs.get_mut(index) {
-                sub.status = "failed".into();
-                sub.last_error = Some(error);
+                // A 403 for a type whose scope the login lacks is that scope's fault: say which.
+                if forbidden && !sub.missing.is_empty() {
+                    sub.status = "missing_scope".into();
+                    sub.last_error = Some(format!(
+                        "{error}; the login lacks {}; run `ongwatch auth twitch`",
+                        sub.missing.join(" ")
+                    ));
+                } else {
+                    sub.status = "failed".into();
+                    sub.last_error = Some(error);
+                }
             }
         }
         SubResult::AuthLost(detail) => return Ok(Some(End::Login(detail))),
@@ -512,6 +527,7 @@ async fn subscribe_all(
                 }
                 Err(e) => SubResult::Failed {
                     index: job.index,
+                    forbidden: matches!(e, HelixError::Forbidden(_)),
                     error: e.to_string(),
                 },
             };

@@ -177,8 +177,11 @@ impl Auth {
 pub(crate) struct Sub {
     pub spec: Spec,
     pub condition: Value,
-    /// The token's scopes allow it; when false it is never attempted.
+    /// Within the per-connection limit and not revoked; when false it is never attempted.
     pub allowed: bool,
+    /// The scopes the token lacks for it (as login would request them); empty when it has
+    /// them all or they are unknown.
+    pub missing: Vec<String>,
     pub id: Option<String>,
     pub status: String,
     pub last_event: Option<String>,
@@ -446,36 +449,32 @@ impl Source {
                 Account::Broadcaster.login_command()
             )
         });
+        // Every subscription is asked for, also one whose scope the token seems to lack: Twitch
+        // decides, and its 403 is what marks it `missing_scope` (naming the scope) then.
         self.subs = self
             .settings
             .specs
             .iter()
             .enumerate()
             .map(|(i, spec)| {
-                let allowed = scopes.is_none_or(|granted| catalog::allowed(spec, granted));
                 let over_limit = i >= MAX_SUBSCRIPTIONS_PER_CONNECTION;
                 Sub {
                     spec: spec.clone(),
                     condition: spec.condition.build(user_id),
-                    allowed: allowed && !over_limit,
+                    allowed: !over_limit,
+                    missing: scopes.map(|granted| spec.missing(granted)).unwrap_or_default(),
                     id: None,
-                    status: if !allowed {
-                        "missing_scope".into()
-                    } else if over_limit {
+                    status: if over_limit {
                         "skipped".into()
                     } else {
                         "pending".into()
                     },
                     last_event: None,
-                    last_error: if !allowed {
-                        Some(format!("needs the scope {}", spec.scopes.join(" or ")))
-                    } else if over_limit {
-                        Some(format!(
+                    last_error: over_limit.then(|| {
+                        format!(
                             "over the limit of {MAX_SUBSCRIPTIONS_PER_CONNECTION} subscriptions per connection"
-                        ))
-                    } else {
-                        None
-                    },
+                        )
+                    }),
                 }
             })
             .collect();
@@ -628,6 +627,11 @@ impl Source {
                 status: s.status.clone(),
                 last_event: s.last_event.clone(),
                 last_error: s.last_error.clone(),
+                missing_scopes: if s.status == "missing_scope" {
+                    s.missing.clone()
+                } else {
+                    Vec::new()
+                },
             })
             .collect();
         let event = Event::provider_state(

@@ -71,6 +71,10 @@ const OW = (() => {
       case "hypetrain": return `hype train ${event.phase || ""} level ${event.level ?? ""}`;
       case "poll": return `poll ${event.phase || ""}: ${event.title || ""}`;
       case "prediction": return `prediction ${event.phase || ""}: ${event.title || ""}`;
+      case "goal": return `${event.goal_type || ""} goal ${event.phase || ""}: ${plain(event.current_amount, 1)} of ${plain(event.target_amount, 1)}`;
+      case "charity_campaign": return `charity campaign ${event.phase || ""}: ${money(event.current_amount, event.currency)} of ${money(event.target_amount, event.currency)} for ${event.charity_name || "a charity"}`;
+      case "sub_end": return `${who}'s subscription ended`;
+      case "moderation": return `${event.action || "moderation"}${event.user ? " " + who : ""}`;
       case "hype": return `hype level ${event.level}`;
       case "totals": {
         const tips = Object.entries(event.tips || {}).map(([c, v]) => `${plain(v, 1)} ${c}`).join(", ") || "no tips";

@@ -22,6 +22,9 @@
       const subs = (p.subscriptions || []).map((s) =>
         el("div", {}, [badge(s.status), ` ${s.type}`,
           el("span", { className: "muted", textContent: s.last_event ? ` last event ${new Date(s.last_event).toLocaleTimeString([], TIME)}` : "" }),
+          // A subscription Twitch refused for a missing scope names the scope to grant.
+          (s.missing_scopes || []).length
+            ? el("span", { className: "missing-scope", textContent: ` missing scope: ${s.missing_scopes.join(" ")}` }) : "",
           el("span", { className: "muted", textContent: s.last_error ? ` ${s.last_error}` : "" })]));
       return el("tr", {}, [
         el("td", {}, [el("strong", { textContent: name }), el("br"), badge(p.state || "unknown")]),

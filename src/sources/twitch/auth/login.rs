@@ -235,6 +235,34 @@ pub fn status(
     Ok(out)
 }
 
+/// One line per configured subscription type: the scopes it needs, and which the broadcaster's
+/// login lacks (`granted` is `None` without a login).
+fn per_type(specs: &[Spec], granted: Option<&[String]>) -> String {
+    let mut out = String::from("subscriptions of the broadcaster account (type@version: needs):\n");
+    let mut seen = std::collections::BTreeSet::new();
+    for spec in specs {
+        // channel.raid is created once per direction with the same needs.
+        if !seen.insert((spec.kind.as_str(), spec.version.as_str())) {
+            continue;
+        }
+        let verdict = match granted {
+            _ if spec.scopes.is_empty() => String::new(),
+            None => " (not logged in)".to_owned(),
+            Some(granted) => match spec.missing(granted) {
+                missing if missing.is_empty() => " (granted)".to_owned(),
+                missing => format!(" (missing {})", missing.join(" ")),
+            },
+        };
+        out.push_str(&format!(
+            "  {}@{}: {}{verdict}\n",
+            spec.kind,
+            spec.version,
+            spec.scopes_text()
+        ));
+    }
+    out
+}
+
 /// Why an `auth` command failed: the user's setup (exit 2) or at run time (exit 1).
 #[derive(Debug, thiserror::Error)]
 pub enum CommandError {
@@ -320,6 +348,11 @@ pub fn status_command(
         super::logins::missing_scopes(&specs, account, granted)
     })
     .map_err(|e| CommandError::Runtime(e.to_string()))?;
+    let granted = StoredToken::load(&StoredToken::path(state_dir, Account::Broadcaster))
+        .ok()
+        .flatten()
+        .map(|token| token.scopes);
+    text.push_str(&per_type(&specs, granted.as_deref()));
     if client_id.is_none() {
         text.push_str(&format!(
             "credentials.toml has no [twitch.{}] client_id: Twitch is off\n",

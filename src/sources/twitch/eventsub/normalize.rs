@@ -10,10 +10,10 @@ use thiserror::Error;
 use super::body::Body;
 use super::frame::Notification;
 use crate::event::{
-    AdBreak, ChannelUpdate, Charity, ChatMessage, ChatNotice, Cheer, Direction, Emote, Event,
-    EventKind, Follow, Gift, HypeTrain, Moderation, ModerationAction, Offline, Online, Phase, Poll,
-    PollChoice, Powerup, Prediction, PredictionOutcome, Raid, Raw, Redemption, SessionPhase,
-    SharedChat, SharedChatParticipant, Shoutout, Sub, Tier, UserRef,
+    AdBreak, ChannelUpdate, Charity, CharityCampaign, ChatMessage, ChatNotice, Cheer, Direction,
+    Emote, Event, EventKind, Follow, Gift, Goal, HypeTrain, Moderation, ModerationAction, Offline,
+    Online, Phase, Poll, PollChoice, Powerup, Prediction, PredictionOutcome, Raid, Raw, Redemption,
+    SessionPhase, SharedChat, SharedChatParticipant, Shoutout, Sub, SubEnd, Tier, UserRef,
 };
 
 pub const PROVIDER: &str = "twitch";
@@ -131,6 +131,42 @@ pub fn normalize(n: &Notification, ctx: &Context) -> Result<Option<Event>, Norma
             moderator: body.login("moderator_user_login"),
             ..moderation_of(body.user(""), ModerationAction::Unban)
         })),
+        "channel.goal.begin" => Some(goal(&body, Phase::Begin)?),
+        "channel.goal.progress" => Some(goal(&body, Phase::Progress)?),
+        "channel.goal.end" => Some(goal(&body, Phase::End)?),
+        "channel.charity_campaign.start" => Some(charity_campaign(&body, Phase::Begin)?),
+        "channel.charity_campaign.progress" => Some(charity_campaign(&body, Phase::Progress)?),
+        "channel.charity_campaign.stop" => Some(charity_campaign(&body, Phase::End)?),
+        "channel.subscription.end" => Some(EventKind::SubEnd(SubEnd {
+            user: body.user(""),
+            tier: tier(&body, "tier")?,
+            is_gift: body.bool("is_gift").unwrap_or(false),
+        })),
+        "channel.vip.add" => Some(role(&body, ModerationAction::Vip)?),
+        "channel.vip.remove" => Some(role(&body, ModerationAction::Unvip)?),
+        "channel.moderator.add" => Some(role(&body, ModerationAction::Mod)?),
+        "channel.moderator.remove" => Some(role(&body, ModerationAction::Unmod)?),
+        "channel.unban_request.create" => Some(EventKind::Moderation(Moderation {
+            reason: body.text("text"),
+            ..moderation_of(need_user(&body)?, ModerationAction::UnbanRequest)
+        })),
+        "channel.unban_request.resolve" => {
+            // `canceled` (the user withdrew it) and any newer status stay raw: no moderator
+            // decided anything.
+            match body.str("status") {
+                Some("approved") => Some(unban_resolution(
+                    &body,
+                    ModerationAction::ApproveUnbanRequest,
+                )?),
+                Some("denied") => {
+                    Some(unban_resolution(&body, ModerationAction::DenyUnbanRequest)?)
+                }
+                _ => Some(raw_kind(n)),
+            }
+        }
+        "channel.warning.send" => Some(warning(&body)?),
+        // Everything else, e.g. channel.suspicious_user.*, channel.warning.acknowledge and
+        // channel.moderate (docs/TWITCH.md says why they stay raw).
         _ => Some(raw_kind(n)),
     };
     Ok(kind.map(|kind| build(n, ctx, kind)))
@@ -212,6 +248,10 @@ fn event_time(ty: &str, body: &Body) -> Option<DateTime<Utc>> {
         | "channel.prediction.begin" => "started_at",
         "channel.hype_train.end" | "channel.poll.end" | "channel.prediction.end" => "ended_at",
         "channel.prediction.lock" => "locked_at",
+        "channel.goal.begin" | "channel.charity_campaign.start" => "started_at",
+        "channel.goal.end" => "ended_at",
+        "channel.charity_campaign.stop" => "stopped_at",
+        "channel.unban_request.create" => "created_at",
         _ => return None,
     };
     body.time(field)
@@ -469,6 +509,86 @@ fn charity(body: &Body, user: UserRef, decimal_places: &str) -> Result<Charity, 
         currency: body.need_str("amount.currency")?.to_owned(),
         charity_name: body.str("charity_name").unwrap_or_default().to_owned(),
     })
+}
+
+/// `{value, decimal_places, currency}` as an amount and its currency.
+fn money(body: &Body, path: &str) -> Result<(f64, String), NormalizeError> {
+    let value = body.need_u64(&format!("{path}.value"))?;
+    // Capped so the power stays exact and cannot overflow on a hostile payload.
+    let places = body
+        .u32(&format!("{path}.decimal_places"))
+        .unwrap_or(0)
+        .min(18);
+    let currency = body.need_str(&format!("{path}.currency"))?.to_owned();
+    Ok((value as f64 / 10f64.powi(places as i32), currency))
+}
+
+fn charity_campaign(body: &Body, phase: Phase) -> Result<EventKind, NormalizeError> {
+    let (current_amount, currency) = money(body, "current_amount")?;
+    let (target_amount, _) = money(body, "target_amount")?;
+    Ok(EventKind::CharityCampaign(CharityCampaign {
+        phase,
+        campaign_id: body.need_str("id")?.to_owned(),
+        charity_name: body.str("charity_name").unwrap_or_default().to_owned(),
+        current_amount,
+        target_amount,
+        currency,
+    }))
+}
+
+fn goal(body: &Body, phase: Phase) -> Result<EventKind, NormalizeError> {
+    Ok(EventKind::Goal(Goal {
+        phase,
+        goal_id: body.need_str("id")?.to_owned(),
+        goal_type: body.need_str("type")?.to_owned(),
+        description: body.str("description").unwrap_or_default().to_owned(),
+        current_amount: body.u64("current_amount").unwrap_or(0),
+        target_amount: body.need_u64("target_amount")?,
+        achieved: if phase == Phase::End {
+            body.bool("is_achieved")
+        } else {
+            None
+        },
+    }))
+}
+
+/// The user a moderation event is about; without one it would say nothing.
+fn need_user(body: &Body) -> Result<UserRef, NormalizeError> {
+    body.need_str("user_id")?;
+    Ok(body.user(""))
+}
+
+/// VIP and moderator changes: Twitch names no moderator for them.
+fn role(body: &Body, action: ModerationAction) -> Result<EventKind, NormalizeError> {
+    Ok(moderation(need_user(body)?, action))
+}
+
+fn unban_resolution(body: &Body, action: ModerationAction) -> Result<EventKind, NormalizeError> {
+    Ok(EventKind::Moderation(Moderation {
+        moderator: body.login("moderator_user_login"),
+        reason: body.text("resolution_text"),
+        ..moderation_of(need_user(body)?, action)
+    }))
+}
+
+/// The reason of a warning: the moderator's text, then the chat rules cited.
+fn warning(body: &Body) -> Result<EventKind, NormalizeError> {
+    let rules: Vec<&str> = body
+        .array("chat_rules_cited")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let reason = body
+        .text("reason")
+        .into_iter()
+        .chain((!rules.is_empty()).then(|| format!("rules: {}", rules.join("; "))))
+        .collect::<Vec<_>>()
+        .join(" — ");
+    Ok(EventKind::Moderation(Moderation {
+        moderator: body.login("moderator_user_login"),
+        reason: (!reason.is_empty()).then_some(reason),
+        ..moderation_of(need_user(body)?, ModerationAction::Warn)
+    }))
 }
 
 /// A shared chat session; `end` names no participants (the session is over).

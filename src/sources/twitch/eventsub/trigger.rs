@@ -6,6 +6,7 @@ use serde_json::{Map, Value, json};
 use super::frame::{Notification, Subscription};
 use crate::event::{format_time, now};
 use crate::sources::trigger::TriggerRequest;
+use crate::sources::twitch::catalog::{self, Condition};
 
 /// The viewer a triggered event comes from when the request names nobody.
 pub const DEFAULT_USER: &str = "ongwatch_tester";
@@ -15,9 +16,12 @@ pub const DEFAULT_USER: &str = "ongwatch_tester";
 ///
 /// `amount` is the bits of a cheer (and of a chat message's cheer), the count of a gift,
 /// the viewers of a raid, the cost of a redemption, the months of a resub and the total of a
-/// hype train. `message` is the cheer/resub/chat text, the redemption input or the
-/// poll/prediction title. For hypetrain, poll and prediction, `fields["phase"]` picks the
-/// subscription (`begin` default, `progress`, `lock`, `end`). Every other field overrides the
+/// hype train, the current amount of a goal and the dollars raised by a charity campaign.
+/// `message` is the cheer/resub/chat text, the redemption input, the poll/prediction title,
+/// the goal description, the charity name, the warning reason or the unban request text. For
+/// hypetrain, poll, prediction, goal and charity_campaign, `fields["phase"]` picks the
+/// subscription (`begin` default, `progress`, `lock`, `end`); for unban_request,
+/// `fields["status"]` = `approved` or `denied` resolves it. Every other field overrides the
 /// top-level event field of that name; values keep the type of the field they replace, and
 /// new ones become numbers, booleans or JSON when they look like it.
 pub fn eventsub_payload(
@@ -231,12 +235,107 @@ pub fn eventsub_payload(
             merge(&mut fields, timing);
             (format!("channel.prediction.{phase}"), "1", fields)
         }
+        "goal" => {
+            let phase = one_of(phase, &["begin", "progress", "end"]);
+            let current = amount(22);
+            let mut fields = json!({
+                "id": id,
+                "type": "follow",
+                "description": message("ongwatch test goal"),
+                "current_amount": current,
+                "target_amount": current.max(1) * 2,
+                "started_at": time,
+            });
+            if phase == "end" {
+                merge(&mut fields, json!({"is_achieved": false, "ended_at": time}));
+            }
+            (format!("channel.goal.{phase}"), "1", fields)
+        }
+        "charity_campaign" => {
+            // Twitch names the phases start/progress/stop; the trigger takes ongwatch's.
+            let phase = one_of(phase, &["begin", "progress", "end"]);
+            let upstream = match phase {
+                "begin" => "start",
+                "end" => "stop",
+                other => other,
+            };
+            // The charity types spell the broadcaster without `_user_`.
+            body.clear();
+            body.insert("broadcaster_id".into(), broadcaster.id.clone().into());
+            body.insert("broadcaster_login".into(), broadcaster.login.clone().into());
+            body.insert("broadcaster_name".into(), broadcaster.name.clone().into());
+            let cents = |dollars: u64| json!({"value": dollars * 100, "decimal_places": 2, "currency": "USD"});
+            let mut fields = json!({
+                "id": id,
+                "charity_name": message("ongwatch test charity"),
+                "charity_description": "",
+                "charity_logo": "",
+                "charity_website": "",
+                "current_amount": cents(amount(26)),
+                "target_amount": cents(amount(26).max(1) * 5),
+            });
+            match upstream {
+                "start" => merge(&mut fields, json!({"started_at": time})),
+                "stop" => merge(&mut fields, json!({"stopped_at": time})),
+                _ => {}
+            }
+            (format!("channel.charity_campaign.{upstream}"), "1", fields)
+        }
+        "sub_end" => {
+            user.put(&mut body, "");
+            let fields = json!({"tier": "1000", "is_gift": false});
+            ("channel.subscription.end".into(), "1", fields)
+        }
+        "vip" | "unvip" | "mod" | "unmod" => {
+            user.put(&mut body, "");
+            let ty = match kind.as_str() {
+                "vip" => "channel.vip.add",
+                "unvip" => "channel.vip.remove",
+                "mod" => "channel.moderator.add",
+                _ => "channel.moderator.remove",
+            };
+            (ty.into(), "1", json!({}))
+        }
+        "warn" => {
+            user.put(&mut body, "");
+            broadcaster.put(&mut body, "moderator_");
+            let fields =
+                json!({"reason": message("ongwatch test warning"), "chat_rules_cited": null});
+            ("channel.warning.send".into(), "1", fields)
+        }
+        "unban_request" => {
+            // `--field status=approved|denied` resolves the request instead of creating it.
+            user.put(&mut body, "");
+            match req.fields.get("status").map(String::as_str) {
+                Some(status @ ("approved" | "denied")) => {
+                    broadcaster.put(&mut body, "moderator_");
+                    let fields = json!({
+                        "id": id,
+                        "resolution_text": message("ongwatch test resolution"),
+                        "status": status,
+                    });
+                    ("channel.unban_request.resolve".into(), "1", fields)
+                }
+                _ => {
+                    let fields = json!({
+                        "id": id,
+                        "text": message("ongwatch test unban request"),
+                        "created_at": time,
+                    });
+                    ("channel.unban_request.create".into(), "1", fields)
+                }
+            }
+        }
         _ => return None,
     };
     let mut body = Value::Object(body);
     merge(&mut body, fields);
     let overrides = req.fields.iter().filter(|(key, _)| {
-        !(key.as_str() == "phase" && matches!(kind.as_str(), "hypetrain" | "poll" | "prediction"))
+        !(key.as_str() == "phase"
+            && matches!(
+                kind.as_str(),
+                "hypetrain" | "poll" | "prediction" | "goal" | "charity_campaign"
+            ))
     });
     apply_fields(&mut body, overrides);
     Some((ty, version.to_owned(), body))
@@ -250,16 +349,11 @@ pub fn trigger_notification(
     broadcaster_id: &str,
 ) -> Option<Notification> {
     let (kind, version, event) = eventsub_payload(req, broadcaster_login, broadcaster_id)?;
-    let condition = match kind.as_str() {
-        "channel.raid" => json!({"to_broadcaster_user_id": broadcaster_id}),
-        "channel.follow" => {
-            json!({"broadcaster_user_id": broadcaster_id, "moderator_user_id": broadcaster_id})
-        }
-        "channel.chat.message" => {
-            json!({"broadcaster_user_id": broadcaster_id, "user_id": broadcaster_id})
-        }
-        _ => json!({"broadcaster_user_id": broadcaster_id}),
-    };
+    // The condition a real subscription of that type has (an incoming raid for channel.raid).
+    let condition = catalog::known()
+        .find(|spec| spec.kind == kind)
+        .map_or(Condition::Broadcaster, |spec| spec.condition)
+        .build(broadcaster_id);
     Some(Notification {
         message_id: uuid::Uuid::new_v4().to_string(),
         timestamp: now(),

@@ -106,6 +106,10 @@ pub struct Stats {
     pub max_concurrent: u64,
     /// Subscription requests refused because the user already had 3 WebSocket transports.
     pub transport_limit_answers: u64,
+    /// Subscription requests refused with 403 under Twitch's rules (a scope the token lacks).
+    pub forbidden_answers: u64,
+    /// Subscription requests refused with 429 for `max_total_cost` or 300 per WebSocket.
+    pub limit_answers: u64,
     pub subscription_requests: u64,
     pub refreshes: u64,
     pub validations: u64,

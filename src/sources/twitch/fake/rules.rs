@@ -18,9 +18,26 @@ pub struct Rule {
     pub version: String,
     /// The condition's fields, all required, no others.
     pub condition: Vec<String>,
-    /// Any one of them authorizes the type; empty when it needs none.
+    /// Any one of them authorizes the type; empty when it needs none (or `all_of` says).
     pub scopes: Vec<String>,
+    /// Types that need several scopes (channel.moderate v2): every group must be granted, any
+    /// one scope of a group grants it.
+    #[serde(default)]
+    pub all_of: Vec<Vec<String>>,
     pub cost: u64,
+}
+
+impl Rule {
+    /// The scope groups a token must all satisfy (one scope of each).
+    pub fn groups(&self) -> Vec<Vec<String>> {
+        if !self.all_of.is_empty() {
+            self.all_of.clone()
+        } else if self.scopes.is_empty() {
+            Vec::new()
+        } else {
+            vec![self.scopes.clone()]
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -104,8 +121,10 @@ pub fn check(
         })
         .ok_or(Refusal::BadRequest("invalid condition"))?;
     if let Some(granted) = scopes
-        && !rule.scopes.is_empty()
-        && !rule.scopes.iter().any(|s| granted.contains(s))
+        && !rule
+            .groups()
+            .iter()
+            .all(|group| group.iter().any(|s| granted.contains(s)))
     {
         return Err(Refusal::Forbidden);
     }
@@ -158,5 +177,15 @@ mod tests {
         assert_eq!(cost(online, &own, "1"), 0);
         assert_eq!(cost(online, &json!({"broadcaster_user_id": "2"}), "1"), 1);
         assert_eq!(limits().max_subscriptions_per_transport, 300);
+        // channel.moderate v2 needs every one of its groups.
+        let both = json!({"broadcaster_user_id": "1", "moderator_user_id": "1"});
+        let moderate = all().iter().find(|r| r.kind == "channel.moderate").unwrap();
+        let mut granted: Vec<String> = moderate.groups().iter().map(|g| g[0].clone()).collect();
+        assert!(check("channel.moderate", "2", &both, Some(&granted)).is_ok());
+        granted.pop();
+        assert_eq!(
+            check("channel.moderate", "2", &both, Some(&granted)).unwrap_err(),
+            Refusal::Forbidden
+        );
     }
 }

@@ -277,6 +277,7 @@ async fn create(
                 return error(StatusCode::BAD_REQUEST, message);
             }
             Err(rules::Refusal::Forbidden) => {
+                inner.stats.forbidden_answers += 1;
                 return error(
                     StatusCode::FORBIDDEN,
                     "subscription missing proper authorization",
@@ -290,12 +291,14 @@ async fn create(
             .filter(|s| s.session_id == session_id && s.status == "enabled")
             .count();
         if on_transport >= limits.max_subscriptions_per_transport {
+            inner.stats.limit_answers += 1;
             return error(
                 StatusCode::TOO_MANY_REQUESTS,
                 "websocket transport subscription limit exceeded",
             );
         }
         if total_cost(&inner) + cost > limits.max_total_cost {
+            inner.stats.limit_answers += 1;
             return error(
                 StatusCode::TOO_MANY_REQUESTS,
                 "subscription cost exceeds max_total_cost",
