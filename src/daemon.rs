@@ -257,8 +257,10 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> anyhow::Resul
         broadcaster_id: "0".into(),
     };
     let sources = CancellationToken::new();
+    // One token holder per Twitch account, shared by chat and the EventSub source.
+    let twitch_tokens = twitch::auth::TokenHolders::from_config(&config, &credentials, &state_dir);
     let (chat, chat_tasks) = chat::Chat::start(
-        chat::ChatSettings::from_config(&config, &credentials, &state_dir, channel.clone()),
+        chat::ChatSettings::from_config(&config, &twitch_tokens, channel.clone()),
         publisher.clone(),
         sources.clone(),
     );
@@ -311,6 +313,7 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> anyhow::Resul
             tokio::spawn(twitch::source::run(
                 twitch::source::Settings {
                     relogin: Some(logins.stored()),
+                    tokens: twitch_tokens.clone(),
                     ..settings
                 },
                 publisher.clone(),

@@ -16,7 +16,6 @@ pub mod split;
 pub mod state;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -26,10 +25,10 @@ use tokio_util::sync::CancellationToken;
 
 use self::helix::{HelixChat, SEND_SCOPE};
 use self::send::{ChatSender, Sent, Transport};
-use crate::config::{Config, Credentials};
+use crate::config::Config;
 use crate::event::{ConnectionState, Event, EventKind, ModerationAction};
 use crate::hub::Publisher;
-use crate::sources::twitch::auth::{Account, OAuth, StoredToken, Tokens};
+use crate::sources::twitch::auth::{Account, TokenHolders, Tokens};
 use crate::sources::twitch::irc::{
     self, IrcHandle, IrcLogin, IrcSettings, IrcTiming, JOINS_PER_WINDOW, channel_login,
 };
@@ -49,37 +48,17 @@ pub struct ChatSettings {
 }
 
 impl ChatSettings {
-    /// Reads the stored bot and broadcaster logins; the connection logs in as `[chat]
+    /// Takes the bot and broadcaster logins from the process's token holders; the connection logs in as `[chat]
     /// account` (default: the bot, else the broadcaster), or anonymously when there is none
     /// or `[chat] anonymous = true`.
-    pub fn from_config(
-        config: &Config,
-        credentials: &Credentials,
-        state_dir: &Path,
-        default_channel: String,
-    ) -> Self {
-        let http = crate::sources::twitch::helix::http_client();
-        let secret = credentials
-            .get("twitch", &config.environment)
-            .and_then(|c| Some((c.client_id.clone()?, c.client_secret.clone()?)));
+    pub fn from_config(config: &Config, tokens: &TokenHolders, default_channel: String) -> Self {
         let mut accounts = Accounts::default();
         for account in Account::ALL {
-            let path = StoredToken::path(state_dir, account);
-            match StoredToken::load(&path) {
-                Ok(Some(token)) => {
-                    let client_secret = secret
-                        .as_ref()
-                        .filter(|(id, _)| *id == token.client_id)
-                        .map(|(_, s)| s.clone());
-                    let oauth = OAuth::new(
-                        http.clone(),
-                        &config.twitch.auth_url,
-                        token.client_id.clone(),
-                        client_secret,
-                    );
+            match tokens.get(account) {
+                Ok(Some((tokens, token))) => {
                     let login = Some(Login {
-                        login: token.login.clone(),
-                        tokens: Arc::new(Tokens::new(oauth, path, token)),
+                        login: token.login,
+                        tokens,
                     });
                     match account {
                         Account::Bot => accounts.bot = login,
