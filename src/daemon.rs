@@ -121,11 +121,17 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> anyhow::Resul
         );
         (queue, settings)
     });
+    // One token holder per Twitch account, shared by chat and the EventSub source.
+    let twitch_tokens = twitch::auth::TokenHolders::from_config(
+        &config.twitch,
+        config.twitch_app(&credentials),
+        &state_dir,
+    );
     let output_stats = hub.output_stats();
     let hub_counters = hub.counters.clone();
     let crosscheck = config.dedup.enabled.then(|| {
         let twitch_active = matches!(
-            twitch_settings(&config, &credentials, &state_dir),
+            twitch_settings(&config, &credentials, &state_dir, &twitch_tokens),
             Ok(Some(_))
         );
         hub.enable_crosscheck(&config.dedup, twitch_active)
@@ -286,9 +292,8 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> anyhow::Resul
         chat::ChatSettings::from_config(
             &config.chat,
             &config.twitch,
-            config.twitch_app(&credentials),
+            &twitch_tokens,
             config.bus.include_raw,
-            &state_dir,
             channel.clone(),
         ),
         publisher.clone(),
@@ -360,11 +365,12 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> anyhow::Resul
         &credentials,
         &state_dir,
     ));
-    let twitch_task = match twitch_settings(&config, &credentials, &state_dir) {
+    let twitch_task = match twitch_settings(&config, &credentials, &state_dir, &twitch_tokens) {
         Ok(Some(settings)) => Some({
             starting(&publisher, twitch::eventsub::PROVIDER, &channel).await;
             let settings = twitch::source::Settings {
                 relogin: Some(logins.stored()),
+                tokens: twitch_tokens.clone(),
                 ..settings
             };
             let (publisher, stop) = (publisher.clone(), sources.clone());
@@ -535,6 +541,7 @@ fn twitch_settings(
     config: &Config,
     credentials: &Credentials,
     state_dir: &std::path::Path,
+    tokens: &Arc<twitch::auth::TokenHolders>,
 ) -> Result<Option<twitch::source::Settings>, twitch::catalog::BadEntry> {
     twitch::source::Settings::from_config(
         &config.twitch,
@@ -542,6 +549,7 @@ fn twitch_settings(
         &config.environment,
         config.bus.include_raw,
         state_dir,
+        tokens.clone(),
     )
 }
 

@@ -625,6 +625,84 @@ fn two_holders_of_one_account_share_refreshes_through_the_token_file() {
     assert!(fake.refresh_token_valid(newest.refresh_token.as_deref().unwrap()));
 }
 
+/// Chat and the EventSub source get the same holder of an account from the process's token
+/// holders: when both see the same 401 at once, Twitch is asked for one refresh.
+#[test]
+fn one_holder_per_account_refreshes_once_for_all_its_users() {
+    use ongwatch::sources::twitch::auth::TokenHolders;
+
+    let tw = twitch(Mode::Twitch);
+    let fake = &tw.fake;
+    let dir = tempfile::tempdir().unwrap();
+    let stored = fake_twitch::store_token(fake, dir.path(), &all_scopes());
+    let holders = TokenHolders::new(&fake.auth_url(), Some(CLIENT_ID.into()), None, dir.path());
+    let (chat, _) = holders.get(Account::Broadcaster).unwrap().unwrap();
+    let (source, token) = holders.get(Account::Broadcaster).unwrap().unwrap();
+    assert!(std::sync::Arc::ptr_eq(&chat, &source));
+    assert_eq!(token.access_token, stored.access_token);
+    assert!(holders.get(Account::Bot).unwrap().is_none());
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (by_chat, by_source) = runtime.block_on(async {
+        tokio::join!(
+            chat.refresh(&stored.access_token),
+            source.refresh(&stored.access_token)
+        )
+    });
+    let (by_chat, by_source) = (by_chat.unwrap(), by_source.unwrap());
+    assert_eq!(by_chat, by_source);
+    assert_ne!(by_chat, stored.access_token);
+    assert_eq!(fake.stats().refreshes, 1);
+    assert_eq!(
+        StoredToken::load(&fake_twitch::token_path(dir.path(), Account::Broadcaster))
+            .unwrap()
+            .unwrap()
+            .access_token,
+        by_chat
+    );
+}
+
+/// `ongwatch auth` storing a new login while the daemon refreshes the old one: the two writes
+/// take turns on the token file's lock, and whichever comes first, the new login is what stays
+/// on disk and what the daemon's holder uses next; it is never overwritten by the old login.
+#[test]
+fn a_login_stored_during_a_refresh_is_not_overwritten() {
+    use ongwatch::sources::twitch::auth::TokenHolders;
+
+    let tw = twitch(Mode::Twitch);
+    let fake = &tw.fake;
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    for _ in 0..10 {
+        let dir = tempfile::tempdir().unwrap();
+        let path = fake_twitch::token_path(dir.path(), Account::Broadcaster);
+        let old = fake_twitch::store_token(fake, dir.path(), &all_scopes());
+        let holders = TokenHolders::new(&fake.auth_url(), Some(CLIENT_ID.into()), None, dir.path());
+        let (daemon, _) = holders.get(Account::Broadcaster).unwrap().unwrap();
+        let (access, refresh) = fake.issue_token(CLIENT_ID, LOGIN, USER_ID, &all_scopes());
+        let mut login = StoredToken {
+            access_token: access.clone(),
+            refresh_token: Some(refresh.clone()),
+            ..old.clone()
+        };
+
+        let (refreshed, stored) = runtime.block_on(async {
+            tokio::join!(daemon.refresh(&old.access_token), login.store(&path))
+        });
+        refreshed.unwrap();
+        stored.unwrap();
+
+        let on_disk = StoredToken::load(&path).unwrap().unwrap();
+        assert_eq!(on_disk.access_token, access);
+        let used = runtime.block_on(daemon.validate()).unwrap();
+        assert_eq!(used.access_token, access);
+        assert_eq!(
+            StoredToken::load(&path).unwrap().unwrap().access_token,
+            access
+        );
+        assert!(fake.refresh_token_valid(&refresh));
+    }
+}
+
 #[test]
 fn check_names_every_subscription_entry_it_cannot_create() {
     let (code, text) = check_config(

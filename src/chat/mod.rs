@@ -18,7 +18,6 @@ pub mod state;
 pub use config::ChatConfig;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -28,10 +27,9 @@ use tokio_util::sync::CancellationToken;
 
 use self::helix::{HelixChat, SEND_SCOPE};
 use self::send::{ChatSender, Sent, Transport};
-use crate::credentials::ProviderCredentials;
 use crate::event::{ConnectionState, Event, EventKind, ModerationAction};
 use crate::hub::Publisher;
-use crate::sources::twitch::auth::{Account, OAuth, StoredToken, Tokens};
+use crate::sources::twitch::auth::{Account, TokenHolders, Tokens};
 use crate::sources::twitch::config::TwitchConfig;
 use crate::sources::twitch::irc::{
     self, IrcHandle, IrcLogin, IrcSettings, IrcTiming, JOINS_PER_WINDOW, channel_login,
@@ -52,38 +50,23 @@ pub struct ChatSettings {
 }
 
 impl ChatSettings {
-    /// Reads the stored bot and broadcaster logins; the connection logs in as `[chat]
-    /// account` (default: the bot, else the broadcaster), or anonymously when there is none
-    /// or `[chat] anonymous = true`.
-    /// `app`: the `[twitch.<environment>]` credentials, whose secret refreshes the tokens.
+    /// Takes the bot and broadcaster logins from the process's token holders; the connection
+    /// logs in as `[chat] account` (default: the bot, else the broadcaster), or anonymously
+    /// when there is none or `[chat] anonymous = true`.
     pub fn from_config(
         chat: &ChatConfig,
         twitch: &TwitchConfig,
-        app: Option<&ProviderCredentials>,
+        tokens: &TokenHolders,
         include_raw: bool,
-        state_dir: &Path,
         default_channel: String,
     ) -> Self {
-        let http = crate::net::http_client();
-        let secret = app.and_then(|c| Some((c.client_id.clone()?, c.client_secret.clone()?)));
         let mut accounts = Accounts::default();
         for account in Account::ALL {
-            let path = StoredToken::path(state_dir, account);
-            match StoredToken::load(&path) {
-                Ok(Some(token)) => {
-                    let client_secret = secret
-                        .as_ref()
-                        .filter(|(id, _)| *id == token.client_id)
-                        .map(|(_, s)| s.clone());
-                    let oauth = OAuth::new(
-                        http.clone(),
-                        &twitch.auth_url,
-                        token.client_id.clone(),
-                        client_secret,
-                    );
+            match tokens.get(account) {
+                Ok(Some((tokens, token))) => {
                     let login = Some(Login {
-                        login: token.login.clone(),
-                        tokens: Arc::new(Tokens::new(oauth, path, token)),
+                        login: token.login,
+                        tokens,
                     });
                     match account {
                         Account::Bot => accounts.bot = login,

@@ -1,19 +1,20 @@
 //! `kind = "webhook"`: one HTTP POST per record (`format = "json"`, the event JSON or a
 //! `template`), or Discord messages of up to 10 embeds (`format = "discord"`).
 //!
-//! Requests to one URL share a token bucket (`rate` per second, `burst`), also across outputs
-//! posting to the same URL. A 429 is waited out for its `Retry-After`; 5xx, 408 and network
+//! Each output has its own token bucket (`rate` per second, `burst`), so two outputs with
+//! different rates each keep theirs, whatever their URLs. A 429 is waited out for its `Retry-After`; 5xx, 408 and network
 //! errors are retried by the runner; any other 4xx rejects the record (it would never pass).
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::collections::BTreeMap;
+use std::num::NonZeroU32;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use governor::{DefaultDirectRateLimiter, Quota};
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
 use serde::Deserialize;
-use tokio::time::Instant;
 
 use super::discord;
 use super::output::{Context, Factory, Health, KeyProblems, Kind, Output, OutputError, keys};
@@ -59,12 +60,16 @@ struct Settings {
     url: reqwest::Url,
     format: Format,
     template: Option<String>,
-    rate: f64,
-    burst: u32,
+    /// Built with the output's settings, so it outlives a restarted output.
+    limiter: Arc<Limiter>,
     headers: HeaderMap,
 }
 
 fn parse(table: toml::Table) -> Result<Box<dyn Factory>, KeyProblems> {
+    settings(table).map(|settings| Box::new(settings) as Box<dyn Factory>)
+}
+
+fn settings(table: toml::Table) -> Result<Settings, KeyProblems> {
     let keys: Keys = keys(table)?;
     let mut problems = Vec::new();
     let url = match reqwest::Url::parse(&keys.url) {
@@ -112,14 +117,16 @@ fn parse(table: toml::Table) -> Result<Box<dyn Factory>, KeyProblems> {
         }
     }
     match url {
-        Some(url) if problems.is_empty() => Ok(Box::new(Settings {
+        Some(url) if problems.is_empty() => Ok(Settings {
             url,
             format: keys.format,
             template: keys.template,
-            rate,
-            burst: keys.burst.unwrap_or(if discord { 5 } else { 1 }).max(1),
+            limiter: Arc::new(Limiter::new(
+                rate,
+                keys.burst.unwrap_or(if discord { 5 } else { 1 }),
+            )),
             headers,
-        })),
+        }),
         _ => Err(problems),
     }
 }
@@ -127,7 +134,7 @@ fn parse(table: toml::Table) -> Result<Box<dyn Factory>, KeyProblems> {
 impl Factory for Settings {
     fn build(&self, _context: &Context) -> Box<dyn Output> {
         Box::new(Webhook {
-            limiter: limiter_for(self.url.as_str(), self.rate, self.burst),
+            limiter: self.limiter.clone(),
             settings: self.clone(),
             client: crate::net::http_client(),
             health: Health::Up,
@@ -311,49 +318,36 @@ fn escape(text: &str) -> String {
     quoted[1..quoted.len() - 1].to_owned()
 }
 
-/// A token bucket shared by every output posting to one URL.
-struct Limiter {
-    rate: f64,
-    burst: f64,
-    state: tokio::sync::Mutex<(f64, Instant)>,
-}
-
-fn limiter_for(url: &str, rate: f64, burst: u32) -> Arc<Limiter> {
-    static LIMITERS: OnceLock<Mutex<HashMap<String, Arc<Limiter>>>> = OnceLock::new();
-    let mut limiters = LIMITERS
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
-    limiters
-        .entry(url.to_owned())
-        .or_insert_with(|| {
-            Arc::new(Limiter {
-                rate,
-                burst: f64::from(burst),
-                state: tokio::sync::Mutex::new((f64::from(burst), Instant::now())),
-            })
-        })
-        .clone()
-}
+/// One output's request budget; `None`: no limit.
+struct Limiter(Option<DefaultDirectRateLimiter>);
 
 impl Limiter {
+    fn new(rate: f64, burst: u32) -> Self {
+        // A rate so low that one request waits more than a day is taken as one a day.
+        let period = Duration::try_from_secs_f64(1.0 / rate)
+            .unwrap_or(Duration::MAX)
+            .min(Duration::from_secs(86_400));
+        let quota = (rate > 0.0)
+            .then(|| Quota::with_period(period))
+            .flatten()
+            .map(|quota| quota.allow_burst(NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN)));
+        Self(quota.map(DefaultDirectRateLimiter::direct))
+    }
+
     async fn acquire(&self) {
-        if self.rate <= 0.0 {
-            return;
+        if let Some(limiter) = &self.0 {
+            limiter.until_ready().await;
         }
-        // Holding the lock while waiting queues the callers fairly.
-        let mut state = self.state.lock().await;
-        loop {
-            let now = Instant::now();
-            let (tokens, last) = *state;
-            let tokens = (tokens + (now - last).as_secs_f64() * self.rate).min(self.burst);
-            if tokens >= 1.0 {
-                *state = (tokens - 1.0, now);
-                return;
-            }
-            *state = (tokens, now);
-            tokio::time::sleep(Duration::from_secs_f64((1.0 - tokens) / self.rate)).await;
-        }
+    }
+}
+
+impl std::fmt::Debug for Limiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Limiter"
+        } else {
+            "Limiter(none)"
+        })
     }
 }
 
@@ -385,14 +379,36 @@ mod tests {
         assert_eq!(value["x"]["y"], 1);
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn the_bucket_spaces_requests_after_the_burst() {
-        let limiter = limiter_for("http://limiter.test/", 2.0, 2);
-        let start = Instant::now();
-        for _ in 0..4 {
-            limiter.acquire().await;
-        }
-        let waited = start.elapsed().as_secs_f64();
-        assert!((0.99..1.1).contains(&waited), "{waited}");
+    #[test]
+    fn each_output_keeps_its_own_rate_on_the_same_url() {
+        use governor::clock::{Clock, DefaultClock};
+        let output = |rate: &str, burst: u32| {
+            let text =
+                format!("url = \"http://limiter.test/hook\"\nrate = {rate}\nburst = {burst}");
+            settings(toml::from_str(&text).unwrap()).unwrap()
+        };
+        let wait = |settings: &Settings| {
+            let limiter = settings.limiter.0.as_ref().expect("a limit");
+            match limiter.check() {
+                Ok(()) => Duration::ZERO,
+                Err(not_until) => not_until.wait_time_from(DefaultClock::default().now()),
+            }
+        };
+        // One request a minute, then one of two a second with a burst of two, to one URL:
+        // the first output's budget is spent before the second one asks.
+        let slow = output("0.0166", 1);
+        let fast = output("0.5", 2);
+        assert_eq!(wait(&slow), Duration::ZERO);
+        let slow_wait = wait(&slow);
+        assert_eq!(wait(&fast), Duration::ZERO);
+        assert_eq!(wait(&fast), Duration::ZERO);
+        let fast_wait = wait(&fast);
+        assert!(
+            fast_wait > Duration::ZERO && fast_wait <= Duration::from_secs(2),
+            "{fast_wait:?}"
+        );
+        assert!(slow_wait > Duration::from_secs(2), "{slow_wait:?}");
+        let unlimited = output("0", 1);
+        assert!(unlimited.limiter.0.is_none());
     }
 }

@@ -124,13 +124,7 @@ pub(super) async fn connection(
         )
         .await?;
     let timing = &settings.timing;
-    let unauthorized = |reason: String| Ended::Unauthorized {
-        reason: format!(
-            "StreamElements refused the {} ({reason})",
-            credential.kind.as_str()
-        ),
-        fix: settings.unauthorized_fix(credential),
-    };
+    let unauthorized = |reason: String| settings.refused(credential, reason);
     let failed = |reason: String, lasted| Ended::Failed { reason, lasted };
 
     let deadline = Instant::now() + timing.connect_timeout;

@@ -23,7 +23,7 @@ pub use config::StreamElementsConfig;
 
 use crate::credentials::Credentials;
 use crate::event::Event;
-use crate::sources::socketio::provider::{StateReporter, Timing, supervise};
+use crate::sources::socketio::provider::{Ended, StateReporter, Timing, supervise};
 
 pub use astro::{AstroFrame, TOPICS as ASTRO_TOPICS, parse_frame as parse_astro_frame};
 pub use normalize::{
@@ -145,6 +145,18 @@ impl Settings {
             timing: Timing::default(),
         };
         Some((settings, credential))
+    }
+
+    /// How a connection ends when StreamElements refuses the credential (either transport):
+    /// the shared supervisor retries it only after the long wait.
+    fn refused(&self, credential: &Credential, reason: String) -> Ended {
+        Ended::Unauthorized {
+            reason: format!(
+                "StreamElements refused the {} ({reason})",
+                credential.kind.as_str()
+            ),
+            fix: self.unauthorized_fix(credential),
+        }
     }
 
     fn unauthorized_fix(&self, credential: &Credential) -> String {

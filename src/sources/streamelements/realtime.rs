@@ -24,13 +24,7 @@ pub(super) async fn connection(
             Vec::new(),
         )
         .await?;
-    let unauthorized = |reason: String| Ended::Unauthorized {
-        reason: format!(
-            "StreamElements refused the {} ({reason})",
-            credential.kind.as_str()
-        ),
-        fix: settings.unauthorized_fix(credential),
-    };
+    let unauthorized = |reason: String| settings.refused(credential, reason);
     let failed = |reason: String, lasted| Ended::Failed { reason, lasted };
     let options = ClientOptions {
         url: settings.realtime_url.clone(),

@@ -15,7 +15,7 @@ use serde_json::Value;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use super::auth::{Account, AuthError, OAuth, StoredToken, Tokens};
+use super::auth::{Account, AuthError, StoredToken, TokenHolders, Tokens};
 use super::catalog::{self, Spec};
 use super::config::TwitchConfig;
 use super::eventsub::{Context, Notification, PROVIDER, normalize, raw_event};
@@ -90,6 +90,8 @@ pub struct Settings {
     /// Changes when a new broadcaster login was stored (from the dashboard): the source
     /// drops its connection and starts over with that login.
     pub relogin: Option<watch::Receiver<u64>>,
+    /// The process's token holders: the daemon passes the one chat shares.
+    pub tokens: Arc<TokenHolders>,
 }
 
 impl Settings {
@@ -101,6 +103,7 @@ impl Settings {
         environment: &str,
         include_raw: bool,
         state_dir: &Path,
+        tokens: Arc<TokenHolders>,
     ) -> Result<Option<Self>, catalog::BadEntry> {
         let Some(creds) = app else {
             return Ok(None);
@@ -138,6 +141,7 @@ impl Settings {
                 ..defaults
             },
             relogin: None,
+            tokens,
         }))
     }
 }
@@ -286,7 +290,7 @@ pub async fn run(settings: Settings, publisher: Publisher, shutdown: Cancellatio
         tokio::time::sleep(SHUTDOWN_GRACE).await;
     };
     tokio::select! {
-        _ = source.run(http) => {}
+        _ = source.run() => {}
         () = grace => {}
     }
 }
@@ -315,7 +319,7 @@ pub async fn disabled(publisher: &Publisher, channel: &str, environment: &str) {
 }
 
 impl Source {
-    async fn run(&mut self, http: reqwest::Client) -> Result<(), BusClosed> {
+    async fn run(&mut self) -> Result<(), BusClosed> {
         if let Some(local) = self.settings.localdev.clone() {
             self.adopt(&local.user_id, &local.login, None);
             let auth = Auth::Placeholder("localdev".into());
@@ -323,18 +327,12 @@ impl Source {
             let _ = self.connect_loop(auth, lost).await?;
             return Ok(());
         }
-        let oauth = OAuth::new(
-            http,
-            &self.settings.auth_url,
-            self.settings.client_id.clone(),
-            self.settings.client_secret.clone(),
-        );
         let path = StoredToken::path(&self.settings.state_dir, Account::Broadcaster);
         let mut backoff = self.settings.timing.retry().backoff();
         let mut relogin = self.settings.relogin.clone();
         loop {
             let go_on = tokio::select! {
-                go_on = self.login_round(&oauth, &path, &mut backoff) => go_on?,
+                go_on = self.login_round(&path, &mut backoff) => go_on?,
                 () = new_login(&mut relogin) => {
                     tracing::info!("a new Twitch login was stored; reconnecting with it");
                     true
@@ -348,13 +346,8 @@ impl Source {
 
     /// One account phase and, when the account is unusable, the wait for a new token file.
     /// False at shutdown.
-    async fn login_round(
-        &mut self,
-        oauth: &OAuth,
-        path: &Path,
-        backoff: &mut Backoff,
-    ) -> Result<bool, BusClosed> {
-        let stop = match self.account_phase(oauth, path, backoff).await? {
+    async fn login_round(&mut self, path: &Path, backoff: &mut Backoff) -> Result<bool, BusClosed> {
+        let stop = match self.account_phase(backoff).await? {
             Some(stop) => stop,
             None => return Ok(true),
         };
@@ -370,15 +363,10 @@ impl Source {
 
     /// Loads and validates the token, then keeps the connection up until the account is
     /// unusable. `None`: a transient failure, try again (after the backoff it slept).
-    async fn account_phase(
-        &mut self,
-        oauth: &OAuth,
-        path: &Path,
-        backoff: &mut Backoff,
-    ) -> Result<Option<Stop>, BusClosed> {
+    async fn account_phase(&mut self, backoff: &mut Backoff) -> Result<Option<Stop>, BusClosed> {
         let fix = Account::Broadcaster.login_command();
-        let token = match StoredToken::load(path) {
-            Ok(Some(token)) => token,
+        let (tokens, token) = match self.settings.tokens.get(Account::Broadcaster) {
+            Ok(Some(held)) => held,
             Ok(None) => {
                 return Ok(Some(Stop::Login(format!(
                     "no Twitch login for the broadcaster account; run `{fix}`"
@@ -393,7 +381,6 @@ impl Source {
         }
         self.report(ConnectionState::Connecting, "validating the Twitch token")
             .await?;
-        let tokens = Arc::new(Tokens::new(oauth.clone(), path.to_path_buf(), token));
         let token = match tokens.validate().await {
             Ok(token) => token,
             Err(e) if e.is_permanent() => {

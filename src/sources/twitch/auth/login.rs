@@ -101,7 +101,7 @@ pub(super) async fn store_grant(
 ) -> Result<StoredToken, AuthError> {
     let validation = oauth.validate(&granted.access_token).await?;
     let now = crate::event::now();
-    let token = StoredToken {
+    let mut token = StoredToken {
         account,
         client_id: oauth.client_id().to_owned(),
         login: validation.login,
@@ -120,7 +120,7 @@ pub(super) async fn store_grant(
             .map(|lifetime| now + lifetime),
         obtained_at: now,
     };
-    token.save(&StoredToken::path(state_dir, account))?;
+    token.store(&StoredToken::path(state_dir, account)).await?;
     Ok(token)
 }
 

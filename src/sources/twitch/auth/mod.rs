@@ -8,12 +8,17 @@
 mod login;
 pub mod logins;
 
+use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
+
+use crate::credentials::ProviderCredentials;
+use crate::sources::twitch::config::TwitchConfig;
 
 pub use login::{
     CommandError, LoginOptions, enabled_specs, login, login_command, status, status_command,
@@ -117,6 +122,15 @@ impl StoredToken {
                     e.column()
                 ),
             })
+    }
+
+    /// Stores a new login under the token file's lock, so it never lands in the middle of the
+    /// daemon's refresh (which would then write the older login back over it). It counts as
+    /// obtained now, after whatever the daemon wrote before, so the daemon's holder takes it.
+    pub async fn store(&mut self, path: &Path) -> Result<(), AuthError> {
+        let _file = FileLock::acquire(path).await?;
+        self.obtained_at = self.obtained_at.max(crate::event::now());
+        self.save(path)
     }
 
     pub fn save(&self, path: &Path) -> Result<(), AuthError> {
@@ -382,9 +396,129 @@ impl OAuth {
     }
 }
 
-/// Token refreshes and validations in this process, one at a time, so two holders of one
-/// account never spend the same refresh token (see `Tokens::adopt_newer_from_disk`).
-static REFRESHING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+/// The live tokens of this process, one holder per Twitch account, shared (`Arc`) by everything
+/// that calls Twitch as that account (chat, the EventSub source): a refresh happens once and
+/// every user sees its result at once. The composition root makes one with [`Self::from_config`].
+pub struct TokenHolders {
+    http: reqwest::Client,
+    auth_url: String,
+    /// credentials.toml's app for this environment: its secret goes with tokens of its client_id.
+    app: Option<(String, Option<String>)>,
+    state_dir: PathBuf,
+    held: std::sync::Mutex<HashMap<Account, Arc<Tokens>>>,
+}
+
+impl TokenHolders {
+    pub fn new(
+        auth_url: &str,
+        client_id: Option<String>,
+        client_secret: Option<String>,
+        state_dir: &Path,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            http: crate::net::http_client(),
+            auth_url: auth_url.to_owned(),
+            app: client_id.map(|id| (id, client_secret)),
+            state_dir: state_dir.to_path_buf(),
+            held: std::sync::Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// `app`: the `[twitch.<environment>]` credentials.
+    pub fn from_config(
+        twitch: &TwitchConfig,
+        app: Option<&ProviderCredentials>,
+        state_dir: &Path,
+    ) -> Arc<Self> {
+        Self::new(
+            &twitch.auth_url,
+            app.and_then(|c| c.client_id.clone()),
+            app.and_then(|c| c.client_secret.clone()),
+            state_dir,
+        )
+    }
+
+    /// The holder of `account` and the token stored for it now. The file is read every time,
+    /// so a missing or broken one is reported as such; the holder is the one already in use
+    /// (it takes a newer login from the file itself, before its next validation or refresh),
+    /// or a new one when there was none or the login belongs to another app. `Ok(None)`: no
+    /// stored login.
+    pub fn get(&self, account: Account) -> Result<Option<(Arc<Tokens>, StoredToken)>, AuthError> {
+        let path = StoredToken::path(&self.state_dir, account);
+        let Some(token) = StoredToken::load(&path)? else {
+            return Ok(None);
+        };
+        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(tokens) = held.get(&account)
+            && tokens.oauth.client_id() == token.client_id
+        {
+            return Ok(Some((tokens.clone(), token)));
+        }
+        let secret = self
+            .app
+            .as_ref()
+            .filter(|(id, _)| *id == token.client_id)
+            .and_then(|(_, secret)| secret.clone());
+        let oauth = OAuth::new(
+            self.http.clone(),
+            &self.auth_url,
+            token.client_id.clone(),
+            secret,
+        );
+        let tokens = Arc::new(Tokens::new(oauth, path, token.clone()));
+        held.insert(account, tokens.clone());
+        Ok(Some((tokens, token)))
+    }
+}
+
+impl fmt::Debug for TokenHolders {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenHolders")
+            .field("state_dir", &self.state_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An advisory lock on an account's token file, held while a token is written (and, in the
+/// daemon, across the refresh that produces it), so `ongwatch auth` and the daemon never write
+/// over each other's newer token. The token file is replaced by a rename, so the lock is on a
+/// companion file beside it; it is released when dropped.
+struct FileLock {
+    _open: std::fs::File,
+}
+
+impl FileLock {
+    async fn acquire(token_path: &Path) -> Result<Self, AuthError> {
+        let mut name = token_path.as_os_str().to_owned();
+        name.push(".lock");
+        let path = PathBuf::from(name);
+        let store = |reason: String| AuthError::Store {
+            path: token_path.to_path_buf(),
+            reason,
+        };
+        let locked = tokio::task::spawn_blocking(move || {
+            if let Some(dir) = path.parent() {
+                crate::state::ensure_dir(dir)?;
+            }
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create(true).truncate(false);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::OpenOptionsExt;
+                options.mode(0o600);
+            }
+            let file = options.open(&path)?;
+            file.lock()?;
+            Ok::<_, std::io::Error>(Self { _open: file })
+        })
+        .await;
+        match locked {
+            Ok(Ok(lock)) => Ok(lock),
+            Ok(Err(e)) => Err(store(format!("cannot lock it: {e}"))),
+            Err(e) => Err(store(format!("cannot lock it: {e}"))),
+        }
+    }
+}
 
 /// The live token of one account: hands out the access token, refreshes it, and persists
 /// every change before anyone uses it.
@@ -411,10 +545,9 @@ impl Tokens {
         self.current.lock().await.clone()
     }
 
-    /// Takes the token on disk when another holder of the same account (chat and the Twitch
-    /// source each hold one, `ongwatch auth` may run beside the daemon) saved a newer one: a
-    /// public client's refresh token is single-use, so the older copy must not be spent or
-    /// written back.
+    /// Takes the token on disk when a newer login was stored (`ongwatch auth` or the dashboard,
+    /// beside the running daemon): a public client's refresh token is single-use, so the older
+    /// copy must not be spent or written back.
     fn adopt_newer_from_disk(&self, current: &mut StoredToken) {
         if let Ok(Some(stored)) = StoredToken::load(&self.path)
             && stored.account == current.account
@@ -428,8 +561,10 @@ impl Tokens {
     /// Refreshes unless someone already replaced `stale` (several callers may see the same
     /// 401; only the first one spends the refresh token). Returns the access token to use.
     pub async fn refresh(&self, stale: &str) -> Result<String, AuthError> {
-        let _one_at_a_time = REFRESHING.lock().await;
+        // The holder's lock makes its users wait for one refresh; the file lock keeps `ongwatch
+        // auth` from storing a login in the middle of it.
         let mut current = self.current.lock().await;
+        let _file = FileLock::acquire(&self.path).await?;
         self.adopt_newer_from_disk(&mut current);
         if current.access_token != stale {
             return Ok(current.access_token.clone());
@@ -462,7 +597,6 @@ impl Tokens {
     /// Asks Twitch whether the token is still good and what it allows; a 401 refreshes it.
     pub async fn validate(&self) -> Result<StoredToken, AuthError> {
         let access = {
-            let _one_at_a_time = REFRESHING.lock().await;
             let mut current = self.current.lock().await;
             self.adopt_newer_from_disk(&mut current);
             current.access_token.clone()
@@ -474,8 +608,8 @@ impl Tokens {
             }
             other => other?,
         };
-        let _one_at_a_time = REFRESHING.lock().await;
         let mut current = self.current.lock().await;
+        let _file = FileLock::acquire(&self.path).await?;
         self.adopt_newer_from_disk(&mut current);
         if current.access_token != access {
             // Replaced meanwhile: what was validated is no longer the token to describe.
