@@ -102,14 +102,7 @@ impl Config {
         let Some(path) = path else {
             return Ok(Self::defaults());
         };
-        let name = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            Problems(vec![Problem {
-                file: name.clone(),
-                key: String::new(),
-                message: format!("cannot read it ({e}); pass an existing file to --config"),
-            }])
-        })?;
+        let text = crate::section::read_file(path, "--config")?;
         Self::parse(Some(path), &text)
     }
 

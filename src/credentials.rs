@@ -63,14 +63,7 @@ impl Credentials {
         let Some(path) = path else {
             return Ok(Self::default());
         };
-        let name = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            Problems(vec![Problem {
-                file: name.clone(),
-                key: String::new(),
-                message: format!("cannot read it ({e}); pass an existing file to --credentials"),
-            }])
-        })?;
+        let text = crate::section::read_file(path, "--credentials")?;
         Self::parse(Some(path), &text)
     }
 

@@ -25,3 +25,13 @@ pub fn http_client() -> reqwest::Client {
     };
     builder.build().unwrap_or_else(|_| reqwest::Client::new())
 }
+
+/// `host[:port]` of `url`, for messages: never the path or query, which may carry a token.
+pub fn host_of(url: &str) -> Option<String> {
+    let url = url::Url::parse(url).ok()?;
+    let host = url.host_str()?;
+    Some(match url.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_owned(),
+    })
+}

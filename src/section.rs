@@ -45,6 +45,18 @@ impl fmt::Display for Problems {
 
 impl std::error::Error for Problems {}
 
+/// The text of a config file the user named with `flag` (e.g. `--config`); the problem names
+/// the file and the fix.
+pub fn read_file(path: &std::path::Path, flag: &str) -> Result<String, Problems> {
+    std::fs::read_to_string(path).map_err(|e| {
+        Problems(vec![Problem {
+            file: path.display().to_string(),
+            key: String::new(),
+            message: format!("cannot read it ({e}); pass an existing file to {flag}"),
+        }])
+    })
+}
+
 /// Deserializes `[name]` of `table` into `T`, or `T::default()` when absent or unreadable
 /// (the reason goes to `problems` as `(key, message)`).
 pub fn section<T: DeserializeOwned + Default>(

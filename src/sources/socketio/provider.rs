@@ -162,14 +162,7 @@ pub async fn supervise<F, Fut>(
 
 /// The host of a configured URL, for status lines: never the query, which may hold a token.
 pub fn host_of(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(url) => match (url.host_str(), url.port()) {
-            (Some(host), Some(port)) => format!("{host}:{port}"),
-            (Some(host), None) => host.to_owned(),
-            (None, _) => "(no host)".to_owned(),
-        },
-        Err(_) => "(invalid URL)".to_owned(),
-    }
+    crate::net::host_of(url).unwrap_or_else(|| "(invalid URL)".to_owned())
 }
 
 /// A duration as people read it in a status line: `850ms`, `12s`, `15m`.

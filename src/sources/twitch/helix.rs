@@ -118,15 +118,7 @@ impl Helix {
     }
 
     fn host(&self) -> String {
-        url::Url::parse(&self.url)
-            .ok()
-            .and_then(|u| {
-                u.host_str().map(|h| match u.port() {
-                    Some(port) => format!("{h}:{port}"),
-                    None => h.to_owned(),
-                })
-            })
-            .unwrap_or_else(|| "the Helix API".into())
+        crate::net::host_of(&self.url).unwrap_or_else(|| "the Helix API".into())
     }
 
     fn request(&self, method: reqwest::Method, token: &str) -> reqwest::RequestBuilder {

@@ -429,15 +429,7 @@ async fn connect(url: String, limit: Duration) -> Result<(Ws, Session), String> 
 }
 
 fn host_of(url: &str) -> String {
-    url::Url::parse(url)
-        .ok()
-        .and_then(|u| {
-            u.host_str().map(|h| match u.port() {
-                Some(port) => format!("{h}:{port}"),
-                None => h.to_owned(),
-            })
-        })
-        .unwrap_or_else(|| "the EventSub server".into())
+    crate::net::host_of(url).unwrap_or_else(|| "the EventSub server".into())
 }
 
 struct Job {

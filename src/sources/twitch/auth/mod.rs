@@ -271,15 +271,7 @@ impl OAuth {
     }
 
     fn host(&self) -> String {
-        url::Url::parse(&self.base)
-            .ok()
-            .and_then(|u| {
-                u.host_str().map(|h| match u.port() {
-                    Some(port) => format!("{h}:{port}"),
-                    None => h.to_owned(),
-                })
-            })
-            .unwrap_or_else(|| self.base.clone())
+        crate::net::host_of(&self.base).unwrap_or_else(|| self.base.clone())
     }
 
     fn transport(&self, e: reqwest::Error) -> AuthError {
