@@ -143,16 +143,7 @@ fn dashboard_login_button_shows_the_device_code_and_updates_when_done() {
 fn dashboard_names_the_scope_a_refused_subscription_misses() {
     let twitch = fake_twitch::start();
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("credentials.toml"),
-        format!("[twitch.test]\nclient_id = '{}'\n", fake_twitch::CLIENT_ID),
-    )
-    .unwrap();
-    fake_twitch::store_token(
-        &twitch,
-        &dir.path().join("state"),
-        &fake_twitch::all_scopes(),
-    );
+    fake_twitch::logged_in(&twitch, dir.path(), "");
     let config = format!(
         "{EPHEMERAL}{}subscriptions = [\"channel.goal.begin\", \"channel.follow\"]\n",
         fake_twitch::config_section(&twitch)
@@ -171,16 +162,7 @@ fn no_dashboard_card_overflows_at_1280_and_1920_px() {
     // demo, so the hype, totals and feed cards have content.
     let twitch = fake_twitch::start();
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("credentials.toml"),
-        format!("[twitch.test]\nclient_id = '{}'\n", fake_twitch::CLIENT_ID),
-    )
-    .unwrap();
-    fake_twitch::store_token(
-        &twitch,
-        &dir.path().join("state"),
-        &fake_twitch::all_scopes(),
-    );
+    fake_twitch::logged_in(&twitch, dir.path(), "");
     let config = format!("{EPHEMERAL}{}", fake_twitch::config_section(&twitch));
     let daemon = Daemon::start_in(dir.path(), &config, &["--demo"]);
     fake_twitch::wait_subscribed(&twitch);

@@ -62,18 +62,14 @@ fn a_cheer_from_eventsub_and_streamlabs_comes_out_once_and_a_streamlabs_only_one
     let twitch = fake_twitch::start();
     let mut streamlabs = SocketIoServer::start(&python, "streamlabs", SL_TOKEN);
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("credentials.toml"),
-        format!(
-            "[twitch.test]\nclient_id = '{}'\n[streamlabs.test]\nsocket_token = '{SL_TOKEN}'\n",
-            fake_twitch::CLIENT_ID
-        ),
-    )
-    .unwrap();
-    fake_twitch::store_token(
+    fake_twitch::logged_in(
         &twitch,
-        &dir.path().join("state"),
-        &fake_twitch::all_scopes(),
+        dir.path(),
+        &format!(
+            "[streamlabs.test]
+socket_token = '{SL_TOKEN}'
+"
+        ),
     );
     let config = format!(
         "{EPHEMERAL}{}[streamlabs]\nurl = \"http://127.0.0.1:{}\"\n[dedup]\nwindow_seconds = 5\n",

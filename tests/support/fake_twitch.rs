@@ -58,6 +58,19 @@ pub fn token_path(state_dir: &Path, account: Account) -> PathBuf {
     StoredToken::path(state_dir, account)
 }
 
+/// A daemon directory logged in at the fake: credentials.toml with the fake's client id (and
+/// `more` credentials after it), and the broadcaster's token with every default scope in
+/// `<dir>/state`.
+pub fn logged_in(fake: &FakeTwitch, dir: &Path, more: &str) -> StoredToken {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(
+        dir.join("credentials.toml"),
+        format!("[twitch.test]\nclient_id = '{CLIENT_ID}'\n{more}"),
+    )
+    .unwrap();
+    store_token(fake, &dir.join("state"), &all_scopes())
+}
+
 /// Logs the broadcaster in at the fake and stores the token where the daemon looks.
 pub fn store_token(fake: &FakeTwitch, state_dir: &Path, scopes: &[String]) -> StoredToken {
     store_token_expiring(fake, state_dir, scopes, 4 * 3600)
