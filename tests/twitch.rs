@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use fake_twitch::{CLIENT_ID, LOGIN, USER_ID, all_scopes, start_as as twitch};
 use ongwatch::sources::twitch::auth::{Account, StoredToken};
 use ongwatch::sources::twitch::catalog;
-use ongwatch::sources::twitch::fake::{FakeTwitch, Mode};
+use ongwatch::sources::twitch::fake::{FakeTwitch, Mode, cli};
 use serde_json::{Value, json};
 use support::*;
 
@@ -399,7 +399,17 @@ fn localdev_needs_nothing_but_a_client_id() {
         fake.mock_subscriptions_url()
     );
     let daemon = Daemon::start_in(dir.path(), &config, &[]);
-    wait_subscribed(&fake);
+    // The mock refuses the defaults the CLI cannot trigger (the chat types, bits.use, ...) and
+    // takes one subscription per type and version (one channel.raid of the two).
+    let accepted: std::collections::BTreeSet<(String, String)> = catalog::resolve(&[])
+        .unwrap()
+        .into_iter()
+        .filter(|s| cli::accepts(&s.kind, &s.version))
+        .map(|s| (s.kind, s.version))
+        .collect();
+    wait_for("every default the CLI mock accepts to be enabled", || {
+        (fake.enabled() == accepted.len()).then_some(())
+    });
     assert!(
         fake.subscriptions()
             .iter()
@@ -410,6 +420,198 @@ fn localdev_needs_nothing_but_a_client_id() {
     event["broadcaster_user_id"] = json!("98765");
     let id = fake.notify("channel.follow", event).unwrap();
     assert_delivered_once(&fake, &daemon, &[id]);
+    assert_eq!(fake.stats().validations, 0);
+}
+
+/// Where the daemon publishes each type the Twitch CLI can trigger and the catalog supports.
+fn cli_type_topic(kind: &str) -> String {
+    let suffix = match kind {
+        "channel.ad_break.begin" => "channel/ads",
+        "channel.ban"
+        | "channel.unban"
+        | "channel.moderator.add"
+        | "channel.moderator.remove"
+        | "channel.unban_request.create"
+        | "channel.unban_request.resolve" => "chat/moderation",
+        "channel.channel_points_custom_reward_redemption.add" => "community/redemptions",
+        "channel.charity_campaign.donate" => "support/charity",
+        "channel.charity_campaign.start"
+        | "channel.charity_campaign.progress"
+        | "channel.charity_campaign.stop" => "channel/charity_campaign",
+        "channel.cheer" => "support/cheers",
+        "channel.follow" => "community/follows",
+        "channel.goal.begin" | "channel.goal.progress" | "channel.goal.end" => "channel/goals",
+        "channel.hype_train.begin" | "channel.hype_train.progress" | "channel.hype_train.end" => {
+            "support/hypetrain"
+        }
+        "channel.poll.begin" | "channel.poll.progress" | "channel.poll.end" => "interactive/polls",
+        "channel.prediction.begin"
+        | "channel.prediction.progress"
+        | "channel.prediction.lock"
+        | "channel.prediction.end" => "interactive/predictions",
+        "channel.raid" => "community/raids",
+        "channel.shoutout.create" | "channel.shoutout.receive" => "community/shoutouts",
+        "channel.subscribe" | "channel.subscription.message" => "support/subs",
+        "channel.subscription.gift" => "support/gifts",
+        "channel.subscription.end" => "community/sub_ends",
+        "channel.update" => "channel/updated",
+        "stream.online" => "channel/online",
+        "stream.offline" => "channel/offline",
+        // Published raw by design (docs/TWITCH.md says why).
+        "channel.moderate" => return format!("stream/raw/twitch/{kind}"),
+        other => panic!("{other} is on the CLI's list and in the catalog: name its topic here"),
+    };
+    format!("stream/{suffix}")
+}
+
+/// The first payload of tests/data/eventsub for this type and version (the vectors the
+/// normalizer tests use), its event with the ids the Twitch CLI would make up: every
+/// `*user_id` is replaced by a random-looking id that is not the configured broadcaster's.
+fn cli_like_event(kind: &str, version: &str, n: usize) -> Value {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/eventsub");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|f| f.to_str())
+                .is_some_and(|f| f.starts_with(&format!("{kind}.v{version}.")))
+        })
+        .collect();
+    files.sort();
+    let mut event = files
+        .iter()
+        .map(|p| serde_json::from_str::<Value>(&std::fs::read_to_string(p).unwrap()).unwrap())
+        .find_map(|payload| payload.get("event").filter(|e| e.is_object()).cloned())
+        .unwrap_or_else(|| panic!("no payload of {kind} v{version} in tests/data/eventsub"));
+    if let Some(fields) = event.as_object_mut() {
+        for (i, (key, value)) in fields.iter_mut().enumerate() {
+            if key.ends_with("user_id") && value.is_string() {
+                *value = json!(format!("{}", 70_000_000 + n * 100 + i));
+            }
+        }
+    }
+    event
+}
+
+/// Issue 15: the Twitch CLI's mock (`twitch event websocket start-server`) still works with
+/// `environment = "localdev"` for every type it can trigger. The CLI itself cannot be installed
+/// here, so the fake plays it (`Mode::CliMock`: only the types and versions the CLI can trigger
+/// over WebSocket, one subscription per type and version, notifications with a subscription id
+/// and condition of their own). The CLI's list is tests/data/twitch-cli-trigger-types.json
+/// (its source inside). Every type on it that the catalog supports at a version the CLI has is
+/// subscribed without a failure, and one notification of each, with made-up ids as the CLI
+/// sends them, comes out exactly once on its topic.
+///
+/// The CLI's WebSocket types the catalog does not support, and why:
+/// - `automod.message.hold`, `channel.shield_mode.begin`/`end`: moderation plumbing no alert,
+///   overlay or total reacts to (docs/TWITCH.md, "Left out entirely").
+/// - `channel.channel_points_custom_reward.add`/`update`/`remove`: reward definitions, not
+///   redemptions (same list).
+/// - `channel.channel_points_custom_reward_redemption.update`: a streamer fulfilling or
+///   refunding a redemption; the redemption itself was published by `.add`.
+/// - `user.update`, `user.authorization.revoke`: account plumbing (`user.*` in the same list);
+///   revoke has a client-id condition ongwatch cannot build, and the CLI sends it without an
+///   event.
+///
+/// `drop.entitlement.grant`, `extension.bits_transaction.create` and `user.authorization.grant`
+/// are on the CLI's list for webhooks only.
+#[test]
+fn localdev_takes_every_type_the_twitch_cli_can_trigger() {
+    let mut supported: Vec<(String, String)> = Vec::new();
+    let mut unsupported: Vec<&str> = Vec::new();
+    for trigger in cli::all().iter().filter(|t| t.websocket) {
+        match catalog::known()
+            .find(|s| s.kind == trigger.kind && trigger.versions.contains(&s.version))
+        {
+            Some(spec) => supported.push((spec.kind, spec.version)),
+            None => unsupported.push(&trigger.kind),
+        }
+    }
+    unsupported.sort_unstable();
+    assert_eq!(
+        unsupported,
+        [
+            "automod.message.hold",
+            "channel.channel_points_custom_reward.add",
+            "channel.channel_points_custom_reward.remove",
+            "channel.channel_points_custom_reward.update",
+            "channel.channel_points_custom_reward_redemption.update",
+            "channel.shield_mode.begin",
+            "channel.shield_mode.end",
+            "user.authorization.revoke",
+            "user.update",
+        ],
+        "the doc comment lists these with the reason for each"
+    );
+
+    let fake = twitch(Mode::CliMock);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("credentials.toml"),
+        "[twitch.localdev]\nclient_id = 'debug'\n",
+    )
+    .unwrap();
+    let entries: Vec<String> = supported
+        .iter()
+        .map(|(kind, version)| format!("\"{kind}@{version}\""))
+        .collect();
+    let config = format!(
+        "environment = \"localdev\"\n{EPHEMERAL}[twitch]\neventsub_url = \"{}\"\neventsub_subscriptions_url = \"{}\"\nsubscriptions = [{}]\n",
+        fake.eventsub_url(),
+        fake.mock_subscriptions_url(),
+        entries.join(", ")
+    );
+    let daemon = Daemon::start_in(dir.path(), &config, &[]);
+    wait_for("every subscription to be enabled at the CLI mock", || {
+        (fake.enabled() == supported.len()).then_some(())
+    });
+    let state = wait_state(&daemon, "the source connected", |e| {
+        e["state"] == "connected"
+    });
+    let subscriptions = state["subscriptions"].as_array().unwrap();
+    // channel.raid is asked for once per direction; the mock answers the second with 409.
+    assert_eq!(subscriptions.len(), supported.len() + 1, "{state}");
+    assert!(
+        subscriptions.iter().all(|s| s["status"] == "enabled"),
+        "{state}"
+    );
+
+    let sent: Vec<(String, String)> = supported
+        .iter()
+        .enumerate()
+        .map(|(n, (kind, version))| {
+            let id = fake
+                .notify(kind, cli_like_event(kind, version, n))
+                .unwrap_or_else(|| panic!("an enabled {kind} subscription"));
+            (format!("twitch:{id}"), cli_type_topic(kind))
+        })
+        .collect();
+    // One more at the end: a late duplicate of any of the above would be in the log by the time
+    // this one is.
+    let marker = fake
+        .notify("channel.follow", cli_like_event("channel.follow", "2", 999))
+        .unwrap();
+    let marker = format!("twitch:{marker}");
+    let lines = wait_for("every notification in the event log", || {
+        let lines = daemon.log_lines();
+        let ids: std::collections::HashSet<&str> = lines
+            .iter()
+            .filter_map(|l| l["event"]["id"].as_str())
+            .collect();
+        (ids.contains(marker.as_str()) && sent.iter().all(|(id, _)| ids.contains(id.as_str())))
+            .then_some(lines.clone())
+    });
+    for ((kind, _), (id, topic)) in supported.iter().zip(&sent) {
+        let found: Vec<&Value> = lines.iter().filter(|l| l["event"]["id"] == *id).collect();
+        assert_eq!(
+            found.len(),
+            1,
+            "{kind}: {id} is in the log {} times",
+            found.len()
+        );
+        assert_eq!(found[0]["topic"], *topic, "{kind}: {}", found[0]);
+    }
     assert_eq!(fake.stats().validations, 0);
 }
 

@@ -8,8 +8,12 @@
 //!
 //! With [`Mode::CliMock`] it behaves like the Twitch CLI's mock EventSub server
 //! (`twitch event websocket start-server`): `/ws` and `/eventsub/subscriptions`, any token
-//! accepted, only a `Client-Id` header required, no connection limit.
+//! accepted, only a `Client-Id` header required, no connection limit, only the types and
+//! versions the CLI can trigger ([`cli`]), one subscription per type and version on a session,
+//! and notifications built as `twitch event trigger` builds them (a subscription id and
+//! condition of their own).
 
+pub mod cli;
 pub mod rules;
 mod server;
 
@@ -207,6 +211,27 @@ pub(crate) fn frame(message_type: &str, message_id: &str, extra: Value, payload:
         metadata.extend(extra.clone());
     }
     json!({ "metadata": metadata, "payload": payload }).to_string()
+}
+
+/// The `subscription` of a notification as `twitch event trigger` writes it: its own random id
+/// (not the one the subscription was created with), a condition naming the event's broadcaster,
+/// and the webhook transport with the session id filled in by the mock server.
+fn cli_subscription(sub: &FakeSub, event: &Value) -> Value {
+    let broadcaster = event
+        .get("broadcaster_user_id")
+        .or_else(|| event.get("to_broadcaster_user_id"))
+        .cloned()
+        .unwrap_or(Value::Null);
+    json!({
+        "id": uuid::Uuid::new_v4().to_string(),
+        "status": "enabled",
+        "type": sub.kind,
+        "version": sub.version,
+        "condition": { "broadcaster_user_id": broadcaster },
+        "transport": { "method": "webhook", "callback": "null", "session_id": sub.session_id },
+        "created_at": format_time(&now()),
+        "cost": 0,
+    })
 }
 
 /// The fake's address and control handle; the server stops when it is dropped.
@@ -530,11 +555,15 @@ impl FakeTwitch {
         }) else {
             return false;
         };
+        let subscription = match inner.mode {
+            Mode::Twitch => sub.json(),
+            Mode::CliMock => cli_subscription(sub, &event),
+        };
         let text = frame(
             "notification",
             message_id,
             json!({"subscription_type": sub.kind, "subscription_version": sub.version}),
-            json!({ "subscription": sub.json(), "event": event }),
+            json!({ "subscription": subscription, "event": event }),
         );
         inner.send(&sub.session_id, Out::Text(text))
     }

@@ -13,10 +13,10 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::rules;
 use super::{
     Device, FakeSub, Inner, Mode, Out, SessionHandle, Shared, TokenInfo, frame, lock, secret,
 };
+use super::{cli, rules};
 use crate::event::{format_time, now};
 
 pub(crate) fn router(shared: Shared) -> Router {
@@ -261,7 +261,13 @@ async fn create(
         );
     }
     // Twitch's own rules (type, version, condition, scope), from the table written from its
-    // reference; the CLI mock takes whatever it is given.
+    // reference; the CLI mock only wants a type and version it can trigger.
+    if inner.mode == Mode::CliMock && !cli::accepts(&kind, &version) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "The combination of values in the type and version fields is not valid",
+        );
+    }
     let mut cost = 0;
     if inner.mode == Mode::Twitch {
         let scopes = token.as_ref().map(|t| t.scopes.as_slice());
@@ -315,10 +321,12 @@ async fn create(
             "number of websocket transports limit exceeded",
         );
     }
+    // The CLI mock tells subscriptions apart by type and version only: a second one with
+    // another condition (the other raid direction) is a conflict there.
     if inner.subs.iter().any(|s| {
         s.kind == kind
             && s.version == version
-            && s.condition == condition
+            && (s.condition == condition || inner.mode == Mode::CliMock)
             && s.session_id == session_id
     }) {
         return error(StatusCode::CONFLICT, "subscription already exists");
