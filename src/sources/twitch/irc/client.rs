@@ -186,7 +186,7 @@ impl IrcHandle {
     }
 
     /// Writes a `PRIVMSG` (connecting first if needed); returns once it is on the wire.
-    /// Rate limits are the caller's business (see `crate::chat`).
+    /// Rate limits are the caller's business (the chat send path, docs/CHAT.md).
     pub async fn say(
         &self,
         channel: &str,
