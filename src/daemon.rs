@@ -25,7 +25,7 @@ use crate::hub::{Hub, OverflowPolicy, Publisher};
 use crate::mqtt::access::Access;
 use crate::mqtt::authority;
 use crate::mqtt::ws_front::OriginPolicy;
-use crate::mqtt::{Endpoint, acked, bridge, broker};
+use crate::mqtt::{Endpoint, acked, bridge, broker, inproc};
 use crate::processors;
 use crate::sinks::{self, eventlog, eventlog::EventLog};
 use crate::sources::{demo, obs, streamelements, streamlabs, trigger, twitch};
@@ -187,15 +187,23 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> anyhow::Resul
     let origins = OriginPolicy::new(&config.mqtt.ws_origins);
     let presence_stop = CancellationToken::new();
     let mut presence_task = None;
+    let bridge_status = Arc::new(bridge::BridgeStatus::default());
     let endpoint = match config.mqtt.mode {
         MqttMode::Off => None,
         MqttMode::Embedded => {
             let local_login = mqtt_access.local_login().clone();
+            // The daemon is in process on its own broker (mqtt/inproc.rs), not a client of it.
+            let inbound = inproc::Inbound::new(
+                publisher.clone(),
+                bus_filters(&config, demo),
+                bridge_status.clone(),
+            );
             let broker = broker::start(
                 config.mqtt_listen,
                 config.mqtt_ws_listen,
                 mqtt_access,
                 origins.clone(),
+                Some(Arc::new(inbound)),
             )
             .await?;
             runtime.mqtt = Some(broker.tcp);
@@ -225,9 +233,16 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> anyhow::Resul
             Some(endpoint)
         }
     };
-    let bridge_status = Arc::new(bridge::BridgeStatus::default());
-    let bridge_task = match (endpoint, mqtt_queue) {
-        (Some(endpoint), Some(queue)) => {
+    let bridge_task = match (endpoint, mqtt_queue, &embedded) {
+        (Some(_), Some(queue), Some(broker)) => Some(tokio::spawn(inproc::run(
+            broker.link(),
+            config.mqtt.client_id.clone(),
+            state_dir.clone(),
+            acked_seq,
+            queue,
+            bridge_status.clone(),
+        ))),
+        (Some(endpoint), Some(queue), None) => {
             let options = bridge::BridgeOptions {
                 endpoint,
                 client_id: config.mqtt.client_id.clone(),
