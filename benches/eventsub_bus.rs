@@ -5,7 +5,8 @@
 //!
 //! Run: `cargo bench --bench eventsub_bus` (needs Debian's `mosquitto`). `EVENTSUB_BENCH_EVENTS`
 //! sets N (default 50000), `EVENTSUB_BENCH_ROUNDS` how often both paths are measured in turn
-//! (default 2). `cargo test --benches` runs a smoke version (200 events, 200 for latency).
+//! (default 2), `EVENTSUB_BENCH_CONFIG` more of the daemon's config (sections; e.g. to turn a
+//! part off and see what it costs). `cargo test --benches` runs a smoke version (200 events, 200 for latency).
 //!
 //! Per path and round:
 //! - throughput: N events sent as fast as the sender goes, timed until the subscriber has all;
@@ -210,7 +211,8 @@ async fn main() {
         std::path::Path::new(env!("CARGO_BIN_EXE_ongwatch")),
         dir.path(),
         &format!(
-            "environment = \"localdev\"\n[twitch]\neventsub_url = \"{}\"\neventsub_subscriptions_url = \"{}\"\n",
+            "environment = \"localdev\"\n{}\n[twitch]\neventsub_url = \"{}\"\neventsub_subscriptions_url = \"{}\"\n",
+            std::env::var("EVENTSUB_BENCH_CONFIG").unwrap_or_default(),
             fake.eventsub_url(),
             fake.mock_subscriptions_url()
         ),

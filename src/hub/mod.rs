@@ -23,8 +23,8 @@ mod dedup;
 pub mod queue;
 
 use std::collections::VecDeque;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -115,10 +115,12 @@ impl Logged {
     }
 }
 
-/// What travels through the ingress channel: a message, and who waits for it to be logged.
+/// What travels through the ingress channel: a message, who waits for it to be logged, and
+/// the event it was serialized from, if any.
 struct Ingress {
     message: Message,
     logged: Option<Logged>,
+    event: Option<Event>,
 }
 
 /// A message after the hub accepted it.
@@ -126,6 +128,26 @@ struct Ingress {
 pub struct Record {
     pub seq: u64,
     pub message: Message,
+    /// The contract event in the payload: the one a source published, or parsed once by the
+    /// first output that asks; shared by every output.
+    event: OnceLock<Option<Event>>,
+}
+
+impl Record {
+    pub fn new(seq: u64, message: Message) -> Self {
+        Self {
+            seq,
+            message,
+            event: OnceLock::new(),
+        }
+    }
+
+    /// The contract event in the payload, `None` for anything else (chat, a bot's own JSON).
+    pub fn event(&self) -> Option<&Event> {
+        self.event
+            .get_or_init(|| serde_json::from_slice(&self.message.payload).ok())
+            .as_ref()
+    }
 }
 
 pub type Delivery = Arc<Record>;
@@ -173,12 +195,18 @@ impl Publisher {
         }
         let topic = self.root.topic(&event.channel, &event.topic_suffix());
         let payload = Bytes::from(serde_json::to_vec(&event).unwrap_or_default());
-        self.message(Message {
+        let message = Message {
             topic,
             payload,
             retain: event.is_state(),
             origin: Origin::Daemon,
-            id: Some(event.id),
+            id: Some(event.id.clone()),
+        };
+        // Outputs that read the event get this one instead of parsing the payload again.
+        self.send(Ingress {
+            message,
+            logged: None,
+            event: Some(event),
         })
         .await
     }
@@ -187,6 +215,7 @@ impl Publisher {
         self.send(Ingress {
             message,
             logged: None,
+            event: None,
         })
         .await
     }
@@ -197,6 +226,7 @@ impl Publisher {
         self.send(Ingress {
             message,
             logged: Some(logged),
+            event: None,
         })
         .await
     }
@@ -379,7 +409,11 @@ impl Hub {
         counters: &HubCounters,
         ingress: Ingress,
     ) {
-        let Ingress { message, logged } = ingress;
+        let Ingress {
+            message,
+            logged,
+            event,
+        } = ingress;
         counters.received.fetch_add(1, Ordering::Relaxed);
         if let Some(id) = &message.id
             && !dedup.first_sighting(id, Instant::now())
@@ -393,6 +427,7 @@ impl Hub {
         let record = Arc::new(Record {
             seq: *next_seq,
             message,
+            event: event.map(Some).map(OnceLock::from).unwrap_or_default(),
         });
         *next_seq += 1;
         counters.accepted.fetch_add(1, Ordering::Relaxed);

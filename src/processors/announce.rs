@@ -435,7 +435,7 @@ pub async fn run(
                 let Some(record) = record else { break };
                 queue.mark_delivered(1);
                 let Some(event) = super::event_of(&record, &root, &kinds) else { continue };
-                if !announcer.handle(event).await {
+                if !announcer.handle(event.clone()).await {
                     return;
                 }
             }

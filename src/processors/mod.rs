@@ -133,12 +133,12 @@ pub fn subscriptions(config: &Config, root_filters: &[String]) -> Vec<String> {
 
 /// The contract event in `record` if its topic under `root` is one of `kinds`; anything else
 /// (chat, a bot's own JSON, malformed payloads) is skipped without parsing.
-fn event_of(record: &Record, root: &TopicRoot, kinds: &[Kind]) -> Option<Event> {
+fn event_of<'a>(record: &'a Record, root: &TopicRoot, kinds: &[Kind]) -> Option<&'a Event> {
     let (_, suffix) = root.strip(&record.message.topic)?;
     if !kinds.iter().any(|kind| kind.topic_suffix() == suffix) {
         return None;
     }
-    let event: Event = serde_json::from_slice(&record.message.payload).ok()?;
+    let event = record.event()?;
     kinds.contains(&event.kind.kind()).then_some(event)
 }
 

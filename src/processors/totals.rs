@@ -191,7 +191,7 @@ pub async fn run(queue: Arc<BoundedQueue<Delivery>>, publisher: Publisher, state
                 let Some(record) = record else { break };
                 queue.mark_delivered(1);
                 let Some(event) = super::event_of(&record, &root, KINDS) else { continue };
-                let (totals, now) = match sessions.apply(&event) {
+                let (totals, now) = match sessions.apply(event) {
                     Change::None => continue,
                     Change::Counted(totals) => (totals, false),
                     Change::Session(totals) => (totals, true),
