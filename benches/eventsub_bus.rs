@@ -6,7 +6,8 @@
 //! Run: `cargo bench --bench eventsub_bus` (needs Debian's `mosquitto`). `EVENTSUB_BENCH_EVENTS`
 //! sets N (default 50000), `EVENTSUB_BENCH_ROUNDS` how often both paths are measured in turn
 //! (default 2), `EVENTSUB_BENCH_CONFIG` more of the daemon's config (sections; e.g. to turn a
-//! part off and see what it costs). `cargo test --benches` runs a smoke version (200 events, 200 for latency).
+//! part off and see what it costs); with `EVENTSUB_BENCH_BASELINE=<an earlier ongwatch binary>`
+//! that one is measured too, in the same run, on a fake Twitch of its own. `cargo test --benches` runs a smoke version (200 events, 200 for latency).
 //!
 //! Per path and round:
 //! - throughput: N events sent as fast as the sender goes, timed until the subscriber has all;
@@ -20,6 +21,7 @@
 
 mod support;
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -27,7 +29,7 @@ use ongwatch::sources::twitch::fake::{FakeTwitch, Mode};
 use rumqttc::v5::mqttbytes::QoS;
 use serde_json::json;
 use support::{
-    client, cpu_time, quantile, start_configured, start_mosquitto, status_kib, subscriber,
+    Daemon, client, cpu_time, quantile, start_configured, start_mosquitto, status_kib, subscriber,
     wait_until,
 };
 
@@ -185,6 +187,40 @@ fn report(name: &str, m: &Measured, baseline: &Measured) {
     );
 }
 
+/// The daemon `binary` in `dir` on a fake Twitch of its own, subscribed to cheers; with what it
+/// publishes for a cheer (the payload mosquitto carries too).
+async fn start_daemon(binary: &Path, dir: &Path) -> (Daemon, Sender, String) {
+    std::fs::create_dir_all(dir).unwrap();
+    let fake = FakeTwitch::start(Mode::CliMock).await.unwrap();
+    let credentials = dir.join("credentials.toml");
+    std::fs::write(&credentials, "[twitch.localdev]\nclient_id = 'debug'\n").unwrap();
+    let daemon = start_configured(
+        binary,
+        dir,
+        &format!(
+            "environment = \"localdev\"\n{}\n[twitch]\neventsub_url = \"{}\"\neventsub_subscriptions_url = \"{}\"\n",
+            std::env::var("EVENTSUB_BENCH_CONFIG").unwrap_or_default(),
+            fake.eventsub_url(),
+            fake.mock_subscriptions_url()
+        ),
+        &["--credentials", credentials.to_str().unwrap()],
+    );
+    wait_until("the channel.cheer subscription", || {
+        fake.subscriptions()
+            .iter()
+            .any(|s| s.kind == "channel.cheer" && s.status == "enabled")
+    });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mut warm = subscriber(daemon.mqtt_port, TOPIC).await;
+    assert!(fake.notify_as("channel.cheer", cheer(WARMUP), "warmup"));
+    let (_, payload, _) = tokio::time::timeout(Duration::from_secs(30), warm.recv())
+        .await
+        .expect("the warm-up cheer through the daemon")
+        .unwrap();
+    let template = String::from_utf8(payload.to_vec()).unwrap();
+    (daemon, Sender::Twitch(fake), template)
+}
+
 #[tokio::main]
 async fn main() {
     // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing: run briefly then.
@@ -200,41 +236,16 @@ async fn main() {
     let rounds = env("EVENTSUB_BENCH_ROUNDS", if benching { 2 } else { 1 });
     let dir = tempfile::tempdir().unwrap();
 
-    let fake = FakeTwitch::start(Mode::CliMock).await.unwrap();
-    std::fs::write(
-        dir.path().join("credentials.toml"),
-        "[twitch.localdev]\nclient_id = 'debug'\n",
+    let (daemon, twitch_sender, template) = start_daemon(
+        Path::new(env!("CARGO_BIN_EXE_ongwatch")),
+        &dir.path().join("daemon"),
     )
-    .unwrap();
-    let credentials = dir.path().join("credentials.toml");
-    let daemon = start_configured(
-        std::path::Path::new(env!("CARGO_BIN_EXE_ongwatch")),
-        dir.path(),
-        &format!(
-            "environment = \"localdev\"\n{}\n[twitch]\neventsub_url = \"{}\"\neventsub_subscriptions_url = \"{}\"\n",
-            std::env::var("EVENTSUB_BENCH_CONFIG").unwrap_or_default(),
-            fake.eventsub_url(),
-            fake.mock_subscriptions_url()
-        ),
-        &["--credentials", credentials.to_str().unwrap()],
-    );
-    wait_until("the channel.cheer subscription", || {
-        fake.subscriptions()
-            .iter()
-            .any(|s| s.kind == "channel.cheer" && s.status == "enabled")
-    });
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    .await;
     let idle_rss = status_kib(daemon.pid, "VmRSS:");
-
-    // What the daemon publishes for a cheer: the payload mosquitto carries too.
-    let mut warm = subscriber(daemon.mqtt_port, TOPIC).await;
-    assert!(fake.notify_as("channel.cheer", cheer(WARMUP), "warmup"));
-    let (_, payload, _) = tokio::time::timeout(Duration::from_secs(30), warm.recv())
-        .await
-        .expect("the warm-up cheer through the daemon")
-        .unwrap();
-    drop(warm);
-    let template = String::from_utf8(payload.to_vec()).unwrap();
+    let baseline = match std::env::var_os("EVENTSUB_BENCH_BASELINE") {
+        Some(binary) => Some(start_daemon(Path::new(&binary), &dir.path().join("baseline")).await),
+        None => None,
+    };
 
     let (mosquitto, mosquitto_port) = start_mosquitto(dir.path());
     let (publisher, mut eventloop) = client(mosquitto_port, "bench-pub");
@@ -243,7 +254,6 @@ async fn main() {
         publisher,
         template: template.clone(),
     };
-    let twitch_sender = Sender::Twitch(fake);
 
     println!(
         "EventSub → daemon → subscriber vs mosquitto pub → sub: {events} events per path and round, QoS 1, {} byte payload",
@@ -269,8 +279,25 @@ async fn main() {
             offset + 5_000_000,
         )
         .await;
+        let before = match &baseline {
+            Some((old, sender, _)) => Some(
+                measure(
+                    old.mqtt_port,
+                    old.pid,
+                    sender,
+                    events,
+                    latency_events,
+                    offset + 7_000_000,
+                )
+                .await,
+            ),
+            None => None,
+        };
         println!("round {}", round + 1);
         report("mosquitto pub→sub", &bare, &bare);
+        if let Some(before) = &before {
+            report("baseline: EventSub → … → sub", before, &bare);
+        }
         report("EventSub → daemon → sub", &real, &bare);
     }
     println!(
