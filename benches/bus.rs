@@ -9,8 +9,8 @@
 //! - `mosquitto pub→sub`: a QoS 1 publisher and a QoS 1 subscriber on bare mosquitto.
 //! - `embedded pub→sub`: the same payloads from a bot on its own topic (`stream/synthetic/bench`)
 //!   through the daemon's embedded broker, which checks topic authority for every publish and
-//!   also logs it. With `BUS_BENCH_BASELINE=<an earlier ongwatch binary>` the same path is
-//!   measured on that binary too, in the same run (the cost of the authority check).
+//!   also logs it. With `BUS_BENCH_BASELINE=<an earlier ongwatch binary>` this path and the
+//!   next are measured on that binary too, in the same run.
 //! - `trigger → daemon → sub`: trigger requests on `stream/command/trigger`, normalized by the
 //!   daemon and published as `stream/support/cheers` (two broker hops plus normalization).
 //!
@@ -167,16 +167,23 @@ async fn main() {
             std::fs::create_dir_all(&baseline_dir).unwrap();
             let old = start_binary(Path::new(&binary), &baseline_dir);
             tokio::time::sleep(Duration::from_secs(1)).await;
-            Some(
-                measure(
-                    old.mqtt_port,
-                    "stream/synthetic/bench",
-                    bot_event,
-                    events,
-                    3_000_000,
-                )
-                .await,
+            let embedded = measure(
+                old.mqtt_port,
+                "stream/synthetic/bench",
+                bot_event,
+                events,
+                3_000_000,
             )
+            .await;
+            let through = measure(
+                old.mqtt_port,
+                "stream/support/cheers",
+                trigger_request,
+                events,
+                4_000_000,
+            )
+            .await;
+            Some((embedded, through))
         }
         None => None,
     };
@@ -204,8 +211,9 @@ async fn main() {
 
     println!("bus benchmark: {events} events per path, QoS 1, payload = the seed cheer");
     report("mosquitto pub→sub", &bare, bare.rate);
-    if let Some(baseline) = &baseline {
-        report("baseline embedded pub→sub", baseline, bare.rate);
+    if let Some((embedded, through)) = &baseline {
+        report("baseline embedded pub→sub", embedded, bare.rate);
+        report("baseline trigger → … → sub", through, bare.rate);
     }
     report("embedded pub→sub", &embedded, bare.rate);
     report("trigger → daemon → sub", &through, bare.rate);

@@ -17,8 +17,9 @@
 //!   [`super::access`]); a publish of the local superuser (`ongwatch trigger`, `replay`) and a
 //!   client's will, which rmqtt never asks the ACL hook about, from the `MessagePublish` hook. It enters the hub
 //!   as `Origin::Mqtt`, which the MQTT output does not publish again (the broker already
-//!   delivered it). The hook waits while the hub's ingress is full, and the publishing client
-//!   with it. A QoS 1 publish is acknowledged to its client by the broker after the hand-over,
+//!   delivered it). The JSON is parsed by a task of its own, not on the client's connection;
+//!   the hook waits while the hand-over channel (and behind it the hub's ingress) is full, and
+//!   the publishing client with it. A QoS 1 publish is acknowledged to its client by the broker after the hand-over,
 //!   without waiting for the event log: the broker and the daemon are one process, so a crash
 //!   loses the broker's copy with the daemon's, as it did when the daemon acknowledged its own
 //!   delivery only once logged.
@@ -30,11 +31,12 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use bytes::Bytes;
 use rmqtt::codec::types::QoS;
 use rmqtt::context::ServerContext;
 use rmqtt::session::SessionState;
 use rmqtt::types::{ClientId, CodecPublish, From as Sender, Id, Publish, TopicName, UserName};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use super::access::LOCAL_USER;
@@ -52,34 +54,47 @@ pub struct Link {
     pub(super) scx: ServerContext,
 }
 
+/// Client publishes handed over and not yet in the hub's ingress.
+const INBOUND_CHANNEL: usize = 1024;
+
 /// What clients publish on the embedded broker, on its way into the hub.
 pub struct Inbound {
-    publisher: Publisher,
+    tx: mpsc::Sender<(String, Bytes)>,
     /// The bus filters: what the daemon would subscribe to as a client.
     filters: Vec<String>,
     status: Arc<BridgeStatus>,
 }
 
 impl Inbound {
+    /// Starts the task that turns client publishes into bus messages (parsing and compacting
+    /// the JSON there, not on the publishing client's connection).
     pub fn new(publisher: Publisher, filters: Vec<String>, status: Arc<BridgeStatus>) -> Self {
+        let (tx, mut rx) = mpsc::channel::<(String, Bytes)>(INBOUND_CHANNEL);
+        tokio::spawn(async move {
+            while let Some((topic, payload)) = rx.recv().await {
+                let message = Message::from_bytes(topic, &payload, false, Origin::Mqtt);
+                // Closed means the daemon is stopping: what comes now is not logged, as with
+                // a connection that is closing.
+                if publisher.message(message).await.is_err() {
+                    return;
+                }
+            }
+        });
         Self {
-            publisher,
+            tx,
             filters,
             status,
         }
     }
 
     /// Hands a client's publish to the hub when it is under the bus filters; waits while
-    /// the hub's ingress is full.
-    pub(super) async fn publish(&self, topic: &str, payload: &[u8]) {
+    /// the hand-over (and behind it the hub's ingress) is full.
+    pub(super) async fn publish(&self, topic: &str, payload: &Bytes) {
         if !self.filters.iter().any(|f| filter_matches(f, topic)) {
             return;
         }
         self.status.received.fetch_add(1, Ordering::Relaxed);
-        let message = Message::from_bytes(topic.to_owned(), payload, false, Origin::Mqtt);
-        // Closed means the daemon is stopping: what comes now is not logged, as with a
-        // connection that is closing.
-        let _ = self.publisher.message(message).await;
+        let _ = self.tx.send((topic.to_owned(), payload.clone())).await;
     }
 }
 
