@@ -34,7 +34,7 @@ use tokio::sync::{mpsc, oneshot};
 pub use dedup::DedupWindow;
 pub use queue::{BoundedQueue, OverflowPolicy, QueueStats};
 
-use crate::event::{Event, TopicRoot};
+use crate::event::{Event, TopicRoot, filter_matches};
 
 /// Who put a message on the bus. Outputs use it to avoid echoing: the MQTT bridge does not
 /// republish what it received from the broker, since the broker already delivered it.
@@ -251,6 +251,8 @@ pub struct OutputSlot {
     pub wants_mqtt_origin: bool,
     /// Gets every record first; the others get it once this one delivered it.
     pub write_ahead: bool,
+    /// MQTT filters of the topics it reads; empty: every topic. Nothing else wakes it.
+    pub filters: Vec<String>,
 }
 
 pub struct Hub {
@@ -328,12 +330,26 @@ impl Hub {
         policy: OverflowPolicy,
         wants_mqtt_origin: bool,
     ) -> Arc<BoundedQueue<Delivery>> {
+        self.add_filtered_output(name, capacity, policy, wants_mqtt_origin, Vec::new())
+    }
+
+    /// Registers an output that gets only the records on topics matching one of `filters`
+    /// (MQTT filters; none means every topic), so it is not woken for the rest.
+    pub fn add_filtered_output(
+        &mut self,
+        name: impl Into<String>,
+        capacity: usize,
+        policy: OverflowPolicy,
+        wants_mqtt_origin: bool,
+        filters: Vec<String>,
+    ) -> Arc<BoundedQueue<Delivery>> {
         let queue = Arc::new(BoundedQueue::new(capacity, policy));
         self.outputs.push(OutputSlot {
             name: name.into(),
             queue: queue.clone(),
             wants_mqtt_origin,
             write_ahead: false,
+            filters,
         });
         queue
     }
@@ -357,6 +373,7 @@ impl Hub {
             queue: queue.clone(),
             wants_mqtt_origin: true,
             write_ahead: true,
+            filters: Vec::new(),
         });
         queue
     }
@@ -440,6 +457,11 @@ async fn fan_out(outputs: &[OutputSlot], record: &Delivery) {
     for output in outputs {
         if output.write_ahead
             || (record.message.origin == Origin::Mqtt && !output.wants_mqtt_origin)
+            || !(output.filters.is_empty()
+                || output
+                    .filters
+                    .iter()
+                    .any(|filter| filter_matches(filter, &record.message.topic)))
         {
             continue;
         }
@@ -598,6 +620,44 @@ mod tests {
         assert!(all.pop().await.is_none());
         assert_eq!(mqtt.pop().await.unwrap().seq, 42);
         assert!(mqtt.pop().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_filtered_output_gets_only_its_topics_and_the_shared_event() {
+        let mut hub = Hub::new(
+            TopicRoot::new("stream").unwrap(),
+            false,
+            Duration::from_secs(60),
+            0,
+        );
+        let follows = hub.add_filtered_output(
+            "follows",
+            16,
+            OverflowPolicy::Block,
+            true,
+            vec!["stream/community/+".into()],
+        );
+        let publisher = hub.publisher();
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let task = tokio::spawn(hub.run(shutdown.clone()));
+        publisher
+            .message(Message::from_bytes(
+                "stream/synthetic/bpm".into(),
+                br#"{"bpm":120}"#,
+                false,
+                Origin::Mqtt,
+            ))
+            .await
+            .unwrap();
+        publisher.event(follow("twitch:1")).await.unwrap();
+        drop(publisher);
+        shutdown.cancel();
+        task.await.unwrap();
+
+        let only = follows.pop().await.unwrap();
+        assert_eq!(only.message.topic, "stream/community/follows");
+        assert_eq!(only.event().map(|e| e.id.as_str()), Some("twitch:1"));
+        assert!(follows.pop().await.is_none());
     }
 
     fn follow(id: &str) -> Event {

@@ -399,6 +399,9 @@ impl Announcer {
 }
 
 /// Runs until the hub closes `queue`.
+/// What the announcer reads; the hub wakes it for these topics only.
+pub(super) const KINDS: &[Kind] = &[Kind::Online, Kind::Offline, Kind::Status];
+
 pub async fn run(
     queue: Arc<BoundedQueue<Delivery>>,
     publisher: Publisher,
@@ -417,7 +420,7 @@ pub async fn run(
         live: HashMap::new(),
         pending: HashMap::new(),
     };
-    let kinds = [Kind::Online, Kind::Offline, Kind::Status];
+    let kinds = KINDS;
     loop {
         let next = announcer
             .pending
@@ -434,7 +437,7 @@ pub async fn run(
             record = queue.pop() => {
                 let Some(record) = record else { break };
                 queue.mark_delivered(1);
-                let Some(event) = super::event_of(&record, &root, &kinds) else { continue };
+                let Some(event) = super::event_of(&record, &root, kinds) else { continue };
                 if !announcer.handle(event.clone()).await {
                     return;
                 }

@@ -49,14 +49,30 @@ pub struct Outputs {
 
 impl Outputs {
     pub fn register(hub: &mut Hub, config: &Config) -> Self {
-        // Every processor wants what bots publish too: HA's birth message, a bot's hype.
-        let mut add = |name: &str| hub.add_output(name, QUEUE, OverflowPolicy::DropOldest, true);
+        // Every processor wants what bots publish too: HA's birth message, a bot's hype. Those
+        // that read only some event kinds are woken only for their topics.
+        let root = &config.topic_root;
+        let kinds = |kinds: &[Kind]| -> Vec<String> {
+            kinds
+                .iter()
+                .map(|kind| root.filter_suffix(kind.topic_suffix()))
+                .collect()
+        };
+        let mut add = |name: &str, filters: Vec<String>| {
+            hub.add_filtered_output(name, QUEUE, OverflowPolicy::DropOldest, true, filters)
+        };
         Self {
-            hype: config.hype.enabled.then(|| add("hype")),
-            totals: add("totals"),
-            homeassistant: config.homeassistant.enabled.then(|| add("homeassistant")),
-            rules: (!config.rules.is_empty()).then(|| add("rules")),
-            announce: config.announce.is_enabled().then(|| add("announce")),
+            hype: config.hype.enabled.then(|| add("hype", Vec::new())),
+            totals: add("totals", kinds(totals::KINDS)),
+            homeassistant: config
+                .homeassistant
+                .enabled
+                .then(|| add("homeassistant", Vec::new())),
+            rules: (!config.rules.is_empty()).then(|| add("rules", Vec::new())),
+            announce: config
+                .announce
+                .is_enabled()
+                .then(|| add("announce", kinds(announce::KINDS))),
         }
     }
 

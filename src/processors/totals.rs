@@ -25,7 +25,8 @@ pub const FILE: &str = "totals.json";
 /// How long a change may wait before it is written (a crash loses at most this much).
 const SAVE_DELAY: Duration = Duration::from_secs(1);
 
-const KINDS: &[Kind] = &[
+/// What the totals count; the hub wakes it for these topics only.
+pub(super) const KINDS: &[Kind] = &[
     Kind::Online,
     Kind::Offline,
     Kind::Cheer,
