@@ -9,8 +9,8 @@
 //! - `mosquitto pub→sub`: a QoS 1 publisher and a QoS 1 subscriber on bare mosquitto.
 //! - `embedded pub→sub`: the same payloads from a bot on its own topic (`stream/synthetic/bench`)
 //!   through the daemon's embedded broker, which checks topic authority for every publish and
-//!   also logs it. With `BUS_BENCH_BASELINE=<an earlier ongwatch binary>` the same path is
-//!   measured on that binary too, in the same run (the cost of the authority check).
+//!   also logs it. With `BUS_BENCH_BASELINE=<an earlier ongwatch binary>` this path and the
+//!   next are measured on that binary too, in the same run.
 //! - `trigger → daemon → sub`: trigger requests on `stream/command/trigger`, normalized by the
 //!   daemon and published as `stream/support/cheers` (two broker hops plus normalization).
 //!
@@ -19,97 +19,14 @@
 
 mod support;
 
-use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use rumqttc::v5::mqttbytes::QoS;
-use rumqttc::v5::mqttbytes::v5::Packet;
-use rumqttc::v5::{AsyncClient, Event, MqttOptions};
-use support::{Killed, start_binary, start_daemon, status_kib, wait_until};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or(18830)
-}
-
-fn start_mosquitto(dir: &Path) -> (Killed, u16) {
-    let port = free_port();
-    let conf = dir.join("mosquitto.conf");
-    std::fs::write(
-        &conf,
-        format!("listener {port} 127.0.0.1\nallow_anonymous true\nmax_queued_messages 1000000\nmax_inflight_messages 0\n"),
-    )
-    .unwrap();
-    let binary = if Path::new("/usr/sbin/mosquitto").exists() {
-        "/usr/sbin/mosquitto"
-    } else {
-        "mosquitto"
-    };
-    let child = Command::new(binary)
-        .arg("-c")
-        .arg(&conf)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("mosquitto (run scripts/setup-test-deps.sh)");
-    wait_until("mosquitto", || {
-        TcpStream::connect(("127.0.0.1", port)).is_ok()
-    });
-    (Killed(child), port)
-}
-
-fn client(port: u16, id: &str) -> (AsyncClient, rumqttc::v5::EventLoop) {
-    let mut options = MqttOptions::new(id, "127.0.0.1", port);
-    options.set_keep_alive(Duration::from_secs(30));
-    options.set_max_packet_size(Some(1024 * 1024));
-    AsyncClient::new(options, 1000)
-}
-
-/// Subscribes and returns a receiver of (id, receive instant) per message.
-async fn subscriber(
-    port: u16,
-    filter: &str,
-) -> tokio::sync::mpsc::UnboundedReceiver<(String, Instant)> {
-    let (client, mut eventloop) = client(
-        port,
-        &format!("bench-sub-{}", uuid::Uuid::new_v4().simple()),
-    );
-    client.subscribe(filter, QoS::AtLeastOnce).await.unwrap();
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-    tokio::spawn(async move {
-        let _client = client;
-        let mut ready = Some(ready_tx);
-        loop {
-            match eventloop.poll().await {
-                Ok(Event::Incoming(Packet::SubAck(_))) => {
-                    if let Some(ready) = ready.take() {
-                        let _ = ready.send(());
-                    }
-                }
-                Ok(Event::Incoming(Packet::Publish(p))) => {
-                    let now = Instant::now();
-                    let id = serde_json::from_slice::<serde_json::Value>(&p.payload)
-                        .ok()
-                        .and_then(|v| v["id"].as_str().map(str::to_owned))
-                        .unwrap_or_default();
-                    if tx.send((id, now)).is_err() {
-                        return;
-                    }
-                }
-                Ok(_) => {}
-                Err(_) => return,
-            }
-        }
-    });
-    let _ = ready_rx.await;
-    rx
-}
+use support::{
+    client, quantile, start_binary, start_daemon, start_mosquitto, status_kib, subscriber,
+};
 
 /// What one measured path publishes for event `n`: (topic, payload, the id the subscriber sees).
 type Shape = fn(u64) -> (String, Bytes, String);
@@ -197,7 +114,7 @@ async fn measure(port: u16, filter: &str, shape: Shape, events: u64, offset: u64
                 n += 1;
             }
             got = tokio::time::timeout(Duration::from_secs(10), rx.recv()) => match got {
-                Ok(Some((id, at))) => {
+                Ok(Some((id, _, at))) => {
                     if let Some(sent) = sent_at.remove(&id) {
                         latencies.push(at - sent);
                     }
@@ -207,16 +124,10 @@ async fn measure(port: u16, filter: &str, shape: Shape, events: u64, offset: u64
         }
     }
     latencies.sort();
-    let pick = |q: f64| {
-        latencies
-            .get(((latencies.len() as f64 - 1.0) * q) as usize)
-            .copied()
-            .unwrap_or_default()
-    };
     Measured {
         rate,
-        p50: pick(0.50),
-        p99: pick(0.99),
+        p50: quantile(&latencies, 0.50),
+        p99: quantile(&latencies, 0.99),
     }
 }
 
@@ -256,16 +167,23 @@ async fn main() {
             std::fs::create_dir_all(&baseline_dir).unwrap();
             let old = start_binary(Path::new(&binary), &baseline_dir);
             tokio::time::sleep(Duration::from_secs(1)).await;
-            Some(
-                measure(
-                    old.mqtt_port,
-                    "stream/synthetic/bench",
-                    bot_event,
-                    events,
-                    3_000_000,
-                )
-                .await,
+            let embedded = measure(
+                old.mqtt_port,
+                "stream/synthetic/bench",
+                bot_event,
+                events,
+                3_000_000,
             )
+            .await;
+            let through = measure(
+                old.mqtt_port,
+                "stream/support/cheers",
+                trigger_request,
+                events,
+                4_000_000,
+            )
+            .await;
+            Some((embedded, through))
         }
         None => None,
     };
@@ -293,8 +211,9 @@ async fn main() {
 
     println!("bus benchmark: {events} events per path, QoS 1, payload = the seed cheer");
     report("mosquitto pub→sub", &bare, bare.rate);
-    if let Some(baseline) = &baseline {
-        report("baseline embedded pub→sub", baseline, bare.rate);
+    if let Some((embedded, through)) = &baseline {
+        report("baseline embedded pub→sub", embedded, bare.rate);
+        report("baseline trigger → … → sub", through, bare.rate);
     }
     report("embedded pub→sub", &embedded, bare.rate);
     report("trigger → daemon → sub", &through, bare.rate);

@@ -110,3 +110,99 @@ fn mqtt_5_over_websocket_works_for_browsers() {
     );
     client.wait_line(&["stream/synthetic/hype", "\"level\":3"]);
 }
+
+/// The daemon publishes into its embedded broker and takes what clients publish from it in
+/// process (src/mqtt/inproc.rs), not as a client of itself: what clients see must not change.
+#[test]
+fn the_daemon_in_process_keeps_qos1_retained_wills_and_no_local() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start_in(dir.path(), EPHEMERAL, &[]);
+    let port = daemon.mqtt_port();
+
+    // Retained: the daemon's online state reaches a late subscriber with the retain flag, on
+    // 3.1.1 and 5.
+    for version in ["mqttv311", "mqttv5"] {
+        let mut late = mosquitto_sub(
+            port,
+            "stream/system/ongwatch",
+            &["-V", version, "-F", "%r %t %p"],
+        );
+        late.wait_line(&["1 stream/system/ongwatch", r#""state":"online""#]);
+    }
+
+    // QoS 1: an event published while a persistent subscriber is away is queued for it.
+    let session = ["-i", "away-bot", "-c", "-V", "mqttv5"];
+    let mut away = mosquitto_sub(port, "stream/support/#", &session);
+    away.terminate();
+    assert!(
+        daemon
+            .cli(&["trigger", "cheer", "--amount", "7"])
+            .status
+            .success()
+    );
+    let mut back = Proc::spawn(
+        "mosquitto_sub (resumed)",
+        Command::new("mosquitto_sub")
+            .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-v", "-q", "1"])
+            .args(["-t", "stream/support/#"])
+            .args(session),
+    );
+    back.wait_line(&["stream/support/cheers", r#""amount":7"#]);
+
+    // A bot's publish and a bot's will come into the daemon (logged as from MQTT) and reach a
+    // subscriber once: the daemon does not publish back what it got from the broker.
+    let mut watcher = mosquitto_sub(port, "stream/synthetic/#", &[]);
+    mosquitto_pub(
+        port,
+        "stream/synthetic/bpm",
+        r#"{"id":"bpm-1","bpm":128}"#,
+        &["-i", "bpm"],
+    );
+    let mut lights = mosquitto_sub(
+        port,
+        "stream/synthetic/lights/cmd",
+        &[
+            "--will-topic",
+            "stream/synthetic/lights",
+            "--will-payload",
+            r#"{"id":"lights-gone"}"#,
+            "--will-qos",
+            "1",
+        ],
+    );
+    lights.kill9();
+    watcher.wait_line(&["stream/synthetic/lights", "lights-gone"]);
+    for id in ["bpm-1", "lights-gone"] {
+        wait_for(&format!("{id} in the event log"), || {
+            daemon
+                .log_lines()
+                .iter()
+                .any(|l| l["event"]["id"] == id && l["origin"] == "mqtt")
+                .then_some(())
+        });
+    }
+    // A marker after them: once it is through, any copy sent back would be through too.
+    mosquitto_pub(
+        port,
+        "stream/synthetic/bpm",
+        r#"{"id":"bpm-2","bpm":90}"#,
+        &["-i", "bpm"],
+    );
+    watcher.wait_line(&["stream/synthetic/bpm", "bpm-2"]);
+    assert_eq!(watcher.count_lines("bpm-1"), 1, "{:?}", watcher.pump());
+    assert_eq!(
+        watcher.count_lines("lights-gone"),
+        1,
+        "{:?}",
+        watcher.pump()
+    );
+    let logged = |id: &str| {
+        daemon
+            .log_lines()
+            .iter()
+            .filter(|l| l["event"]["id"] == id)
+            .count()
+    };
+    assert_eq!(logged("bpm-1"), 1);
+    assert_eq!(logged("lights-gone"), 1);
+}

@@ -28,7 +28,7 @@ use crate::hub::{Hub, OverflowPolicy};
 use crate::mqtt::access::Access;
 use crate::mqtt::authority;
 use crate::mqtt::ws_front::OriginPolicy;
-use crate::mqtt::{Endpoint, MqttMode, acked, bridge, broker};
+use crate::mqtt::{Endpoint, MqttMode, acked, bridge, broker, inproc};
 use crate::processors;
 use crate::processors::commands;
 use crate::sinks;
@@ -99,7 +99,8 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> anyhow::Resul
         )
     });
     let web_queue = hub.add_output("web", WEB_QUEUE, OverflowPolicy::DropOldest, true);
-    let processor_outputs = processors::Outputs::register(&mut hub, config.processors());
+    let processor_outputs =
+        processors::Outputs::register(&mut hub, config.processors(), &config.topic_root);
     let output_context = sinks::Context {
         state_dir: state_dir.clone(),
     };
@@ -130,7 +131,11 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> anyhow::Resul
     );
     let output_stats = hub.output_stats();
     let hub_counters = hub.counters.clone();
-    let crosscheck = config.dedup.enabled.then(|| {
+    // Only StreamElements and Streamlabs report a Twitch event a second time; without them the
+    // check would keep every Twitch event for its window for nothing (issue 18: 220 MiB at
+    // 15,000 cheers/s).
+    let second_reporter = sources::second_reporter(&config, &credentials);
+    let crosscheck = (config.dedup.enabled && second_reporter).then(|| {
         let twitch_active = matches!(
             twitch_settings(&config, &credentials, &state_dir, &twitch_tokens),
             Ok(Some(_))
@@ -212,15 +217,23 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> anyhow::Resul
     let origins = OriginPolicy::new(&config.mqtt.ws_origins);
     let presence_stop = CancellationToken::new();
     let mut presence_task = None;
+    let bridge_status = Arc::new(bridge::BridgeStatus::default());
     let endpoint = match config.mqtt.mode {
         MqttMode::Off => None,
         MqttMode::Embedded => {
             let local_login = mqtt_access.local_login().clone();
+            // The daemon is in process on its own broker (mqtt/inproc.rs), not a client of it.
+            let inbound = inproc::Inbound::new(
+                publisher.clone(),
+                bus_filters(&config, demo),
+                bridge_status.clone(),
+            );
             let broker = broker::start(
                 config.mqtt_listen,
                 config.mqtt_ws_listen,
                 mqtt_access,
                 origins.clone(),
+                Some(Arc::new(inbound)),
             )
             .await?;
             runtime.mqtt = Some(broker.tcp);
@@ -259,9 +272,19 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> anyhow::Resul
             Some(endpoint)
         }
     };
-    let bridge_status = Arc::new(bridge::BridgeStatus::default());
-    let bridge_task = match (endpoint, mqtt_queue) {
-        (Some(endpoint), Some(queue)) => {
+    let bridge_task = match (endpoint, mqtt_queue, &embedded) {
+        (Some(_), Some(queue), Some(broker)) => Some(supervisor.spawn_once(
+            "mqtt_bridge",
+            inproc::run(
+                broker.link(),
+                config.mqtt.client_id.clone(),
+                state_dir.clone(),
+                acked_seq,
+                queue,
+                bridge_status.clone(),
+            ),
+        )),
+        (Some(endpoint), Some(queue), None) => {
             let options = bridge::BridgeOptions {
                 endpoint,
                 client_id: config.mqtt.client_id.clone(),

@@ -113,3 +113,23 @@ fn forward(
     });
     (tx, task)
 }
+
+/// Whether a source that reports Twitch events a second time (StreamElements, Streamlabs) is
+/// configured: only then can the cross-source check find anything.
+pub(super) fn second_reporter(config: &Config, credentials: &Credentials) -> bool {
+    let channel = config.default_channel();
+    streamlabs::Settings::from_config(
+        &config.streamlabs,
+        credentials,
+        &config.environment,
+        &channel,
+    )
+    .is_some()
+        || streamelements::Settings::from_config(
+            &config.streamelements,
+            credentials,
+            &config.environment,
+            &channel,
+        )
+        .is_some()
+}

@@ -25,8 +25,8 @@ pub mod queue;
 pub mod wal;
 
 use std::collections::VecDeque;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -36,7 +36,7 @@ use tokio::sync::{mpsc, oneshot};
 pub use dedup::DedupWindow;
 pub use queue::{BoundedQueue, OverflowPolicy, QueueStats};
 
-use crate::event::{Event, TopicRoot};
+use crate::event::{Event, TopicRoot, filter_matches};
 
 /// Who put a message on the bus. Outputs use it to avoid echoing: the MQTT bridge does not
 /// republish what it received from the broker, since the broker already delivered it.
@@ -117,10 +117,12 @@ impl Logged {
     }
 }
 
-/// What travels through the ingress channel: a message, and who waits for it to be logged.
+/// What travels through the ingress channel: a message, who waits for it to be logged, and
+/// the event it was serialized from, if any.
 struct Ingress {
     message: Message,
     logged: Option<Logged>,
+    event: Option<Event>,
 }
 
 /// A message after the hub accepted it.
@@ -128,6 +130,26 @@ struct Ingress {
 pub struct Record {
     pub seq: u64,
     pub message: Message,
+    /// The contract event in the payload: the one a source published, or parsed once by the
+    /// first output that asks; shared by every output.
+    event: OnceLock<Option<Event>>,
+}
+
+impl Record {
+    pub fn new(seq: u64, message: Message) -> Self {
+        Self {
+            seq,
+            message,
+            event: OnceLock::new(),
+        }
+    }
+
+    /// The contract event in the payload, `None` for anything else (chat, a bot's own JSON).
+    pub fn event(&self) -> Option<&Event> {
+        self.event
+            .get_or_init(|| serde_json::from_slice(&self.message.payload).ok())
+            .as_ref()
+    }
 }
 
 pub type Delivery = Arc<Record>;
@@ -175,12 +197,18 @@ impl Publisher {
         }
         let topic = self.root.topic(&event.channel, &event.topic_suffix());
         let payload = Bytes::from(serde_json::to_vec(&event).unwrap_or_default());
-        self.message(Message {
+        let message = Message {
             topic,
             payload,
             retain: event.is_state(),
             origin: Origin::Daemon,
-            id: Some(event.id),
+            id: Some(event.id.clone()),
+        };
+        // Outputs that read the event get this one instead of parsing the payload again.
+        self.send(Ingress {
+            message,
+            logged: None,
+            event: Some(event),
         })
         .await
     }
@@ -189,6 +217,7 @@ impl Publisher {
         self.send(Ingress {
             message,
             logged: None,
+            event: None,
         })
         .await
     }
@@ -199,6 +228,7 @@ impl Publisher {
         self.send(Ingress {
             message,
             logged: Some(logged),
+            event: None,
         })
         .await
     }
@@ -223,6 +253,8 @@ pub struct OutputSlot {
     pub wants_mqtt_origin: bool,
     /// Gets every record first; the others get it once this one delivered it.
     pub write_ahead: bool,
+    /// MQTT filters of the topics it reads; empty: every topic. Nothing else wakes it.
+    pub filters: Vec<String>,
 }
 
 pub struct Hub {
@@ -300,12 +332,26 @@ impl Hub {
         policy: OverflowPolicy,
         wants_mqtt_origin: bool,
     ) -> Arc<BoundedQueue<Delivery>> {
+        self.add_filtered_output(name, capacity, policy, wants_mqtt_origin, Vec::new())
+    }
+
+    /// Registers an output that gets only the records on topics matching one of `filters`
+    /// (MQTT filters; none means every topic), so it is not woken for the rest.
+    pub fn add_filtered_output(
+        &mut self,
+        name: impl Into<String>,
+        capacity: usize,
+        policy: OverflowPolicy,
+        wants_mqtt_origin: bool,
+        filters: Vec<String>,
+    ) -> Arc<BoundedQueue<Delivery>> {
         let queue = Arc::new(BoundedQueue::new(capacity, policy));
         self.outputs.push(OutputSlot {
             name: name.into(),
             queue: queue.clone(),
             wants_mqtt_origin,
             write_ahead: false,
+            filters,
         });
         queue
     }
@@ -329,6 +375,7 @@ impl Hub {
             queue: queue.clone(),
             wants_mqtt_origin: true,
             write_ahead: true,
+            filters: Vec::new(),
         });
         queue
     }
@@ -381,7 +428,11 @@ impl Hub {
         counters: &HubCounters,
         ingress: Ingress,
     ) {
-        let Ingress { message, logged } = ingress;
+        let Ingress {
+            message,
+            logged,
+            event,
+        } = ingress;
         counters.received.fetch_add(1, Ordering::Relaxed);
         if let Some(id) = &message.id
             && !dedup.first_sighting(id, Instant::now())
@@ -395,6 +446,7 @@ impl Hub {
         let record = Arc::new(Record {
             seq: *next_seq,
             message,
+            event: event.map(Some).map(OnceLock::from).unwrap_or_default(),
         });
         *next_seq += 1;
         counters.accepted.fetch_add(1, Ordering::Relaxed);
@@ -407,6 +459,11 @@ async fn fan_out(outputs: &[OutputSlot], record: &Delivery) {
     for output in outputs {
         if output.write_ahead
             || (record.message.origin == Origin::Mqtt && !output.wants_mqtt_origin)
+            || !(output.filters.is_empty()
+                || output
+                    .filters
+                    .iter()
+                    .any(|filter| filter_matches(filter, &record.message.topic)))
         {
             continue;
         }
@@ -565,6 +622,44 @@ mod tests {
         assert!(all.pop().await.is_none());
         assert_eq!(mqtt.pop().await.unwrap().seq, 42);
         assert!(mqtt.pop().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_filtered_output_gets_only_its_topics_and_the_shared_event() {
+        let mut hub = Hub::new(
+            TopicRoot::new("stream").unwrap(),
+            false,
+            Duration::from_secs(60),
+            0,
+        );
+        let follows = hub.add_filtered_output(
+            "follows",
+            16,
+            OverflowPolicy::Block,
+            true,
+            vec!["stream/community/+".into()],
+        );
+        let publisher = hub.publisher();
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let task = tokio::spawn(hub.run(shutdown.clone()));
+        publisher
+            .message(Message::from_bytes(
+                "stream/synthetic/bpm".into(),
+                br#"{"bpm":120}"#,
+                false,
+                Origin::Mqtt,
+            ))
+            .await
+            .unwrap();
+        publisher.event(follow("twitch:1")).await.unwrap();
+        drop(publisher);
+        shutdown.cancel();
+        task.await.unwrap();
+
+        let only = follows.pop().await.unwrap();
+        assert_eq!(only.message.topic, "stream/community/follows");
+        assert_eq!(only.event().map(|e| e.id.as_str()), Some("twitch:1"));
+        assert!(follows.pop().await.is_none());
     }
 
     fn follow(id: &str) -> Event {

@@ -195,10 +195,7 @@ pub fn unacked_after(path: &Path, after: u64, max: usize) -> io::Result<Vec<Deli
         if line.origin.as_deref() != Some("mqtt") {
             let payload = serde_json::to_vec(&line.event).unwrap_or_default();
             let message = Message::from_bytes(line.topic, &payload, line.retain, Origin::Daemon);
-            found.push(Arc::new(Record {
-                seq: line.seq,
-                message,
-            }));
+            found.push(Arc::new(Record::new(line.seq, message)));
         }
         found.len() < max
     })?;
@@ -327,15 +324,15 @@ mod tests {
     use crate::hub::{Message, Origin, OverflowPolicy, Record};
 
     fn record(seq: u64, id: &str) -> Delivery {
-        Arc::new(Record {
+        Arc::new(Record::new(
             seq,
-            message: Message::from_bytes(
+            Message::from_bytes(
                 "stream/support/cheers".into(),
                 format!(r#"{{"id":"{id}","amount":1}}"#).as_bytes(),
                 false,
                 Origin::Daemon,
             ),
-        })
+        ))
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
@@ -497,7 +494,7 @@ mod tests {
         let text = Message::from_bytes("stream/lights".into(), b"ON", false, Origin::Api);
         queue.push(record(1, "a")).await;
         for (seq, message) in [(2, state), (3, from_bot), (4, text)] {
-            queue.push(Arc::new(Record { seq, message })).await;
+            queue.push(Arc::new(Record::new(seq, message))).await;
         }
         queue.push(record(5, "b")).await;
         queue.close();

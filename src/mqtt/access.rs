@@ -23,11 +23,12 @@ use async_trait::async_trait;
 use rmqtt::acl::AuthInfo;
 use rmqtt::context::ServerContext;
 use rmqtt::hook::{Handler, HookResult, Parameter, ReturnType, Type};
-use rmqtt::types::{AuthResult, PublishAclResult};
+use rmqtt::types::{AuthResult, FromType, PublishAclResult};
 use serde::{Deserialize, Serialize};
 
 use super::Endpoint;
 use super::authority::{Authority, Rules};
+use super::inproc::Inbound;
 use super::{BotConfig, MqttConfig, MqttLogin, MqttMode};
 use crate::credentials::Credentials;
 use crate::event::TopicRoot;
@@ -170,8 +171,9 @@ impl Access {
         self.authority.clone()
     }
 
-    /// Installs logins, topic authority and presence as rmqtt hooks.
-    pub async fn install(self, scx: &ServerContext) {
+    /// Installs logins, topic authority and presence as rmqtt hooks; with `inbound`, what
+    /// clients may publish also goes to the daemon in process (`super::inproc`).
+    pub async fn install(self, scx: &ServerContext, inbound: Option<std::sync::Arc<Inbound>>) {
         let register = scx.extends.hook_mgr().register();
         let rules = std::sync::Arc::new(self);
         register
@@ -180,13 +182,21 @@ impl Access {
                 Box::new(LoginCheck(rules.clone())),
             )
             .await;
-        for hook in [
+        let mut hooks = vec![
             Type::MessagePublishCheckAcl,
             Type::ClientConnected,
             Type::ClientDisconnected,
-        ] {
+        ];
+        // Wills and the local superuser's publishes never reach the ACL hook: taken before it.
+        if inbound.is_some() {
+            hooks.push(Type::MessagePublish);
+        }
+        for hook in hooks {
             register
-                .add(hook, Box::new(AuthorityHooks(rules.authority.clone())))
+                .add(
+                    hook,
+                    Box::new(AuthorityHooks(rules.authority.clone(), inbound.clone())),
+                )
                 .await;
         }
         register.start().await;
@@ -254,8 +264,9 @@ impl Handler for LoginCheck {
 }
 
 /// Topic authority and presence: every publish of a client that is not the daemon, and every
-/// connect and disconnect (clean, dropped or keepalive expiry) of one.
-struct AuthorityHooks(std::sync::Arc<Authority>);
+/// connect and disconnect (clean, dropped or keepalive expiry) of one; and, in process, what
+/// they may publish on its way into the hub.
+struct AuthorityHooks(std::sync::Arc<Authority>, Option<std::sync::Arc<Inbound>>);
 
 fn is_local(session: &rmqtt::session::Session) -> bool {
     session.id.username.as_ref().map(|u| u.as_ref() as &str) == Some(LOCAL_USER)
@@ -277,6 +288,19 @@ impl Handler for AuthorityHooks {
                             Some(rule.name().into()),
                         ))),
                     );
+                }
+                if let Some(inbound) = &self.1 {
+                    inbound.publish(topic, &publish.inner.payload).await;
+                }
+            }
+            // Neither a will nor the local superuser's publish reaches the ACL hook.
+            Parameter::MessagePublish(session, from, publish)
+                if matches!(from.typ(), FromType::LastWill) || session.is_some_and(is_local) =>
+            {
+                if let Some(inbound) = &self.1 {
+                    inbound
+                        .publish(publish.inner.topic.as_ref(), &publish.inner.payload)
+                        .await;
                 }
             }
             Parameter::ClientConnected(session) if !is_local(session) => {

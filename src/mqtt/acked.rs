@@ -252,15 +252,15 @@ mod tests {
     use std::sync::Arc;
 
     fn record(seq: u64) -> Delivery {
-        Arc::new(Record {
+        Arc::new(Record::new(
             seq,
-            message: Message::from_bytes(
+            Message::from_bytes(
                 "stream/support/cheers".into(),
                 format!(r#"{{"id":"e{seq}"}}"#).as_bytes(),
                 false,
                 Origin::Daemon,
             ),
-        })
+        ))
     }
 
     #[test]

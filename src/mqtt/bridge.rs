@@ -73,20 +73,20 @@ pub struct BridgeOptions {
     pub acked_seq: u64,
 }
 
-/// What the bridge's tasks share.
-struct Shared {
-    tracker: Mutex<Tracker>,
-    status: Arc<BridgeStatus>,
+/// What the bridge's tasks share (and the in-process link's, `super::inproc`).
+pub(super) struct Shared {
+    pub(super) tracker: Mutex<Tracker>,
+    pub(super) status: Arc<BridgeStatus>,
     /// Inbound publishes handed to the acknowledging task and not acknowledged yet.
-    acks_due: AtomicUsize,
+    pub(super) acks_due: AtomicUsize,
     /// Fired on every PUBACK and every acknowledgement sent: shutdown waits on it.
-    progress: Notify,
+    pub(super) progress: Notify,
     /// Fired on every reconnect: the online state goes out again.
-    reconnected: Notify,
+    pub(super) reconnected: Notify,
 }
 
 impl Shared {
-    fn tracker(&self) -> std::sync::MutexGuard<'_, Tracker> {
+    pub(super) fn tracker(&self) -> std::sync::MutexGuard<'_, Tracker> {
         // Every change to the tracker is a few plain assignments: a panic cannot leave it torn.
         self.tracker.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -223,7 +223,7 @@ pub async fn run(
 
 /// Writes the watermark when a PUBACK moved it: at most every [`acked::SAVE_EVERY`], or sooner
 /// once it moved by [`acked::SAVE_RECORDS`]; and once more when stopped.
-async fn save_watermark(
+pub(super) async fn save_watermark(
     state_dir: PathBuf,
     mut saved: u64,
     shared: Arc<Shared>,

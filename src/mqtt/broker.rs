@@ -40,6 +40,16 @@ pub struct EmbeddedBroker {
     pub ws_backend: SocketAddr,
     task: JoinHandle<()>,
     front: JoinHandle<()>,
+    scx: ServerContext,
+}
+
+impl EmbeddedBroker {
+    /// Where the daemon publishes into this broker in process.
+    pub fn link(&self) -> super::inproc::Link {
+        super::inproc::Link {
+            scx: self.scx.clone(),
+        }
+    }
 }
 
 impl Drop for EmbeddedBroker {
@@ -101,11 +111,13 @@ fn listener(name: &str, addr: SocketAddr, anonymous: bool) -> Builder {
 
 /// Binds both listeners (a taken port is an error here, not a silent failure) and serves
 /// under the given access rules; WebSocket clients pass the origin check of `origins` first.
+/// What clients may publish also goes to `inbound` (the daemon in process).
 pub async fn start(
     listen: SocketAddr,
     ws_listen: SocketAddr,
     access: Access,
     origins: std::sync::Arc<OriginPolicy>,
+    inbound: Option<std::sync::Arc<super::inproc::Inbound>>,
 ) -> Result<EmbeddedBroker, BrokerError> {
     // rmqtt's defaults are sized for a broker of millions of sessions; a streamer's bus has a
     // few dozen clients.
@@ -119,7 +131,7 @@ pub async fn start(
         .await;
     *scx.extends.retain_mut().await = Box::new(MemoryRetain(DefaultRetainStorage::new()));
     let (tcp_anonymous, ws_anonymous) = (access.tcp_anonymous, access.ws_anonymous);
-    access.install(&scx).await;
+    access.install(&scx, inbound).await;
 
     let tcp = listener("tcp", listen, tcp_anonymous)
         .bind()
@@ -152,7 +164,7 @@ pub async fn start(
     let ws_private = ws.local_addr().unwrap_or(private);
     let ws_addr = front.local_addr().unwrap_or(ws_listen);
     let front_task = tokio::spawn(super::ws_front::serve(front, ws_private, origins));
-    let server = MqttServer::new(scx)
+    let server = MqttServer::new(scx.clone())
         .listener_by_id(tcp, 1)
         .listener_by_id(ws, 2)
         .build();
@@ -167,5 +179,6 @@ pub async fn start(
         ws_backend: ws_private,
         task,
         front: front_task,
+        scx,
     })
 }

@@ -1,8 +1,9 @@
-//! MQTT: the embedded broker, and the daemon's own client connection (the bridge).
+//! MQTT: the embedded broker, the daemon's own client connection to an external broker (the
+//! bridge), and the daemon in process on its embedded broker (`inproc`).
 //!
-//! In both modes the daemon talks to the broker as an ordinary MQTT 5 client: the embedded
-//! broker is just a broker that happens to live in the same process. One code path then serves
-//! embedded and external mode, and what a bot sees is exactly what the daemon published.
+//! With an external broker the daemon is an ordinary MQTT 5 client. On its embedded broker it
+//! publishes into rmqtt's router and takes what clients publish from rmqtt's hooks, with no
+//! connection to itself; what a bot sees is the same either way (tests/broker.rs).
 
 pub mod access;
 pub mod acked;
@@ -11,6 +12,7 @@ pub mod bridge;
 pub mod broker;
 pub mod client;
 pub mod config;
+pub mod inproc;
 pub mod ws_front;
 
 pub use config::{BotConfig, MqttConfig, MqttLogin, MqttMode};

@@ -352,6 +352,9 @@ impl Announcer {
 }
 
 /// Runs until the hub closes `queue`.
+/// What the announcer reads; the hub wakes it for these topics only.
+pub(super) const KINDS: &[Kind] = &[Kind::Online, Kind::Offline, Kind::Status];
+
 pub async fn run(
     queue: Arc<BoundedQueue<Delivery>>,
     publisher: Publisher,
@@ -370,7 +373,7 @@ pub async fn run(
         live: HashMap::new(),
         pending: HashMap::new(),
     };
-    let kinds = [Kind::Online, Kind::Offline, Kind::Status];
+    let kinds = KINDS;
     loop {
         let next = announcer
             .pending
@@ -387,8 +390,8 @@ pub async fn run(
             record = queue.pop() => {
                 let Some(record) = record else { break };
                 queue.mark_delivered(1);
-                let Some(event) = super::event_of(&record, &root, &kinds) else { continue };
-                if !announcer.handle(event).await {
+                let Some(event) = super::event_of(&record, &root, kinds) else { continue };
+                if !announcer.handle(event.clone()).await {
                     return;
                 }
             }

@@ -391,8 +391,8 @@ pub async fn run(
                 } else {
                     super::event_of(&record, &root, SUPPORT)
                         .and_then(|event| {
-                            let state = meter.add(&event, Instant::now())?;
-                            Some(vec![(event.channel, state)])
+                            let state = meter.add(event, Instant::now())?;
+                            Some(vec![(event.channel.clone(), state)])
                         })
                         .unwrap_or_default()
                 }

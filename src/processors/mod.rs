@@ -56,15 +56,30 @@ pub struct Outputs {
 }
 
 impl Outputs {
-    pub fn register(hub: &mut Hub, config: Sections<'_>) -> Self {
-        // Every processor wants what bots publish too: HA's birth message, a bot's hype.
-        let mut add = |name: &str| hub.add_output(name, QUEUE, OverflowPolicy::DropOldest, true);
+    pub fn register(hub: &mut Hub, config: Sections<'_>, root: &TopicRoot) -> Self {
+        // Every processor wants what bots publish too: HA's birth message, a bot's hype. Those
+        // that read only some event kinds are woken only for their topics.
+        let kinds = |kinds: &[Kind]| -> Vec<String> {
+            kinds
+                .iter()
+                .map(|kind| root.filter_suffix(kind.topic_suffix()))
+                .collect()
+        };
+        let mut add = |name: &str, filters: Vec<String>| {
+            hub.add_filtered_output(name, QUEUE, OverflowPolicy::DropOldest, true, filters)
+        };
         Self {
-            hype: config.hype.enabled.then(|| add("hype")),
-            totals: add("totals"),
-            homeassistant: config.homeassistant.enabled.then(|| add("homeassistant")),
-            rules: (!config.rules.is_empty()).then(|| add("rules")),
-            announce: config.announce.is_enabled().then(|| add("announce")),
+            hype: config.hype.enabled.then(|| add("hype", Vec::new())),
+            totals: add("totals", kinds(totals::KINDS)),
+            homeassistant: config
+                .homeassistant
+                .enabled
+                .then(|| add("homeassistant", Vec::new())),
+            rules: (!config.rules.is_empty()).then(|| add("rules", Vec::new())),
+            announce: config
+                .announce
+                .is_enabled()
+                .then(|| add("announce", kinds(announce::KINDS))),
         }
     }
 
@@ -163,12 +178,12 @@ pub fn subscriptions(config: Sections<'_>, root_filters: &[String]) -> Vec<Strin
 
 /// The contract event in `record` if its topic under `root` is one of `kinds`; anything else
 /// (chat, a bot's own JSON, malformed payloads) is skipped without parsing.
-fn event_of(record: &Record, root: &TopicRoot, kinds: &[Kind]) -> Option<Event> {
+fn event_of<'a>(record: &'a Record, root: &TopicRoot, kinds: &[Kind]) -> Option<&'a Event> {
     let (_, suffix) = root.strip(&record.message.topic)?;
     if !kinds.iter().any(|kind| kind.topic_suffix() == suffix) {
         return None;
     }
-    let event: Event = serde_json::from_slice(&record.message.payload).ok()?;
+    let event = record.event()?;
     kinds.contains(&event.kind.kind()).then_some(event)
 }
 

@@ -25,7 +25,8 @@ pub const FILE: &str = "totals.json";
 /// How long a change may wait before it is written (a crash loses at most this much).
 const SAVE_DELAY: Duration = Duration::from_secs(1);
 
-const KINDS: &[Kind] = &[
+/// What the totals count; the hub wakes it for these topics only.
+pub(super) const KINDS: &[Kind] = &[
     Kind::Online,
     Kind::Offline,
     Kind::Cheer,
@@ -191,7 +192,7 @@ pub async fn run(queue: Arc<BoundedQueue<Delivery>>, publisher: Publisher, state
                 let Some(record) = record else { break };
                 queue.mark_delivered(1);
                 let Some(event) = super::event_of(&record, &root, KINDS) else { continue };
-                let (totals, now) = match sessions.apply(&event) {
+                let (totals, now) = match sessions.apply(event) {
                     Change::None => continue,
                     Change::Counted(totals) => (totals, false),
                     Change::Session(totals) => (totals, true),

@@ -492,16 +492,16 @@ mod tests {
     }
 
     fn record(seq: u64, topic: &str) -> Delivery {
-        Arc::new(Record {
+        Arc::new(Record::new(
             seq,
-            message: Message {
+            Message {
                 topic: topic.into(),
                 payload: "{}".into(),
                 retain: false,
                 origin: Origin::Daemon,
                 id: None,
             },
-        })
+        ))
     }
 
     #[track_caller]

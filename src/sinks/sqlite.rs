@@ -354,15 +354,12 @@ mod tests {
     use crate::hub::{Message, Origin, Record};
 
     fn record(seq: u64, topic: &str) -> Delivery {
-        Arc::new(Record {
-            seq,
-            message: Message::from_bytes(
+        Arc::new(Record::new(seq, Message::from_bytes(
                 topic.into(),
                 format!(r#"{{"id":"e{seq}","type":"cheer","user":"u{seq}","time":"2030-01-01T00:00:00.000Z"}}"#).as_bytes(),
                 false,
                 Origin::Daemon,
-            ),
-        })
+            )))
     }
 
     #[tokio::test]

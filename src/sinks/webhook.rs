@@ -358,15 +358,15 @@ mod tests {
 
     #[test]
     fn templates_fill_fields_escaped() {
-        let record = Arc::new(Record {
-            seq: 7,
-            message: Message::from_bytes(
+        let record = Arc::new(Record::new(
+            7,
+            Message::from_bytes(
                 "stream/support/cheers".into(),
                 br#"{"user":"a\"b","amount":5}"#,
                 false,
                 Origin::Daemon,
             ),
-        });
+        ));
         let body = render(
             r#"{"text": "{event.user} gave {event.amount} ({event.nope})", "seq": {seq}, "raw": {event}, "t": "{topic}", "x": {"y": 1}}"#,
             &record,

@@ -226,10 +226,14 @@ impl Fanout {
             .map(|(_, suffix)| suffix)
             .unwrap_or(&record.message.topic);
         let family = suffix.splitn(3, '/').take(2).collect::<Vec<_>>().join("/");
-        let provider = serde_json::from_slice::<Head>(&record.message.payload)
-            .ok()
-            .and_then(|h| h.provider)
-            .unwrap_or_default();
+        // A contract event is parsed once for every output; anything else only here.
+        let provider = match record.event() {
+            Some(event) => event.provider.clone(),
+            None => serde_json::from_slice::<Head>(&record.message.payload)
+                .ok()
+                .and_then(|h| h.provider)
+                .unwrap_or_default(),
+        };
 
         let state = || serde_json::from_slice::<serde_json::Value>(&record.message.payload).ok();
         match suffix {
@@ -260,10 +264,10 @@ mod tests {
     use crate::hub::{Message, Origin, OverflowPolicy};
 
     fn record(seq: u64, topic: &str, payload: &str) -> Delivery {
-        Arc::new(Record {
+        Arc::new(Record::new(
             seq,
-            message: Message::from_bytes(topic.into(), payload.as_bytes(), false, Origin::Daemon),
-        })
+            Message::from_bytes(topic.into(), payload.as_bytes(), false, Origin::Daemon),
+        ))
     }
 
     #[tokio::test]

@@ -172,6 +172,10 @@ pub async fn start(
         .with_state(web)
         .layer(middleware::from_fn_with_state(access, access::guard));
     let stop = CancellationToken::new();
+    // Frames are small and latency matters: no Nagle delay (with a peer's delayed ACK, 40 ms).
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     let server = axum::serve(
         listener,
         router.into_make_service_with_connect_info::<SocketAddr>(),

@@ -235,7 +235,7 @@ impl Monitor {
         if !monitored || event.test {
             return true;
         }
-        let change = self.tracker.adopt(&event);
+        let change = self.tracker.adopt(event);
         self.poll_now |= change.save && matches!(event.kind, EventKind::Online(_));
         self.publish(change).await
     }

@@ -272,6 +272,10 @@ impl FakeTwitch {
         }));
         let app = server::router(shared.clone());
         let server = tokio::spawn(async move {
+            // Twitch's frames are not held back by Nagle's algorithm either.
+            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
             if let Err(e) = axum::serve(listener, app).await {
                 tracing::error!(error = %e, "the fake Twitch server stopped");
             }
