@@ -632,3 +632,27 @@ fn every_listening_socket_is_loopback_and_named_in_runtime_json() {
         );
     }
 }
+
+/// Issue 16: a task the daemon cannot do without (here the event log writer, made to panic at
+/// its start as a bug would) stops the daemon: one error line names the task, the shutdown
+/// runs (bounded: with the log gone the hub cannot drain), and the process exits 1 saying why,
+/// so a service manager starts a new one.
+#[test]
+fn a_vital_task_that_fails_stops_the_daemon_with_exit_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("ongwatch.toml");
+    std::fs::write(&config, EPHEMERAL).unwrap();
+    let mut command = ongwatch();
+    command
+        .current_dir(dir.path())
+        .args(["run", "--demo", "--config"])
+        .arg(&config)
+        .arg("--state-dir")
+        .arg(dir.path().join("state"))
+        .env("ONGWATCH_TEST_PANIC", "event_log");
+    let mut daemon = Proc::spawn("ongwatch run", &mut command);
+    let status = wait_for("the daemon to exit", || daemon.child.try_wait().unwrap());
+    assert_eq!(status.code(), Some(1));
+    daemon.wait_line(&["event_log panicked", "stopping the daemon"]);
+    daemon.wait_line(&["stopped because event_log panicked"]);
+}

@@ -48,6 +48,8 @@ const COMMAND_QUEUE: usize = 10_000;
 const WEB_QUEUE: usize = 65_536;
 /// How long shutdown waits for the command processor to finish what it is doing.
 const COMMANDS_GRACE: Duration = Duration::from_secs(5);
+/// How long the shutdown after a failed `stop_daemon` task may take before the process exits.
+const FATAL_GRACE: Duration = Duration::from_secs(10);
 
 pub struct Options {
     pub config: Config,
@@ -495,6 +497,17 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> anyhow::Resul
         () = fatal.cancelled() => {
             tracing::error!("shutting down after a failure: draining queues");
             stopping.cancel();
+            // What the failed task held can keep the others waiting (a dead hub never closes
+            // their queues), so the process ends within FATAL_GRACE whatever happens.
+            let reason = supervisor.fatal_reason().unwrap_or_default();
+            tokio::spawn(async move {
+                tokio::time::sleep(FATAL_GRACE).await;
+                tracing::error!(
+                    "stopped because {reason}; the shutdown did not finish within {} s",
+                    FATAL_GRACE.as_secs()
+                );
+                std::process::exit(1);
+            });
         }
     }
     sources.cancel();
