@@ -4,7 +4,9 @@
 //! Run: `cargo bench --bench ws_fanout` — 1,000 clients, 1,000 events/s, 60 s per phase.
 //! Under `cargo test --benches` (no `--bench` argument) it runs a short smoke version.
 //! Environment: `WS_FANOUT_CLIENTS`, `WS_FANOUT_RATE` (events/s), `WS_FANOUT_SECONDS` (per
-//! phase), `WS_FANOUT_STALLED` (10), `WS_FANOUT_PROBES` (20), `WS_FANOUT_BATCH_MS` (10).
+//! phase), `WS_FANOUT_STALLED` (10), `WS_FANOUT_PROBES` (20), `WS_FANOUT_BATCH_MS` (10),
+//! `WS_FANOUT_BASELINE` (path of another ongwatch binary, e.g. one built from an earlier
+//! commit: it runs the same phases first, for a same-run comparison).
 //! Results go to stdout; docs/PERFORMANCE.md records them.
 //!
 //! The release daemon runs as its own process (CPU from `/proc/<pid>/stat`, RSS from
@@ -24,7 +26,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::{SinkExt, StreamExt};
-use support::{Daemon, start_daemon, status_kib};
+use support::{Daemon, start_binary, start_daemon, status_kib};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -389,17 +391,27 @@ fn main() {
         settings.seconds,
         settings.stalled
     );
-    let dir = tempfile::tempdir().expect("a temp dir");
-    let daemon = start_daemon(dir.path());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("a tokio runtime");
+    if let Ok(baseline) = std::env::var("WS_FANOUT_BASELINE") {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let daemon = start_binary(std::path::Path::new(&baseline), dir.path());
+        let reports = runtime.block_on(run(&settings, &daemon));
+        print_reports(&format!("baseline {baseline}"), &reports, &daemon);
+    }
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let daemon = start_daemon(dir.path());
     let reports = runtime.block_on(run(&settings, &daemon));
+    print_reports("this build", &reports, &daemon);
+}
+
+fn print_reports(binary: &str, reports: &[Report], daemon: &Daemon) {
     println!(
-        "| phase | frames delivered | p50 | p99 | max | daemon CPU | clients CPU | daemon RSS |\n|---|---:|---:|---:|---:|---:|---:|---:|"
+        "{binary}:\n| phase | frames delivered | p50 | p99 | max | daemon CPU | clients CPU | daemon RSS |\n|---|---:|---:|---:|---:|---:|---:|---:|"
     );
-    for r in &reports {
+    for r in reports {
         println!(
             "| {} | {} of {} | {:.2} ms | {:.2} ms | {:.1} ms | {:.0} % | {:.0} % | {:.1} MiB |",
             r.phase,

@@ -28,8 +28,8 @@ use crate::hub::{Message, Origin};
 const MAX_CLIENT_FRAME: usize = 1024 * 1024;
 /// How long a client that was cut off or told to go away gets to take its close frame.
 const CLOSE_GRACE: Duration = Duration::from_secs(10);
-/// Most live frames written to one client before a flush.
-const SEND_BATCH: usize = 64;
+/// Live frames gathered for one client before a flush (a batch from the fan-out is never split).
+const SEND_BATCH: usize = 256;
 
 /// How long a replay waits for the event log writer to catch up with the live feed.
 const REPLAY_PATIENCE: Duration = Duration::from_secs(10);
@@ -134,30 +134,34 @@ async fn serve(web: Arc<Web>, socket: WebSocket, filters: Vec<String>, since: Op
                 Err(e) => break 'end End::ReplayFailed(e.to_string()),
             }
         }
+        // `sub` is borrowed mutably by its own receive below.
+        let cut = sub.cut.clone();
         loop {
             tokio::select! {
                 biased;
-                _ = sub.cut.cancelled() => break 'end End::CutOff,
+                _ = cut.cancelled() => break 'end End::CutOff,
                 reply = replies.recv() => match reply {
-                    Some(reply) => if !send(&mut sink, reply, &sub.cut, &web).await { break 'end End::ClientGone },
+                    Some(reply) => if !send(&mut sink, reply, &cut, &web).await { break 'end End::ClientGone },
                     None => break 'end End::ClientGone,
                 },
-                frame = sub.rx.recv() => match frame {
-                    Some(frame) => {
+                batch = sub.recv() => match batch {
+                    Some(batch) => {
                         // Whatever else is already waiting goes out with it in one flush: one
                         // write per frame per client is what limits a large fan-out.
-                        let mut batch = Vec::new();
-                        let mut next = Some(frame);
-                        while let Some(frame) = next.take() {
-                            if frame.seq > last_sent {
-                                last_sent = frame.seq;
-                                batch.push(frame.text);
+                        let mut texts = Vec::new();
+                        let mut next = Some(batch);
+                        while let Some(batch) = next.take() {
+                            for frame in batch.iter() {
+                                if frame.seq > last_sent {
+                                    last_sent = frame.seq;
+                                    texts.push(frame.text.clone());
+                                }
                             }
-                            if batch.len() < SEND_BATCH {
-                                next = sub.rx.try_recv().ok();
+                            if texts.len() < SEND_BATCH {
+                                next = sub.try_recv();
                             }
                         }
-                        if !batch.is_empty() && !send_all(&mut sink, batch, &sub.cut, &web).await {
+                        if !texts.is_empty() && !send_all(&mut sink, texts, &cut, &web).await {
                             break 'end End::ClientGone
                         }
                     }
