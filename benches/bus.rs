@@ -25,7 +25,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use rumqttc::v5::mqttbytes::QoS;
 use support::{
-    client, quantile, start_binary, start_daemon, start_mosquitto, status_kib, subscriber,
+    client, paced_latencies, quantile, start_binary, start_daemon, start_mosquitto, status_kib,
+    subscriber,
 };
 
 /// What one measured path publishes for event `n`: (topic, payload, the id the subscriber sees).
@@ -100,30 +101,15 @@ async fn measure(port: u16, filter: &str, shape: Shape, events: u64, offset: u64
 
     // Latency at 1,000 events/s.
     let latency_events = 3000u64;
-    let base = offset + events;
-    let mut sent_at = std::collections::HashMap::new();
-    let mut ticker = tokio::time::interval(Duration::from_millis(1));
-    let mut latencies = Vec::with_capacity(latency_events as usize);
-    let mut n = base;
-    while latencies.len() < latency_events as usize {
-        tokio::select! {
-            _ = ticker.tick(), if n < base + latency_events => {
-                let (topic, payload, id) = shape(n);
-                sent_at.insert(id, Instant::now());
-                publisher.publish_bytes(topic, QoS::AtLeastOnce, false, payload).await.unwrap();
-                n += 1;
-            }
-            got = tokio::time::timeout(Duration::from_secs(10), rx.recv()) => match got {
-                Ok(Some((id, _, at))) => {
-                    if let Some(sent) = sent_at.remove(&id) {
-                        latencies.push(at - sent);
-                    }
-                }
-                _ => break,
-            }
-        }
-    }
-    latencies.sort();
+    let latencies = paced_latencies(&mut rx, offset + events, latency_events, async |n| {
+        let (topic, payload, id) = shape(n);
+        publisher
+            .publish_bytes(topic, QoS::AtLeastOnce, false, payload)
+            .await
+            .unwrap();
+        id
+    })
+    .await;
     Measured {
         rate,
         p50: quantile(&latencies, 0.50),

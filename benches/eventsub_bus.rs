@@ -29,8 +29,8 @@ use ongwatch::sources::twitch::fake::{FakeTwitch, Mode};
 use rumqttc::v5::mqttbytes::QoS;
 use serde_json::json;
 use support::{
-    Daemon, client, cpu_time, quantile, start_configured, start_mosquitto, status_kib, subscriber,
-    wait_until,
+    Daemon, client, cpu_time, paced_latencies, quantile, start_configured, start_mosquitto,
+    status_kib, subscriber, wait_until,
 };
 
 const TOPIC: &str = "stream/support/cheers";
@@ -140,30 +140,10 @@ async fn measure(
     let rate = received as f64 / elapsed.as_secs_f64();
     let cpu_per_100k = cpu.as_secs_f64() * 100_000.0 / received.max(1) as f64;
 
-    let base = offset + events;
-    let mut sent_at = std::collections::HashMap::new();
-    let mut ticker = tokio::time::interval(Duration::from_millis(1));
-    let mut latencies = Vec::with_capacity(latency_events as usize);
-    let mut n = base;
-    while latencies.len() < latency_events as usize {
-        tokio::select! {
-            _ = ticker.tick(), if n < base + latency_events => {
-                let at = Instant::now();
-                let id = sender.send(n).await;
-                sent_at.insert(id, at);
-                n += 1;
-            }
-            got = tokio::time::timeout(Duration::from_secs(10), rx.recv()) => match got {
-                Ok(Some((id, _, at))) => {
-                    if let Some(sent) = sent_at.remove(&id) {
-                        latencies.push(at - sent);
-                    }
-                }
-                _ => break,
-            }
-        }
-    }
-    latencies.sort();
+    let latencies = paced_latencies(&mut rx, offset + events, latency_events, async |n| {
+        sender.send(n).await
+    })
+    .await;
     Measured {
         rate,
         cpu_per_100k,

@@ -226,3 +226,38 @@ pub fn quantile(sorted: &[Duration], q: f64) -> Duration {
         .copied()
         .unwrap_or_default()
 }
+
+/// Latency at 1,000 events/s: sends event `first + i` once per millisecond through `send`
+/// (which returns the id the subscriber will see) until `count` of them came back on `rx`,
+/// and returns their send → receipt times, sorted. Stops early if nothing arrives for 10 s.
+pub async fn paced_latencies(
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<(String, Bytes, Instant)>,
+    first: u64,
+    count: u64,
+    mut send: impl AsyncFnMut(u64) -> String,
+) -> Vec<Duration> {
+    let mut sent_at = std::collections::HashMap::new();
+    let mut ticker = tokio::time::interval(Duration::from_millis(1));
+    let mut latencies = Vec::with_capacity(count as usize);
+    let mut n = first;
+    while latencies.len() < count as usize {
+        tokio::select! {
+            _ = ticker.tick(), if n < first + count => {
+                let at = Instant::now();
+                let id = send(n).await;
+                sent_at.insert(id, at);
+                n += 1;
+            }
+            got = tokio::time::timeout(Duration::from_secs(10), rx.recv()) => match got {
+                Ok(Some((id, _, at))) => {
+                    if let Some(sent) = sent_at.remove(&id) {
+                        latencies.push(at - sent);
+                    }
+                }
+                _ => break,
+            }
+        }
+    }
+    latencies.sort();
+    latencies
+}
