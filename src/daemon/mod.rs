@@ -137,13 +137,10 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> anyhow::Resul
     // check would keep every Twitch event for its window for nothing (issue 18: 220 MiB at
     // 15,000 cheers/s).
     let second_reporter = sources::second_reporter(&config, &credentials);
-    let crosscheck = (config.dedup.enabled && second_reporter).then(|| {
-        let twitch_active = matches!(
-            twitch_settings(&config, &credentials, &state_dir, &twitch_tokens),
-            Ok(Some(_))
-        );
-        hub.enable_crosscheck(&config.dedup, twitch_active)
-    });
+    let twitch_source = twitch_settings(&config, &credentials, &state_dir, &twitch_tokens)
+        .map_err(|e| anyhow::anyhow!("twitch.subscriptions: {e}"))?;
+    let crosscheck = (config.dedup.enabled && second_reporter)
+        .then(|| hub.enable_crosscheck(&config.dedup, twitch_source.is_some()));
     let publisher = hub.publisher();
     let crosscheck_stop = CancellationToken::new();
     let crosscheck_task = crosscheck.map(|check| {
@@ -391,12 +388,11 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> anyhow::Resul
         &credentials,
         &state_dir,
     ));
-    let twitch_task = match twitch_settings(&config, &credentials, &state_dir, &twitch_tokens) {
-        Ok(Some(settings)) => Some({
+    let twitch_task = match twitch_source {
+        Some(settings) => Some({
             starting(&publisher, twitch::eventsub::PROVIDER, &channel).await;
             let settings = twitch::source::Settings {
                 relogin: Some(logins.stored()),
-                tokens: twitch_tokens.clone(),
                 ..settings
             };
             let (publisher, stop) = (publisher.clone(), sources.clone());
@@ -404,8 +400,7 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> anyhow::Resul
                 twitch::source::run(settings.clone(), publisher.clone(), stop.clone())
             })
         }),
-        Ok(None) => None,
-        Err(e) => anyhow::bail!("twitch.subscriptions: {e}"),
+        None => None,
     };
 
     let (socket_tasks, forwarders) = spawn_socket_sources(
