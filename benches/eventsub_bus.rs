@@ -107,6 +107,7 @@ struct Measured {
 async fn measure(
     port: u16,
     broker_pid: u32,
+    metrics: Option<&str>,
     sender: &Sender,
     events: u64,
     latency_events: u64,
@@ -137,6 +138,11 @@ async fn measure(
     }
     let elapsed = start.elapsed();
     let cpu = cpu_time(broker_pid).saturating_sub(cpu_before);
+    if received < events
+        && let Some(http) = metrics
+    {
+        report_losses(http, events - received).await;
+    }
     let rate = received as f64 / elapsed.as_secs_f64();
     let cpu_per_100k = cpu.as_secs_f64() * 100_000.0 / received.max(1) as f64;
 
@@ -150,6 +156,25 @@ async fn measure(
         p50: quantile(&latencies, 0.50),
         p99: quantile(&latencies, 0.99),
         received,
+    }
+}
+
+/// What the daemon counted as dropped, when the subscriber did not get every event: a bench
+/// that loses events measures nothing, so it says where they went.
+async fn report_losses(http: &str, missing: u64) {
+    let text = match ongwatch::net::http_client()
+        .get(format!("http://{http}/metrics"))
+        .send()
+        .await
+    {
+        Ok(response) => response.text().await.unwrap_or_default(),
+        Err(e) => format!("(metrics unreadable: {e})"),
+    };
+    println!("{missing} events missing; the daemon's counters of drops:");
+    for line in text.lines() {
+        if line.contains("dropped") && !line.starts_with('#') && !line.ends_with(" 0") {
+            println!("  {line}");
+        }
     }
 }
 
@@ -244,6 +269,7 @@ async fn main() {
         let bare = measure(
             mosquitto_port,
             mosquitto.0.id(),
+            None,
             &bare_sender,
             events,
             latency_events,
@@ -253,6 +279,7 @@ async fn main() {
         let real = measure(
             daemon.mqtt_port,
             daemon.pid,
+            Some(&daemon.http),
             &twitch_sender,
             events,
             latency_events,
@@ -264,6 +291,7 @@ async fn main() {
                 measure(
                     old.mqtt_port,
                     old.pid,
+                    Some(&old.http),
                     sender,
                     events,
                     latency_events,

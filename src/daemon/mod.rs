@@ -92,14 +92,16 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> anyhow::Resul
     // Written before any other output sees a record (see `Hub::add_write_ahead_output`).
     let log_queue = hub.add_write_ahead_output("event_log", LOG_QUEUE);
     let command_queue = hub.add_output("commands", COMMAND_QUEUE, OverflowPolicy::DropNewest, true);
-    let mqtt_queue = (config.mqtt.mode != MqttMode::Off).then(|| {
-        hub.add_output(
-            "mqtt",
-            config.bus.mqtt_queue,
-            OverflowPolicy::DropOldest,
-            false,
-        )
-    });
+    // The embedded broker takes records in process and never waits for a subscriber (each
+    // session queues on its own), so its output can block the hub like the event log: a burst
+    // faster than the router then slows the sources instead of dropping the oldest events. An
+    // external broker can be away for minutes; there the oldest give way.
+    let mqtt_policy = match config.mqtt.mode {
+        MqttMode::Embedded => OverflowPolicy::Block,
+        _ => OverflowPolicy::DropOldest,
+    };
+    let mqtt_queue = (config.mqtt.mode != MqttMode::Off)
+        .then(|| hub.add_output("mqtt", config.bus.mqtt_queue, mqtt_policy, false));
     let web_queue = hub.add_output("web", WEB_QUEUE, OverflowPolicy::DropOldest, true);
     let processor_outputs =
         processors::Outputs::register(&mut hub, config.processors(), &config.topic_root);

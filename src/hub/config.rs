@@ -13,7 +13,8 @@ pub struct BusConfig {
     pub include_raw: bool,
     /// How long an event id is remembered to drop redeliveries.
     pub dedup_window_seconds: u64,
-    /// How many events may wait for the MQTT output before the oldest are dropped.
+    /// How many events may wait for the MQTT output: the hub then waits (embedded broker) or
+    /// the oldest are dropped (external broker).
     pub mqtt_queue: usize,
 }
 

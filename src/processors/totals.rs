@@ -24,6 +24,11 @@ use crate::hub::{BoundedQueue, Delivery, Publisher};
 pub const FILE: &str = "totals.json";
 /// How long a change may wait before it is written (a crash loses at most this much).
 const SAVE_DELAY: Duration = Duration::from_secs(1);
+/// During a burst the totals are published at most this often: the first change at once, the
+/// latest of each channel when the interval is over. A cheer storm then puts ten totals a
+/// second on the bus instead of one per cheer, which had doubled the records every output
+/// carries; an overlay or a bot still sees every change within this time.
+const PUBLISH_INTERVAL: Duration = Duration::from_millis(100);
 
 /// What the totals count; the hub wakes it for these topics only.
 pub(super) const KINDS: &[Kind] = &[
@@ -171,39 +176,98 @@ async fn save(path: &Path, sessions: &Sessions) {
     }
 }
 
+/// Totals waiting for the end of the publish interval, per channel.
+#[derive(Default)]
+struct Throttle {
+    last: Option<Instant>,
+    pending: BTreeMap<String, Totals>,
+}
+
+impl Throttle {
+    /// Takes a change: `Some` to publish at once, `None` when it waits for [`Self::due`].
+    fn counted(&mut self, channel: &str, totals: Totals, now: Instant) -> Option<Totals> {
+        let free =
+            self.pending.is_empty() && self.last.is_none_or(|last| now >= last + PUBLISH_INTERVAL);
+        if free {
+            self.last = Some(now);
+            return Some(totals);
+        }
+        self.pending.insert(channel.to_owned(), totals);
+        None
+    }
+
+    /// A session began or ended: published at once, replacing what waited for that channel.
+    fn session(&mut self, channel: &str, now: Instant) {
+        self.pending.remove(channel);
+        self.last = Some(now);
+    }
+
+    fn due(&self) -> Option<Instant> {
+        let last = self.last?;
+        (!self.pending.is_empty()).then(|| last + PUBLISH_INTERVAL)
+    }
+
+    fn take(&mut self, now: Instant) -> BTreeMap<String, Totals> {
+        self.last = Some(now);
+        std::mem::take(&mut self.pending)
+    }
+}
+
+async fn publish_all(publisher: &Publisher, totals: BTreeMap<String, Totals>) -> bool {
+    for (channel, totals) in totals {
+        if publisher
+            .event(totals_event(&channel, totals))
+            .await
+            .is_err()
+        {
+            return false;
+        }
+    }
+    true
+}
+
 /// Runs until the hub closes `queue`, then saves. Publishes the stored totals at start.
 pub async fn run(queue: Arc<BoundedQueue<Delivery>>, publisher: Publisher, state_dir: PathBuf) {
     let path = state_dir.join(FILE);
     let mut sessions = Sessions::load(&path);
     let root = publisher.root().clone();
-    for (channel, totals) in sessions.totals() {
-        if publisher
-            .event(totals_event(channel, totals.clone()))
-            .await
-            .is_err()
-        {
-            return;
-        }
+    let stored: BTreeMap<String, Totals> = sessions
+        .totals()
+        .map(|(channel, totals)| (channel.clone(), totals.clone()))
+        .collect();
+    if !publish_all(&publisher, stored).await {
+        return;
     }
     let mut save_at: Option<Instant> = None;
+    let mut throttle = Throttle::default();
     loop {
         tokio::select! {
             record = queue.pop() => {
                 let Some(record) = record else { break };
                 queue.mark_delivered(1);
                 let Some(event) = super::event_of(&record, &root, KINDS) else { continue };
-                let (totals, now) = match sessions.apply(event) {
+                let now = Instant::now();
+                let totals = match sessions.apply(event) {
                     Change::None => continue,
-                    Change::Counted(totals) => (totals, false),
-                    Change::Session(totals) => (totals, true),
+                    Change::Counted(totals) => {
+                        save_at.get_or_insert_with(|| now + SAVE_DELAY);
+                        throttle.counted(&event.channel, totals, now)
+                    }
+                    Change::Session(totals) => {
+                        save(&path, &sessions).await;
+                        save_at = None;
+                        throttle.session(&event.channel, now);
+                        Some(totals)
+                    }
                 };
-                if now {
-                    save(&path, &sessions).await;
-                    save_at = None;
-                } else {
-                    save_at.get_or_insert_with(|| Instant::now() + SAVE_DELAY);
+                if let Some(totals) = totals
+                    && publisher.event(totals_event(&event.channel, totals)).await.is_err()
+                {
+                    break;
                 }
-                if publisher.event(totals_event(&event.channel, totals)).await.is_err() {
+            }
+            _ = super::hype::sleep_until(throttle.due()) => {
+                if !publish_all(&publisher, throttle.take(Instant::now())).await {
                     break;
                 }
             }
@@ -213,6 +277,9 @@ pub async fn run(queue: Arc<BoundedQueue<Delivery>>, publisher: Publisher, state
             }
         }
     }
+    // What still waited is in the saved state, published again at the next start if the hub
+    // no longer takes it now.
+    publish_all(&publisher, throttle.take(Instant::now())).await;
     if save_at.is_some() {
         save(&path, &sessions).await;
     }
@@ -308,5 +375,39 @@ mod tests {
         assert_eq!(Sessions::load(&path), sessions);
         std::fs::write(&path, b"{not json").unwrap();
         assert_eq!(Sessions::load(&path), Sessions::default());
+    }
+
+    #[test]
+    fn a_burst_publishes_the_first_change_at_once_and_the_latest_after_the_interval() {
+        let start = Instant::now();
+        let at = |ms| start + Duration::from_millis(ms);
+        let with_bits = |bits| Totals {
+            bits,
+            ..Totals::default()
+        };
+        let mut throttle = Throttle::default();
+        assert_eq!(
+            throttle.counted("a", with_bits(1), at(0)),
+            Some(with_bits(1))
+        );
+        assert_eq!(throttle.due(), None);
+        assert_eq!(throttle.counted("a", with_bits(2), at(10)), None);
+        assert_eq!(throttle.counted("a", with_bits(3), at(20)), None);
+        assert_eq!(throttle.counted("b", with_bits(7), at(30)), None);
+        assert_eq!(throttle.due(), Some(at(100)));
+        let waiting = throttle.take(at(100));
+        assert_eq!(waiting["a"], with_bits(3));
+        assert_eq!(waiting["b"], with_bits(7));
+        assert_eq!(throttle.due(), None);
+        // Within the interval after that publish a change waits again; a session change does
+        // not, and what waited for its channel is superseded.
+        assert_eq!(throttle.counted("a", with_bits(4), at(150)), None);
+        throttle.session("a", at(160));
+        assert_eq!(throttle.due(), None);
+        // After a quiet interval the next change goes out at once.
+        assert_eq!(
+            throttle.counted("a", with_bits(5), at(300)),
+            Some(with_bits(5))
+        );
     }
 }
