@@ -12,7 +12,8 @@
 //! Per path and round:
 //! - throughput: N events sent as fast as the sender goes, timed until the subscriber has all;
 //! - CPU: user + system time of the broker process (mosquitto, or the whole daemon) over the
-//!   throughput phase, per 100,000 events;
+//!   throughput phase, per 100,000 events; beside it, in brackets, this process's (the sender
+//!   and the subscriber, on the same cores);
 //! - latency at 1,000 events/s from the send (the fake's notification frame, or the
 //!   publisher's PUBLISH) to the subscriber's receipt, one clock: p50 and p99.
 //!
@@ -57,8 +58,13 @@ fn cheer(n: u64) -> serde_json::Value {
 }
 
 /// How events enter a path: a notification from the fake Twitch, or a publish to mosquitto.
+/// Both send a copy of one template with the ids changed, so neither measures building JSON.
 enum Sender {
-    Twitch(FakeTwitch),
+    Twitch {
+        fake: FakeTwitch,
+        /// The warm-up cheer's notification frame.
+        template: String,
+    },
     Mosquitto {
         publisher: rumqttc::v5::AsyncClient,
         template: String,
@@ -70,9 +76,15 @@ impl Sender {
     async fn send(&self, n: u64) -> String {
         let message_id = format!("bench-{n}");
         match self {
-            Sender::Twitch(fake) => {
+            Sender::Twitch { fake, template } => {
+                let (warm_id, warm_login) = viewer(WARMUP);
+                let (user_id, login) = viewer(n);
+                let text = template
+                    .replacen("\"warmup\"", &format!("\"{message_id}\""), 1)
+                    .replace(&warm_login, &login)
+                    .replace(&warm_id, &user_id);
                 assert!(
-                    fake.notify_as("channel.cheer", cheer(n), &message_id),
+                    fake.send_frame("channel.cheer", text),
                     "the daemon holds no channel.cheer subscription"
                 );
             }
@@ -99,6 +111,8 @@ impl Sender {
 struct Measured {
     rate: f64,
     cpu_per_100k: f64,
+    /// This process (the sender and the subscriber), which shares the cores.
+    bench_cpu_per_100k: f64,
     p50: Duration,
     p99: Duration,
     received: u64,
@@ -115,6 +129,7 @@ async fn measure(
 ) -> Measured {
     let mut rx = subscriber(port, TOPIC).await;
     let cpu_before = cpu_time(broker_pid);
+    let bench_cpu_before = cpu_time(std::process::id());
     let start = Instant::now();
     let mut received = 0;
     let mut sent = 0;
@@ -138,6 +153,7 @@ async fn measure(
     }
     let elapsed = start.elapsed();
     let cpu = cpu_time(broker_pid).saturating_sub(cpu_before);
+    let bench_cpu = cpu_time(std::process::id()).saturating_sub(bench_cpu_before);
     if received < events
         && let Some(http) = metrics
     {
@@ -145,6 +161,7 @@ async fn measure(
     }
     let rate = received as f64 / elapsed.as_secs_f64();
     let cpu_per_100k = cpu.as_secs_f64() * 100_000.0 / received.max(1) as f64;
+    let bench_cpu_per_100k = bench_cpu.as_secs_f64() * 100_000.0 / received.max(1) as f64;
 
     let latencies = paced_latencies(&mut rx, offset + events, latency_events, async |n| {
         sender.send(n).await
@@ -153,6 +170,7 @@ async fn measure(
     Measured {
         rate,
         cpu_per_100k,
+        bench_cpu_per_100k,
         p50: quantile(&latencies, 0.50),
         p99: quantile(&latencies, 0.99),
         received,
@@ -180,10 +198,11 @@ async fn report_losses(http: &str, missing: u64) {
 
 fn report(name: &str, m: &Measured, baseline: &Measured) {
     println!(
-        "{name:<30} {:>8.0} events/s ({:>5.1} % of mosquitto)  CPU {:>6.2} s/100k events  p50 {:>6.3} ms  p99 {:>6.3} ms  (+{:.3} / +{:.3} ms)  [{} received]",
+        "{name:<30} {:>8.0} events/s ({:>5.1} % of mosquitto)  CPU {:>6.2} s/100k events (bench {:.2})  p50 {:>6.3} ms  p99 {:>6.3} ms  (+{:.3} / +{:.3} ms)  [{} received]",
         m.rate,
         100.0 * m.rate / baseline.rate,
         m.cpu_per_100k,
+        m.bench_cpu_per_100k,
         m.p50.as_secs_f64() * 1e3,
         m.p99.as_secs_f64() * 1e3,
         (m.p50.as_secs_f64() - baseline.p50.as_secs_f64()) * 1e3,
@@ -217,13 +236,23 @@ async fn start_daemon(binary: &Path, dir: &Path) -> (Daemon, Sender, String) {
     });
     tokio::time::sleep(Duration::from_secs(1)).await;
     let mut warm = subscriber(daemon.mqtt_port, TOPIC).await;
-    assert!(fake.notify_as("channel.cheer", cheer(WARMUP), "warmup"));
+    let frame = fake
+        .notification_frame("channel.cheer", cheer(WARMUP), "warmup")
+        .expect("the channel.cheer subscription");
+    assert!(fake.send_frame("channel.cheer", frame.clone()));
     let (_, payload, _) = tokio::time::timeout(Duration::from_secs(30), warm.recv())
         .await
         .expect("the warm-up cheer through the daemon")
         .unwrap();
     let template = String::from_utf8(payload.to_vec()).unwrap();
-    (daemon, Sender::Twitch(fake), template)
+    (
+        daemon,
+        Sender::Twitch {
+            fake,
+            template: frame,
+        },
+        template,
+    )
 }
 
 #[tokio::main]

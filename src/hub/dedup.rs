@@ -1,14 +1,18 @@
 //! Remembers recently seen event ids so a redelivered upstream event is published once.
 
 use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Ids seen within `window`, bounded to `max_ids` (the oldest are forgotten first).
+/// Ids are hashed for every event on the bus; foldhash (seeded per process) instead of SipHash,
+/// and one shared copy of each id for the set and the order.
+type Ids = HashSet<Arc<str>, foldhash::fast::RandomState>;
+
 pub struct DedupWindow {
     window: Duration,
     max_ids: usize,
-    seen: HashSet<String>,
-    order: VecDeque<(Instant, String)>,
+    seen: Ids,
+    order: VecDeque<(Instant, Arc<str>)>,
 }
 
 impl DedupWindow {
@@ -16,23 +20,22 @@ impl DedupWindow {
         Self {
             window,
             max_ids: max_ids.max(1),
-            seen: HashSet::new(),
+            seen: Ids::default(),
             order: VecDeque::new(),
         }
     }
 
-    /// True the first time an id is seen within the window.
     pub fn first_sighting(&mut self, id: &str, now: Instant) -> bool {
         self.expire(now);
         if self.seen.contains(id) {
             return false;
         }
-        self.remember(id.to_owned(), now);
+        self.remember(id, now);
         true
     }
 
-    /// Records an id without asking, e.g. when reloading the log after a restart.
-    pub fn remember(&mut self, id: String, now: Instant) {
+    pub fn remember(&mut self, id: &str, now: Instant) {
+        let id: Arc<str> = Arc::from(id);
         if self.seen.insert(id.clone()) {
             self.order.push_back((now, id));
             while self.order.len() > self.max_ids {

@@ -320,7 +320,7 @@ impl Hub {
     pub fn remember_ids(&mut self, ids: impl IntoIterator<Item = String>) {
         let now = Instant::now();
         for id in ids {
-            self.dedup.remember(id, now);
+            self.dedup.remember(&id, now);
         }
     }
 

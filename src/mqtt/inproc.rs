@@ -40,7 +40,7 @@ use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use super::access::LOCAL_USER;
-use super::acked::{Tracker, wire_payload};
+use super::acked::{SAVE_RECORDS, Tracker, wire_payload};
 use super::bridge::{BridgeStatus, Shared, save_watermark};
 use crate::event::filter_matches;
 use crate::hub::{BoundedQueue, Delivery, Message, Origin, Publisher};
@@ -133,6 +133,9 @@ pub async fn run(
     );
     let from = Sender::from_custom(id);
     let warned = AtomicBool::new(false);
+    // The watermark saver is woken when a burst ends or has moved the watermark by
+    // `SAVE_RECORDS`, not for every record: that was a wake-up (and a lock) per event.
+    let mut unannounced = 0;
     while let Some(record) = outbound.pop().await {
         let message = &record.message;
         let publish = Publish::new(
@@ -169,7 +172,11 @@ pub async fn run(
             tracker.sent(1);
             tracker.acked(1);
         }
-        shared.progress.notify_waiters();
+        unannounced += 1;
+        if unannounced >= SAVE_RECORDS || outbound.is_empty() {
+            shared.progress.notify_waiters();
+            unannounced = 0;
+        }
         outbound.mark_delivered(1);
     }
     status.connected.store(false, Ordering::Relaxed);

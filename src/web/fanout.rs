@@ -236,18 +236,21 @@ impl Fanout {
         let Some(last) = records.last() else {
             return;
         };
-        let frames: Vec<Frame> = records
-            .iter()
-            .map(|record| {
-                self.observe(record);
-                Frame {
-                    seq: record.seq,
-                    text: Utf8Bytes::from(frame_text(record)),
-                }
-            })
-            .collect();
+        for record in records {
+            self.observe(record);
+        }
         let mut clients = lock(&self.clients);
         clients.last_seq = last.seq;
+        if clients.slots.is_empty() {
+            return;
+        }
+        let frames: Vec<Frame> = records
+            .iter()
+            .map(|record| Frame {
+                seq: record.seq,
+                text: Utf8Bytes::from(frame_text(record)),
+            })
+            .collect();
         // Overlays mostly share their filters: match each distinct set once per batch.
         let mut batches: HashMap<&[String], Batch> = HashMap::new();
         let mut gone = Vec::new();

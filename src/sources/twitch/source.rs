@@ -188,22 +188,24 @@ pub(crate) struct Sub {
     pub missing: Vec<String>,
     pub id: Option<String>,
     pub status: String,
-    pub last_event: Option<String>,
+    /// Kept as a time and formatted when the state is published, not for every event.
+    pub last_event: Option<chrono::DateTime<chrono::Utc>>,
     pub last_error: Option<String>,
 }
 
 /// Message ids seen lately: Twitch may deliver one notification twice (redelivery, the
 /// overlap of a reconnect hand-off), and it must be published once.
 pub(crate) struct RecentIds {
-    seen: HashSet<String>,
-    order: VecDeque<String>,
+    /// One shared copy of each id for the set and the order; foldhash, as the hub's dedup.
+    seen: HashSet<Arc<str>, foldhash::fast::RandomState>,
+    order: VecDeque<Arc<str>>,
     capacity: usize,
 }
 
 impl RecentIds {
     fn new(capacity: usize) -> Self {
         Self {
-            seen: HashSet::new(),
+            seen: HashSet::default(),
             order: VecDeque::new(),
             capacity,
         }
@@ -219,8 +221,9 @@ impl RecentIds {
         {
             self.seen.remove(&old);
         }
-        self.seen.insert(id.to_owned());
-        self.order.push_back(id.to_owned());
+        let id: Arc<str> = Arc::from(id);
+        self.seen.insert(id.clone());
+        self.order.push_back(id);
         true
     }
 }
@@ -527,9 +530,8 @@ impl Source {
     /// Publishes one notification: deduplicated by message id, normalized, or raw if its
     /// payload is not what its type promises.
     pub(crate) async fn notification(&mut self, n: Notification) -> Result<(), BusClosed> {
-        let seen_at = format_time(&now());
         if let Some(sub) = find_sub(&mut self.subs, &n.subscription.id, &n.subscription.kind) {
-            sub.last_event = Some(seen_at);
+            sub.last_event = Some(now());
             self.dirty = true;
         }
         if !self.recent.first(&n.message_id) {
@@ -612,7 +614,7 @@ impl Source {
                 kind: s.spec.kind.clone(),
                 version: s.spec.version.clone(),
                 status: s.status.clone(),
-                last_event: s.last_event.clone(),
+                last_event: s.last_event.as_ref().map(format_time),
                 last_error: s.last_error.clone(),
                 missing_scopes: if s.status == "missing_scope" {
                     s.missing.clone()

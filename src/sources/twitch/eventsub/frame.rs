@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::Value;
+use serde_json::value::RawValue;
 use thiserror::Error;
 
 #[derive(Debug, Error)]
@@ -74,12 +75,12 @@ pub struct Notification {
 }
 
 impl Notification {
-    /// From a notification's `payload` (`{subscription, event}`, the same body webhooks and
-    /// the Twitch CLI produce), with the metadata supplied by the caller.
+    /// From a notification's `payload` text (`{subscription, event}`, the same body webhooks
+    /// and the Twitch CLI produce), with the metadata supplied by the caller.
     pub fn from_payload(
         message_id: impl Into<String>,
         timestamp: DateTime<Utc>,
-        payload: Value,
+        payload: &str,
     ) -> Result<Self, FrameError> {
         #[derive(Deserialize)]
         struct Payload {
@@ -87,7 +88,7 @@ impl Notification {
             event: Value,
         }
         let payload: Payload =
-            serde_json::from_value(payload).map_err(|source| FrameError::Payload {
+            serde_json::from_str(payload).map_err(|source| FrameError::Payload {
                 message_type: "notification".to_owned(),
                 source,
             })?;
@@ -100,11 +101,13 @@ impl Notification {
     }
 }
 
+/// The frame with its payload left unparsed: it is parsed once, into the type its
+/// `message_type` names, instead of into a generic tree first and then again from that.
 #[derive(Deserialize)]
-struct RawFrame {
+struct RawFrame<'a> {
     metadata: Metadata,
-    #[serde(default)]
-    payload: Value,
+    #[serde(default, borrow)]
+    payload: Option<&'a RawValue>,
 }
 
 #[derive(Deserialize)]
@@ -127,22 +130,23 @@ struct RevocationPayload {
 /// Parses one text frame. Errors describe the frame; nothing here panics on bad input.
 pub fn parse_frame(text: &str) -> Result<Frame, FrameError> {
     let RawFrame { metadata, payload } = serde_json::from_str(text).map_err(FrameError::Json)?;
+    let payload = payload.map_or("null", RawValue::get);
     let payload_error = |source| FrameError::Payload {
         message_type: metadata.message_type.clone(),
         source,
     };
     Ok(match metadata.message_type.as_str() {
         "session_welcome" => {
-            let p: SessionPayload = serde_json::from_value(payload).map_err(payload_error)?;
+            let p: SessionPayload = serde_json::from_str(payload).map_err(payload_error)?;
             Frame::Welcome(p.session)
         }
         "session_keepalive" => Frame::Keepalive,
         "session_reconnect" => {
-            let p: SessionPayload = serde_json::from_value(payload).map_err(payload_error)?;
+            let p: SessionPayload = serde_json::from_str(payload).map_err(payload_error)?;
             Frame::Reconnect(p.session)
         }
         "revocation" => {
-            let p: RevocationPayload = serde_json::from_value(payload).map_err(payload_error)?;
+            let p: RevocationPayload = serde_json::from_str(payload).map_err(payload_error)?;
             Frame::Revocation(p.subscription)
         }
         "notification" => {

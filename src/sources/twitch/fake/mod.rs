@@ -192,6 +192,18 @@ impl Inner {
         self.subs.iter().any(|s| s.session_id == session_id)
     }
 
+    /// The enabled subscription of `kind` on a connected session.
+    fn enabled_sub(&self, kind: &str) -> Option<&FakeSub> {
+        self.subs.iter().find(|s| {
+            s.kind == kind
+                && s.status == "enabled"
+                && self
+                    .sessions
+                    .get(&s.session_id)
+                    .is_some_and(|h| h.connected)
+        })
+    }
+
     fn send(&self, session_id: &str, out: Out) -> bool {
         self.sessions
             .get(session_id)
@@ -548,28 +560,35 @@ impl FakeTwitch {
 
     /// Sends a notification with a given message id (a redelivery repeats one).
     pub fn notify_as(&self, kind: &str, event: Value, message_id: &str) -> bool {
+        self.notification_frame(kind, event, message_id)
+            .is_some_and(|text| self.send_frame(kind, text))
+    }
+
+    /// The notification frame [`Self::notify_as`] would send, without sending it: a benchmark
+    /// builds it once and sends copies with other ids, so the fake's JSON building is not
+    /// measured as the daemon's upstream. `None` without an enabled subscription of `kind`.
+    pub fn notification_frame(&self, kind: &str, event: Value, message_id: &str) -> Option<String> {
         let inner = lock(&self.shared);
-        let Some(sub) = inner.subs.iter().find(|s| {
-            s.kind == kind
-                && s.status == "enabled"
-                && inner
-                    .sessions
-                    .get(&s.session_id)
-                    .is_some_and(|h| h.connected)
-        }) else {
-            return false;
-        };
+        let sub = inner.enabled_sub(kind)?;
         let subscription = match inner.mode {
             Mode::Twitch => sub.json(),
             Mode::CliMock => cli_subscription(sub, &event),
         };
-        let text = frame(
+        Some(frame(
             "notification",
             message_id,
             json!({"subscription_type": sub.kind, "subscription_version": sub.version}),
             json!({ "subscription": subscription, "event": event }),
-        );
-        inner.send(&sub.session_id, Out::Text(text))
+        ))
+    }
+
+    /// Sends a frame as it is on the session that holds the enabled subscription of `kind`.
+    pub fn send_frame(&self, kind: &str, text: String) -> bool {
+        let inner = lock(&self.shared);
+        match inner.enabled_sub(kind) {
+            Some(sub) => inner.send(&sub.session_id, Out::Text(text)),
+            None => false,
+        }
     }
 
     /// Sends `session_reconnect` to every connected session; its URL leads to a new session
