@@ -57,6 +57,16 @@ fn cheer(n: u64) -> serde_json::Value {
     })
 }
 
+/// The warm-up cheer's `template` as event `n`: its id (`warm_id` written as `id`) and viewer.
+fn copy_of(template: &str, warm_id: &str, id: &str, n: u64) -> String {
+    let (warm_user_id, warm_login) = viewer(WARMUP);
+    let (user_id, login) = viewer(n);
+    template
+        .replacen(warm_id, id, 1)
+        .replace(&warm_login, &login)
+        .replace(&warm_user_id, &user_id)
+}
+
 /// How events enter a path: a notification from the fake Twitch, or a publish to mosquitto.
 /// Both send a copy of one template with the ids changed, so neither measures building JSON.
 enum Sender {
@@ -77,12 +87,7 @@ impl Sender {
         let message_id = format!("bench-{n}");
         match self {
             Sender::Twitch { fake, template } => {
-                let (warm_id, warm_login) = viewer(WARMUP);
-                let (user_id, login) = viewer(n);
-                let text = template
-                    .replacen("\"warmup\"", &format!("\"{message_id}\""), 1)
-                    .replace(&warm_login, &login)
-                    .replace(&warm_id, &user_id);
+                let text = copy_of(template, "\"warmup\"", &format!("\"{message_id}\""), n);
                 assert!(
                     fake.send_frame("channel.cheer", text),
                     "the daemon holds no channel.cheer subscription"
@@ -92,12 +97,12 @@ impl Sender {
                 publisher,
                 template,
             } => {
-                let (warm_id, warm_login) = viewer(WARMUP);
-                let (user_id, login) = viewer(n);
-                let payload = template
-                    .replace("twitch:warmup", &format!("twitch:{message_id}"))
-                    .replace(&warm_login, &login)
-                    .replace(&warm_id, &user_id);
+                let payload = copy_of(
+                    template,
+                    "twitch:warmup",
+                    &format!("twitch:{message_id}"),
+                    n,
+                );
                 publisher
                     .publish_bytes(TOPIC, QoS::AtLeastOnce, false, Bytes::from(payload))
                     .await
