@@ -353,6 +353,17 @@ fn meter_state(channel: &str, topic: &str, holder: Option<&str>) -> Event {
     Event::plain_provider_state("hype", channel, state, detail)
 }
 
+/// What the meter reads, so the hub wakes it for nothing else: support, the hype topic (a
+/// bot's publishes there) and bot presence (which names the topics a bot owns).
+pub(super) fn filters(root: &TopicRoot) -> Vec<String> {
+    SUPPORT
+        .iter()
+        .map(|kind| kind.topic_suffix())
+        .chain([HYPE_SUFFIX, "system/bots/+"])
+        .map(|suffix| root.filter_suffix(suffix))
+        .collect()
+}
+
 /// Runs until the hub closes `queue`. Publishes level 0 for `channel` at start, so the
 /// retained state never shows a level from before a restart.
 pub async fn run(
@@ -526,7 +537,7 @@ impl Section for HypeConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{Cheer, Follow, Gift, Sub, Tip, UserRef};
+    use crate::event::{Cheer, Follow, Gift, Sub, Tip, UserRef, filter_matches};
 
     fn cheer(bits: u64) -> Event {
         Event::new(
@@ -607,6 +618,34 @@ mod tests {
             }),
         );
         assert_eq!(config.points(&follow), 0.0);
+    }
+
+    #[test]
+    fn the_meter_is_woken_for_support_its_topic_and_presence_only() {
+        for (root, prefix) in [("stream", "stream"), ("ow/{channel}", "ow/chan")] {
+            let filters = filters(&TopicRoot::new(root).unwrap());
+            let wakes = |suffix: &str| {
+                let topic = format!("{prefix}/{suffix}");
+                filters.iter().any(|f| filter_matches(f, &topic))
+            };
+            for read in [
+                "support/cheers",
+                "support/tips",
+                "support/subs",
+                "community/raids",
+                "synthetic/hype",
+                "system/bots/bpm-bot",
+            ] {
+                assert!(wakes(read), "{root}: {read}");
+            }
+            for ignored in [
+                "chat/messages",
+                "synthetic/totals",
+                "system/providers/twitch",
+            ] {
+                assert!(!wakes(ignored), "{root}: {ignored}");
+            }
+        }
     }
 
     #[test]

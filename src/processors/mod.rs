@@ -57,8 +57,9 @@ pub struct Outputs {
 
 impl Outputs {
     pub fn register(hub: &mut Hub, config: Sections<'_>, root: &TopicRoot) -> Self {
-        // Every processor wants what bots publish too: HA's birth message, a bot's hype. Those
-        // that read only some event kinds are woken only for their topics.
+        // Every processor wants what bots publish too: HA's birth message, a bot's hype. Each
+        // is woken only for the topics it reads; rules read whatever their conditions name,
+        // so they get everything.
         let kinds = |kinds: &[Kind]| -> Vec<String> {
             kinds
                 .iter()
@@ -69,12 +70,15 @@ impl Outputs {
             hub.add_filtered_output(name, QUEUE, OverflowPolicy::DropOldest, true, filters)
         };
         Self {
-            hype: config.hype.enabled.then(|| add("hype", Vec::new())),
+            hype: config
+                .hype
+                .enabled
+                .then(|| add("hype", hype::filters(root))),
             totals: add("totals", kinds(totals::KINDS)),
             homeassistant: config
                 .homeassistant
                 .enabled
-                .then(|| add("homeassistant", Vec::new())),
+                .then(|| add("homeassistant", vec![config.homeassistant.status_topic()])),
             rules: (!config.rules.is_empty()).then(|| add("rules", Vec::new())),
             announce: config
                 .announce
