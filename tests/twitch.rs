@@ -384,21 +384,27 @@ fn a_dead_refresh_token_is_unauthorized_not_a_loop() {
     assert!(!text.contains(&token.access_token));
 }
 
-#[test]
-fn localdev_needs_nothing_but_a_client_id() {
-    let fake = twitch(Mode::CliMock);
-    let dir = tempfile::tempdir().unwrap();
+/// The daemon in `environment = "localdev"` against the fake's CLI mock, with only a client id
+/// in its credentials; `extra` adds keys to its `[twitch]` section.
+fn start_localdev(dir: &Path, fake: &FakeTwitch, extra: &str) -> Daemon {
     std::fs::write(
-        dir.path().join("credentials.toml"),
+        dir.join("credentials.toml"),
         "[twitch.localdev]\nclient_id = 'debug'\n",
     )
     .unwrap();
     let config = format!(
-        "environment = \"localdev\"\n{EPHEMERAL}[twitch]\neventsub_url = \"{}\"\neventsub_subscriptions_url = \"{}\"\n",
+        "environment = \"localdev\"\n{EPHEMERAL}[twitch]\neventsub_url = \"{}\"\neventsub_subscriptions_url = \"{}\"\n{extra}",
         fake.eventsub_url(),
         fake.mock_subscriptions_url()
     );
-    let daemon = Daemon::start_in(dir.path(), &config, &[]);
+    Daemon::start_in(dir, &config, &[])
+}
+
+#[test]
+fn localdev_needs_nothing_but_a_client_id() {
+    let fake = twitch(Mode::CliMock);
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = start_localdev(dir.path(), &fake, "");
     // The mock refuses the defaults the CLI cannot trigger (the chat types, bits.use, ...) and
     // takes one subscription per type and version (one channel.raid of the two).
     let accepted: std::collections::BTreeSet<(String, String)> = catalog::resolve(&[])
@@ -547,22 +553,15 @@ fn localdev_takes_every_type_the_twitch_cli_can_trigger() {
 
     let fake = twitch(Mode::CliMock);
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("credentials.toml"),
-        "[twitch.localdev]\nclient_id = 'debug'\n",
-    )
-    .unwrap();
     let entries: Vec<String> = supported
         .iter()
         .map(|(kind, version)| format!("\"{kind}@{version}\""))
         .collect();
-    let config = format!(
-        "environment = \"localdev\"\n{EPHEMERAL}[twitch]\neventsub_url = \"{}\"\neventsub_subscriptions_url = \"{}\"\nsubscriptions = [{}]\n",
-        fake.eventsub_url(),
-        fake.mock_subscriptions_url(),
-        entries.join(", ")
+    let daemon = start_localdev(
+        dir.path(),
+        &fake,
+        &format!("subscriptions = [{}]\n", entries.join(", ")),
     );
-    let daemon = Daemon::start_in(dir.path(), &config, &[]);
     wait_for("every subscription to be enabled at the CLI mock", || {
         (fake.enabled() == supported.len()).then_some(())
     });
