@@ -178,14 +178,18 @@ impl Inner {
     fn transports_of(&self, user_id: &str) -> std::collections::HashSet<&str> {
         self.subs
             .iter()
-            .filter(|s| s.user_id == user_id && s.status == "enabled")
-            .filter(|s| {
-                self.sessions
-                    .get(&s.session_id)
-                    .is_some_and(|h| h.connected)
-            })
+            .filter(|s| s.user_id == user_id && self.is_live(s))
             .map(|s| s.session_id.as_str())
             .collect()
+    }
+
+    /// Enabled, on a session that is connected: Twitch would deliver its events now.
+    fn is_live(&self, sub: &FakeSub) -> bool {
+        sub.status == "enabled"
+            && self
+                .sessions
+                .get(&sub.session_id)
+                .is_some_and(|h| h.connected)
     }
 
     fn has_subscription(&self, session_id: &str) -> bool {
@@ -194,14 +198,7 @@ impl Inner {
 
     /// The enabled subscription of `kind` on a connected session.
     fn enabled_sub(&self, kind: &str) -> Option<&FakeSub> {
-        self.subs.iter().find(|s| {
-            s.kind == kind
-                && s.status == "enabled"
-                && self
-                    .sessions
-                    .get(&s.session_id)
-                    .is_some_and(|h| h.connected)
-        })
+        self.subs.iter().find(|s| s.kind == kind && self.is_live(s))
     }
 
     fn send(&self, session_id: &str, out: Out) -> bool {
@@ -432,17 +429,7 @@ impl FakeTwitch {
     /// Enabled subscriptions on connected sessions.
     pub fn enabled(&self) -> usize {
         let inner = lock(&self.shared);
-        inner
-            .subs
-            .iter()
-            .filter(|s| {
-                s.status == "enabled"
-                    && inner
-                        .sessions
-                        .get(&s.session_id)
-                        .is_some_and(|h| h.connected)
-            })
-            .count()
+        inner.subs.iter().filter(|s| inner.is_live(s)).count()
     }
 
     pub fn stats(&self) -> Stats {
