@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 /// and one shared copy of each id for the set and the order.
 type Ids = HashSet<Arc<str>, foldhash::fast::RandomState>;
 
+/// Ids seen within `window`, bounded to `max_ids` (the oldest are forgotten first).
 pub struct DedupWindow {
     window: Duration,
     max_ids: usize,
@@ -25,6 +26,7 @@ impl DedupWindow {
         }
     }
 
+    /// True the first time an id is seen within the window.
     pub fn first_sighting(&mut self, id: &str, now: Instant) -> bool {
         self.expire(now);
         if self.seen.contains(id) {
@@ -34,6 +36,7 @@ impl DedupWindow {
         true
     }
 
+    /// Records an id without asking, e.g. when reloading the log after a restart.
     pub fn remember(&mut self, id: &str, now: Instant) {
         let id: Arc<str> = Arc::from(id);
         if self.seen.insert(id.clone()) {
