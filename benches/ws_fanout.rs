@@ -297,19 +297,20 @@ struct Report {
     rss: f64,
 }
 
-async fn run(settings: &Settings, daemon: &Daemon) -> Vec<Report> {
+async fn run(settings: &Settings, daemon: &Daemon, probes: &tokio::runtime::Handle) -> Vec<Report> {
     let start = Instant::now();
     let ticks = clock_ticks();
     let phases = Arc::new([Phase::new(), Phase::new()]);
     let mut clients = Vec::with_capacity(settings.clients);
     for i in 0..settings.clients {
         let batch = (i >= settings.probes).then_some(settings.batch);
-        clients.push(tokio::spawn(client(
-            daemon.http.clone(),
-            start,
-            phases.clone(),
-            batch,
-        )));
+        let client = client(daemon.http.clone(), start, phases.clone(), batch);
+        // The probes have a thread of their own: behind the load clients' tasks on the same
+        // workers they would measure the bench's own run queue, not the daemon's delivery.
+        clients.push(match batch {
+            None => probes.spawn(client),
+            Some(_) => tokio::spawn(client),
+        });
     }
     loop {
         let status = api_status(&daemon.http).await;
@@ -395,15 +396,21 @@ fn main() {
         .enable_all()
         .build()
         .expect("a tokio runtime");
+    let probes = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("probes")
+        .enable_all()
+        .build()
+        .expect("the probes' runtime");
     if let Ok(baseline) = std::env::var("WS_FANOUT_BASELINE") {
         let dir = tempfile::tempdir().expect("a temp dir");
         let daemon = start_binary(std::path::Path::new(&baseline), dir.path());
-        let reports = runtime.block_on(run(&settings, &daemon));
+        let reports = runtime.block_on(run(&settings, &daemon, probes.handle()));
         print_reports(&format!("baseline {baseline}"), &reports, &daemon);
     }
     let dir = tempfile::tempdir().expect("a temp dir");
     let daemon = start_daemon(dir.path());
-    let reports = runtime.block_on(run(&settings, &daemon));
+    let reports = runtime.block_on(run(&settings, &daemon, probes.handle()));
     print_reports("this build", &reports, &daemon);
 }
 

@@ -1,23 +1,23 @@
-//! The web output: one hub output feeding every `/ws/events` client its own bounded queue.
+//! The web output: one hub output feeding every `/ws/events` client.
 //!
 //! The hub's queue for this output drops the oldest when full, so the web side can never
-//! stall the bus. Each frame is serialized once; clients get batches of frames shared by
-//! reference (`Arc<[Frame]>`, one per distinct filter set), so a client's queue costs a
-//! pointer per batch, not a copy per frame. A client with more than `client_queue` frames
-//! waiting is cut off (its writer closes with 1008) instead of anyone waiting for it. The
-//! fan-out also keeps what the dashboard needs from the bus (retained provider states, hype,
-//! totals) and the per-topic counters of `/metrics`.
+//! stall the bus. Each frame is serialized once, and each batch is framed once per distinct
+//! filter set: every client with those filters gets the same bytes (server frames are not
+//! masked), written to its socket by this task when the socket takes them at once, or queued
+//! for the client's own task when not (`wire::Conn`). A client with more than `client_queue`
+//! frames waiting is cut off (close 1008) instead of anyone waiting for it. The fan-out also
+//! keeps what the dashboard needs from the bus (retained provider states, hype, totals) and
+//! the per-topic counters of `/metrics`.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use axum::extract::ws::Utf8Bytes;
+use bytes::Bytes;
 use serde::Deserialize;
-use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
 
+use super::wire::{Conn, Push, put_text_frame};
 use crate::event::{TopicRoot, filter_matches};
 use crate::hub::{BoundedQueue, Delivery, Record};
 
@@ -25,18 +25,20 @@ use crate::hub::{BoundedQueue, Delivery, Record};
 /// under `family="other"` so a bot publishing many topics cannot blow up the metrics.
 const MAX_COUNTER_LABELS: usize = 256;
 /// Under load the clients are fed at most once per `LINGER`: what arrives meanwhile goes out
-/// in the next batch. One wake-up and one socket write per client per batch is what makes
-/// 1,000 clients × 1,000 events/s fit on two cores; an event after a quiet spell goes out at
-/// once, so this only delays frames while others are flowing.
+/// in the next batch. One socket write per client per batch is what makes 1,000 clients ×
+/// 1,000 events/s fit on two cores; an event after a quiet spell goes out at once, so this
+/// only delays frames while others are flowing.
 const LINGER: Duration = Duration::from_millis(5);
 /// Most records taken from the hub queue for one batch.
 const MAX_BATCH: usize = 4096;
+/// The shutdown close every client gets.
+const CLOSE_GOING_AWAY: u16 = 1001;
 
-/// One server frame, serialized once and shared by every client that wants it.
+/// One server frame's text, serialized once and shared by every client that wants it.
 #[derive(Clone)]
 pub struct Frame {
     pub seq: u64,
-    pub text: Utf8Bytes,
+    pub text: Bytes,
 }
 
 /// `{"seq":N,"topic":"...","event":<payload>}`: the event log's line format.
@@ -58,15 +60,12 @@ pub struct BusView {
     pub totals: Option<serde_json::Value>,
 }
 
-/// Frames handed to a client together, shared by every client with the same filters.
+/// Frames handed to clients together, shared by every client with the same filters.
 pub type Batch = Arc<[Frame]>;
 
 struct Slot {
     filters: Vec<String>,
-    tx: mpsc::UnboundedSender<Batch>,
-    /// Frames queued for the client and not yet taken by its writer: the `client_queue` bound.
-    waiting: Arc<AtomicUsize>,
-    cut: CancellationToken,
+    conn: Arc<Conn>,
 }
 
 struct Clients {
@@ -76,30 +75,11 @@ struct Clients {
     closed: bool,
 }
 
-/// A client's end: its queue, the token fired when it is cut off, and where live starts.
-pub struct Subscription {
+/// A registered client: its id, and where its live feed starts.
+pub struct Registration {
     pub id: u64,
-    rx: mpsc::UnboundedReceiver<Batch>,
-    waiting: Arc<AtomicUsize>,
-    pub cut: CancellationToken,
-    /// Every record after this seq that matches arrives here; replay covers the rest.
+    /// Every record after this seq that matches reaches the connection; replay covers the rest.
     pub live_after: u64,
-}
-
-impl Subscription {
-    /// The next batch; `None` once the daemon is shutting down.
-    pub async fn recv(&mut self) -> Option<Batch> {
-        let batch = self.rx.recv().await?;
-        self.waiting.fetch_sub(batch.len(), Ordering::Relaxed);
-        Some(batch)
-    }
-
-    /// A batch that is already waiting, if any.
-    pub fn try_recv(&mut self) -> Option<Batch> {
-        let batch = self.rx.try_recv().ok()?;
-        self.waiting.fetch_sub(batch.len(), Ordering::Relaxed);
-        Some(batch)
-    }
 }
 
 pub struct Fanout {
@@ -110,7 +90,7 @@ pub struct Fanout {
     counts: Mutex<HashMap<(String, String), u64>>,
     next_id: AtomicU64,
     pub cut_off: AtomicU64,
-    pub frames_sent: AtomicU64,
+    pub frames_sent: Arc<AtomicU64>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -132,7 +112,7 @@ impl Fanout {
             counts: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             cut_off: AtomicU64::new(0),
-            frames_sent: AtomicU64::new(0),
+            frames_sent: Arc::new(AtomicU64::new(0)),
         }
     }
 
@@ -140,32 +120,26 @@ impl Fanout {
         self.client_queue
     }
 
+    /// The sending side for a new client's socket, bounded by `[http] client_queue`.
+    pub fn connection(&self, io: super::wire::Writer, since: u64) -> Arc<Conn> {
+        Arc::new(Conn::new(
+            io,
+            self.client_queue,
+            self.frames_sent.clone(),
+            since,
+        ))
+    }
+
     /// Adds a client; `None` once the daemon is shutting down.
-    pub fn register(&self, filters: Vec<String>) -> Option<Subscription> {
-        // Unbounded channel, bounded by `waiting`: the fan-out cuts the client off instead of
-        // queueing more than `client_queue` frames.
-        let (tx, rx) = mpsc::unbounded_channel();
-        let waiting = Arc::new(AtomicUsize::new(0));
-        let cut = CancellationToken::new();
+    pub fn register(&self, filters: Vec<String>, conn: Arc<Conn>) -> Option<Registration> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let mut clients = lock(&self.clients);
         if clients.closed {
             return None;
         }
-        clients.slots.insert(
+        clients.slots.insert(id, Slot { filters, conn });
+        Some(Registration {
             id,
-            Slot {
-                filters,
-                tx,
-                waiting: waiting.clone(),
-                cut: cut.clone(),
-            },
-        );
-        Some(Subscription {
-            id,
-            rx,
-            waiting,
-            cut,
             live_after: clients.last_seq,
         })
     }
@@ -196,7 +170,7 @@ impl Fanout {
         let waiting = clients
             .slots
             .values()
-            .map(|s| s.waiting.load(Ordering::Relaxed))
+            .map(|s| s.conn.waiting())
             .sum();
         (clients.slots.len(), waiting)
     }
@@ -228,10 +202,13 @@ impl Fanout {
         }
         let mut clients = lock(&self.clients);
         clients.closed = true;
-        clients.slots.clear();
+        for (_, slot) in clients.slots.drain() {
+            slot.conn.close(CLOSE_GOING_AWAY, "ongwatch is shutting down");
+        }
     }
 
-    /// Serializes `records` once and queues each client the frames its filters match.
+    /// Serializes `records` once, frames them once per filter set and hands every client its
+    /// frames.
     fn dispatch(&self, records: &[Delivery]) {
         let Some(last) = records.last() else {
             return;
@@ -239,49 +216,67 @@ impl Fanout {
         for record in records {
             self.observe(record);
         }
-        let mut clients = lock(&self.clients);
-        clients.last_seq = last.seq;
-        if clients.slots.is_empty() {
-            return;
+        // The batches are built under the lock, the sockets written after it: a round of
+        // writes takes milliseconds, and clients come and go meanwhile.
+        let mut batches: Vec<(Batch, Bytes)> = Vec::new();
+        let mut targets = Vec::new();
+        {
+            let mut clients = lock(&self.clients);
+            clients.last_seq = last.seq;
+            if clients.slots.is_empty() {
+                return;
+            }
+            let frames: Vec<Frame> = records
+                .iter()
+                .map(|record| Frame {
+                    seq: record.seq,
+                    text: Bytes::from(frame_text(record)),
+                })
+                .collect();
+            // Overlays mostly share their filters: match and frame each distinct set once.
+            let mut by_filters: HashMap<&[String], usize> = HashMap::new();
+            for (id, slot) in &clients.slots {
+                let index = *by_filters.entry(&slot.filters).or_insert_with(|| {
+                    let batch: Batch = records
+                        .iter()
+                        .zip(&frames)
+                        .filter(|(record, _)| {
+                            slot.filters
+                                .iter()
+                                .any(|f| filter_matches(f, &record.message.topic))
+                        })
+                        .map(|(_, frame)| frame.clone())
+                        .collect();
+                    let mut bytes = Vec::with_capacity(
+                        batch.iter().map(|frame| frame.text.len() + 10).sum(),
+                    );
+                    for frame in batch.iter() {
+                        put_text_frame(&frame.text, &mut bytes);
+                    }
+                    batches.push((batch, Bytes::from(bytes)));
+                    batches.len() - 1
+                });
+                if !batches[index].0.is_empty() {
+                    targets.push((*id, slot.conn.clone(), index));
+                }
+            }
         }
-        let frames: Vec<Frame> = records
-            .iter()
-            .map(|record| Frame {
-                seq: record.seq,
-                text: Utf8Bytes::from(frame_text(record)),
-            })
-            .collect();
-        // Overlays mostly share their filters: match each distinct set once per batch.
-        let mut batches: HashMap<&[String], Batch> = HashMap::new();
         let mut gone = Vec::new();
-        for (id, slot) in &clients.slots {
-            let batch = batches.entry(&slot.filters).or_insert_with(|| {
-                records
-                    .iter()
-                    .zip(&frames)
-                    .filter(|(record, _)| {
-                        slot.filters
-                            .iter()
-                            .any(|f| filter_matches(f, &record.message.topic))
-                    })
-                    .map(|(_, frame)| frame.clone())
-                    .collect()
-            });
-            if batch.is_empty() {
-                continue;
-            }
-            let waiting = slot.waiting.fetch_add(batch.len(), Ordering::Relaxed) + batch.len();
-            if waiting > self.client_queue {
-                self.cut_off.fetch_add(1, Ordering::Relaxed);
-                gone.push(*id);
-            } else if slot.tx.send(batch.clone()).is_err() {
-                gone.push(*id);
+        for (id, conn, index) in targets {
+            let (batch, bytes) = &batches[index];
+            match conn.push_live(batch, bytes) {
+                Push::Queued => {}
+                Push::CutOff => {
+                    self.cut_off.fetch_add(1, Ordering::Relaxed);
+                    gone.push(id);
+                }
+                Push::Closed => gone.push(id),
             }
         }
-        drop(batches);
-        for id in gone {
-            if let Some(slot) = clients.slots.remove(&id) {
-                slot.cut.cancel();
+        if !gone.is_empty() {
+            let mut clients = lock(&self.clients);
+            for id in gone {
+                clients.slots.remove(&id);
             }
         }
     }
@@ -334,6 +329,8 @@ impl Fanout {
 mod tests {
     use super::*;
     use crate::hub::{Message, Origin, OverflowPolicy};
+    use crate::web::wire::parse_frames;
+    use tokio::io::AsyncReadExt;
 
     fn record(seq: u64, topic: &str, payload: &str) -> Delivery {
         Arc::new(Record::new(
@@ -346,8 +343,19 @@ mod tests {
     async fn filters_cut_off_and_view() {
         let fanout = Arc::new(Fanout::new(TopicRoot::new("stream").unwrap(), 2, 10));
         let queue = Arc::new(BoundedQueue::new(64, OverflowPolicy::DropOldest));
-        let mut cheers = fanout.register(vec!["stream/support/#".into()]).unwrap();
-        let stalled = fanout.register(vec!["stream/#".into()]).unwrap();
+        let (writer, mut cheers_socket) = tokio::io::duplex(1 << 16);
+        let cheers_conn = fanout.connection(Box::new(writer), 0);
+        let cheers = fanout
+            .register(vec!["stream/support/#".into()], cheers_conn.clone())
+            .unwrap();
+        cheers_conn.go_live(cheers.live_after);
+        // A socket that takes one byte: everything else waits in the client's queue.
+        let (writer, _stalled_socket) = tokio::io::duplex(1);
+        let stalled_conn = fanout.connection(Box::new(writer), 0);
+        fanout
+            .register(vec!["stream/#".into()], stalled_conn.clone())
+            .unwrap();
+        stalled_conn.go_live(0);
         assert_eq!(cheers.live_after, 10);
         let task = tokio::spawn(fanout.clone().run(queue.clone()));
 
@@ -375,24 +383,30 @@ mod tests {
         queue.close();
         task.await.unwrap();
 
-        let batch = cheers.recv().await.unwrap();
-        assert_eq!(batch.len(), 1);
+        drop(cheers_conn);
+        let mut bytes = Vec::new();
+        cheers_socket.read_to_end(&mut bytes).await.unwrap();
         assert_eq!(
-            batch[0].text.as_str(),
-            r#"{"seq":11,"topic":"stream/support/cheers","event":{"provider":"twitch","amount":5}}"#
+            parse_frames(&bytes),
+            [
+                r#"{"seq":11,"topic":"stream/support/cheers","event":{"provider":"twitch","amount":5}}"#,
+                "close 1001"
+            ],
+            "its frames, then closed at shutdown"
         );
-        assert!(cheers.recv().await.is_none(), "closed at shutdown");
-        assert!(
-            stalled.cut.is_cancelled(),
+        assert_eq!(
+            fanout.cut_off.load(Ordering::Relaxed),
+            1,
             "a full queue cuts the client off"
         );
-        assert!(!cheers.cut.is_cancelled());
-        assert_eq!(fanout.cut_off.load(Ordering::Relaxed), 1);
         let view = fanout.view();
         assert_eq!(view.hype.unwrap()["level"], 3);
         assert_eq!(view.providers["twitch"]["state"], "connected");
+        let (writer, _) = tokio::io::duplex(1);
         assert!(
-            fanout.register(vec![]).is_none(),
+            fanout
+                .register(vec![], fanout.connection(Box::new(writer), 0))
+                .is_none(),
             "no new clients after shutdown"
         );
         let counts = fanout.event_counts();

@@ -15,6 +15,7 @@ mod chat;
 pub mod config;
 mod fanout;
 mod history;
+mod wire;
 mod ws;
 
 use std::net::SocketAddr;

@@ -1,41 +1,48 @@
 //! `GET /ws/events`: the event stream for overlays and bots.
 //!
 //! A connection first registers with the fan-out (so live frames start queueing at once),
-//! then replays the log from `since` up to the seq where its live feed starts, then sends the
-//! live feed, skipping anything already sent: no gap and no duplicate. Client frames are
-//! handled on their own task; replies go through the single writer, ahead of events.
+//! then replays the log from `since` up to the seq where its live feed starts, then gets the
+//! live feed, minus anything the replay already sent: no gap and no duplicate. The fan-out
+//! writes live frames to the socket itself (`wire::Conn`); this module does the upgrade,
+//! the replay and the client's frames, whose replies join the same queue.
+//!
+//! The upgrade is done here rather than by axum's `WebSocketUpgrade`, which keeps the socket
+//! to itself: the fan-out needs the raw writing half to send its pre-framed bytes.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::extract::{Query, State};
-use axum::http::StatusCode;
+use axum::body::Body;
+use axum::extract::{Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
-use futures::stream::SplitSink;
-use futures::{SinkExt, StreamExt};
+use bytes::Bytes;
+use futures::StreamExt;
+use hyper_util::rt::TokioIo;
 use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
 use super::api::error_response;
+use super::wire::{Conn, End, ReadSide, put_text_frame, text_frame};
 use super::{Web, history};
 use crate::event::{validate_filter, validate_topic};
 use crate::hub::{Message, Origin};
 
 /// Largest client frame accepted (a publish carries a payload).
 const MAX_CLIENT_FRAME: usize = 1024 * 1024;
-/// How long a client that was cut off or told to go away gets to take its close frame.
-const CLOSE_GRACE: Duration = Duration::from_secs(10);
-/// Live frames gathered for one client before a flush (a batch from the fan-out is never split).
-const SEND_BATCH: usize = 256;
+/// Replayed lines sent together.
+const REPLAY_BATCH: usize = 256;
 
 /// How long a replay waits for the event log writer to catch up with the live feed.
-const REPLAY_PATIENCE: Duration = Duration::from_secs(10);
-/// Close codes: 1008 policy violation (too slow), 1001 going away (shutdown), 1011 error.
-const CLOSE_TOO_SLOW: u16 = 1008;
+const REPLAY_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
+/// Close codes: 1001 going away (shutdown), 1009 message too big, 1011 error.
 const CLOSE_GOING_AWAY: u16 = 1001;
+const CLOSE_TOO_BIG: u16 = 1009;
 const CLOSE_ERROR: u16 = 1011;
 
 #[derive(Deserialize)]
@@ -57,7 +64,7 @@ pub fn parse_filters(list: &str) -> Result<Vec<String>, String> {
 pub async fn events(
     State(web): State<Arc<Web>>,
     Query(query): Query<EventsQuery>,
-    upgrade: WebSocketUpgrade,
+    mut request: Request,
 ) -> Response {
     let filters = match &query.topics {
         None => vec![web.root.filter_all()],
@@ -66,9 +73,63 @@ pub async fn events(
             Err(e) => return error_response(StatusCode::BAD_REQUEST, format!("topics: {e}")),
         },
     };
-    upgrade
-        .max_message_size(MAX_CLIENT_FRAME)
-        .on_upgrade(move |socket| serve(web, socket, filters, query.since))
+    let accept = match accept_key(request.headers()) {
+        Ok(accept) => accept,
+        Err((status, error)) => return error_response(status, error),
+    };
+    let Some(on_upgrade) = request
+        .extensions_mut()
+        .remove::<hyper::upgrade::OnUpgrade>()
+    else {
+        return error_response(
+            StatusCode::UPGRADE_REQUIRED,
+            "/ws/events needs an HTTP/1.1 WebSocket upgrade",
+        );
+    };
+    tokio::spawn(async move {
+        match on_upgrade.await {
+            Ok(upgraded) => serve(web, TokioIo::new(upgraded), filters, query.since).await,
+            Err(error) => tracing::debug!(%error, "WebSocket upgrade failed"),
+        }
+    });
+    let mut response = Response::new(Body::empty());
+    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let headers = response.headers_mut();
+    headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    headers.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
+    response
+}
+
+/// The `Sec-WebSocket-Accept` for a valid upgrade request (RFC 6455 §4.2.1), or why not.
+fn accept_key(headers: &HeaderMap) -> Result<HeaderValue, (StatusCode, &'static str)> {
+    let has_token = |name: header::HeaderName, token: &str| {
+        headers.get_all(name).iter().any(|value| {
+            value
+                .to_str()
+                .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+        })
+    };
+    if !has_token(header::UPGRADE, "websocket") || !has_token(header::CONNECTION, "upgrade") {
+        return Err((
+            StatusCode::UPGRADE_REQUIRED,
+            "/ws/events is a WebSocket: send Connection: Upgrade and Upgrade: websocket",
+        ));
+    }
+    if headers
+        .get(header::SEC_WEBSOCKET_VERSION)
+        .is_none_or(|v| v.as_bytes() != b"13")
+    {
+        return Err((
+            StatusCode::BAD_REQUEST,
+            "Sec-WebSocket-Version must be 13",
+        ));
+    }
+    let key = headers
+        .get(header::SEC_WEBSOCKET_KEY)
+        .ok_or((StatusCode::BAD_REQUEST, "Sec-WebSocket-Key is missing"))?;
+    HeaderValue::from_str(&derive_accept_key(key.as_bytes()))
+        .map_err(|_| (StatusCode::BAD_REQUEST, "Sec-WebSocket-Key is not valid"))
 }
 
 /// Unregisters the client however its connection ends.
@@ -80,167 +141,98 @@ impl Drop for Registered {
     }
 }
 
-type Sink = SplitSink<WebSocket, WsMessage>;
-
-enum End {
-    ClientGone,
-    CutOff,
-    Shutdown,
-    ReplayFailed(String),
-}
-
-async fn serve(web: Arc<Web>, socket: WebSocket, filters: Vec<String>, since: Option<u64>) {
-    let (mut sink, stream) = socket.split();
-    let Some(mut sub) = web.fanout.register(filters.clone()) else {
-        close(&mut sink, CLOSE_GOING_AWAY, "ongwatch is shutting down").await;
+async fn serve(
+    web: Arc<Web>,
+    socket: TokioIo<hyper::upgrade::Upgraded>,
+    filters: Vec<String>,
+    since: Option<u64>,
+) {
+    let (read, write) = tokio::io::split(socket);
+    let conn = web.fanout.connection(Box::new(write), since.unwrap_or(0));
+    let Some(registration) = web.fanout.register(filters.clone(), conn.clone()) else {
+        conn.close(CLOSE_GOING_AWAY, "ongwatch is shutting down");
+        conn.run().await;
         return;
     };
-    let _registered = Registered(web.clone(), sub.id);
-    let (replies_tx, mut replies) = mpsc::channel::<Utf8Bytes>(16);
-    let reader = tokio::spawn(read_frames(web.clone(), sub.id, stream, replies_tx));
+    let id = registration.id;
+    let _registered = Registered(web.clone(), id);
+    let config = WebSocketConfig::default().max_message_size(Some(MAX_CLIENT_FRAME));
+    let stream = WebSocketStream::from_raw_socket(
+        ReadSide {
+            read,
+            conn: conn.clone(),
+        },
+        Role::Server,
+        Some(config),
+    )
+    .await;
+    let reader = tokio::spawn(read_frames(web.clone(), id, stream, conn.clone()));
 
     let mut last_sent = since.unwrap_or(0);
-    let end = 'end: {
-        if let Some(since) = since.filter(|since| *since < sub.live_after) {
-            let (lines_tx, mut lines) = mpsc::channel::<history::Line>(256);
-            let path = web.log_path.clone();
-            let until = sub.live_after;
-            let replay = tokio::task::spawn_blocking(move || {
-                history::replay(&path, since, until, &filters, REPLAY_PATIENCE, |line| {
-                    lines_tx.blocking_send(line).is_ok()
-                })
-            });
-            loop {
-                tokio::select! {
-                    biased;
-                    _ = sub.cut.cancelled() => break 'end End::CutOff,
-                    reply = replies.recv() => match reply {
-                        Some(reply) => if !send(&mut sink, reply, &sub.cut, &web).await { break 'end End::ClientGone },
-                        None => break 'end End::ClientGone,
-                    },
-                    line = lines.recv() => match line {
-                        Some(line) => {
-                            last_sent = line.seq;
-                            if !send(&mut sink, line.text.into(), &sub.cut, &web).await { break 'end End::ClientGone }
-                        }
-                        None => break,
-                    },
-                }
-            }
-            match replay.await {
-                Ok(Ok(())) => {}
-                Ok(Err(history::ReplayError::ClientGone)) => break 'end End::ClientGone,
-                Ok(Err(e)) => break 'end End::ReplayFailed(e.to_string()),
-                Err(e) => break 'end End::ReplayFailed(e.to_string()),
+    if let Some(since) = since.filter(|since| *since < registration.live_after) {
+        match replay(&web, &conn, since, registration.live_after, filters).await {
+            Ok(last) => last_sent = last.unwrap_or(last_sent),
+            Err(error) => {
+                tracing::error!(client = id, %error, "WebSocket replay failed");
+                conn.close(
+                    CLOSE_ERROR,
+                    "replay from the event log failed; see the daemon log",
+                );
             }
         }
-        // `sub` is borrowed mutably by its own receive below.
-        let cut = sub.cut.clone();
-        loop {
-            tokio::select! {
-                biased;
-                _ = cut.cancelled() => break 'end End::CutOff,
-                reply = replies.recv() => match reply {
-                    Some(reply) => if !send(&mut sink, reply, &cut, &web).await { break 'end End::ClientGone },
-                    None => break 'end End::ClientGone,
-                },
-                batch = sub.recv() => match batch {
-                    Some(batch) => {
-                        // Whatever else is already waiting goes out with it in one flush: one
-                        // write per frame per client is what limits a large fan-out.
-                        let mut texts = Vec::new();
-                        let mut next = Some(batch);
-                        while let Some(batch) = next.take() {
-                            for frame in batch.iter() {
-                                if frame.seq > last_sent {
-                                    last_sent = frame.seq;
-                                    texts.push(frame.text.clone());
-                                }
-                            }
-                            if texts.len() < SEND_BATCH {
-                                next = sub.try_recv();
-                            }
-                        }
-                        if !texts.is_empty() && !send_all(&mut sink, texts, &cut, &web).await {
-                            break 'end End::ClientGone
-                        }
-                    }
-                    None => break 'end End::Shutdown,
-                },
-            }
-        }
-    };
+    }
+    conn.go_live(last_sent);
+    let end = conn.run().await;
     reader.abort();
-    match end {
-        End::ClientGone => {}
-        End::CutOff => {
-            let reason = format!(
-                "too slow: more than {} events waiting; reconnect with since={last_sent}",
-                web.fanout.client_queue()
-            );
-            tracing::warn!(
-                client = sub.id,
-                last_sent,
-                "WebSocket client cut off: {reason}"
-            );
-            close(&mut sink, CLOSE_TOO_SLOW, &reason).await;
-        }
-        End::Shutdown => close(&mut sink, CLOSE_GOING_AWAY, "ongwatch is shutting down").await,
-        End::ReplayFailed(error) => {
-            tracing::error!(client = sub.id, %error, "WebSocket replay failed");
-            close(
-                &mut sink,
-                CLOSE_ERROR,
-                "replay from the event log failed; see the daemon log",
-            )
-            .await;
-        }
+    if let End::CutOff { last_sent } = end {
+        tracing::warn!(
+            client = id,
+            last_sent,
+            "WebSocket client cut off: too slow, more than {} events waiting",
+            web.fanout.client_queue()
+        );
     }
 }
 
-/// Sends one frame. A send blocked by a client that stopped reading is given up
-/// `CLOSE_GRACE` after the client was cut off.
-async fn send(sink: &mut Sink, text: Utf8Bytes, cut: &CancellationToken, web: &Web) -> bool {
-    send_all(sink, vec![text], cut, web).await
-}
-
-/// Sends frames with one flush at the end, under the same cut-off rule as [`send`].
-async fn send_all(
-    sink: &mut Sink,
-    texts: Vec<Utf8Bytes>,
-    cut: &CancellationToken,
+/// Sends the log's lines after `since` up to `until`; returns the last seq sent. A client that
+/// goes away or is cut off meanwhile ends it early.
+async fn replay(
     web: &Web,
-) -> bool {
-    let count = texts.len() as u64;
-    let sending = async {
-        for text in texts {
-            sink.feed(WsMessage::Text(text)).await?;
+    conn: &Conn,
+    since: u64,
+    until: u64,
+    filters: Vec<String>,
+) -> Result<Option<u64>, String> {
+    let (lines_tx, mut lines) = mpsc::channel::<history::Line>(REPLAY_BATCH);
+    let path = web.log_path.clone();
+    let replay = tokio::task::spawn_blocking(move || {
+        history::replay(&path, since, until, &filters, REPLAY_PATIENCE, |line| {
+            lines_tx.blocking_send(line).is_ok()
+        })
+    });
+    let mut last_sent = None;
+    while let Some(line) = lines.recv().await {
+        let mut bytes = Vec::new();
+        let mut count = 0;
+        let mut next = Some(line);
+        while let Some(line) = next.take() {
+            put_text_frame(line.text.as_bytes(), &mut bytes);
+            last_sent = Some(line.seq);
+            count += 1;
+            if count < REPLAY_BATCH {
+                next = lines.try_recv().ok();
+            }
         }
-        sink.flush().await
-    };
-    tokio::pin!(sending);
-    let sent = tokio::select! {
-        sent = &mut sending => sent,
-        _ = cut.cancelled() => match tokio::time::timeout(CLOSE_GRACE, &mut sending).await {
-            Ok(sent) => sent,
-            Err(_) => return false,
-        },
-    };
-    if sent.is_err() {
-        return false;
+        if !conn.send(Bytes::from(bytes), count, last_sent).await {
+            break;
+        }
     }
-    web.fanout
-        .frames_sent
-        .fetch_add(count, std::sync::atomic::Ordering::Relaxed);
-    true
-}
-
-async fn close(sink: &mut Sink, code: u16, reason: &str) {
-    let frame = WsMessage::Close(Some(CloseFrame {
-        code,
-        reason: reason.into(),
-    }));
-    let _ = tokio::time::timeout(CLOSE_GRACE, sink.send(frame)).await;
+    drop(lines);
+    match replay.await {
+        Ok(Ok(()) | Err(history::ReplayError::ClientGone)) => Ok(last_sent),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// One client frame on `/ws/events`.
@@ -265,22 +257,35 @@ pub enum Op {
 async fn read_frames(
     web: Arc<Web>,
     id: u64,
-    mut stream: futures::stream::SplitStream<WebSocket>,
-    replies: mpsc::Sender<Utf8Bytes>,
+    mut stream: WebSocketStream<ReadSide<tokio::io::ReadHalf<TokioIo<hyper::upgrade::Upgraded>>>>,
+    conn: Arc<Conn>,
 ) {
-    while let Some(Ok(message)) = stream.next().await {
-        let reply = match message {
-            WsMessage::Text(text) => handle(&web, id, text.as_str()).await,
-            WsMessage::Binary(_) => {
+    loop {
+        let reply = match stream.next().await {
+            Some(Ok(WsMessage::Text(text))) => handle(&web, id, text.as_str()).await,
+            Some(Ok(WsMessage::Binary(_))) => {
                 error_frame("binary frames are not supported; send JSON text frames")
             }
-            WsMessage::Close(_) => break,
-            WsMessage::Ping(_) | WsMessage::Pong(_) => continue,
+            Some(Ok(WsMessage::Close(_))) => {
+                // tungstenite's reply goes out on the next read, which then ends.
+                conn.peer_closing();
+                continue;
+            }
+            Some(Ok(_)) => continue,
+            Some(Err(WsError::Capacity(CapacityError::MessageTooLong { max_size, .. }))) => {
+                conn.close(
+                    CLOSE_TOO_BIG,
+                    &format!("message too big: at most {max_size} bytes"),
+                );
+                return;
+            }
+            Some(Err(_)) | None => break,
         };
-        if replies.send(reply.to_string().into()).await.is_err() {
+        if !conn.send(text_frame(reply.to_string().as_bytes()), 0, None).await {
             break;
         }
     }
+    conn.reader_done();
 }
 
 /// Parses one client text frame. Public so the fuzz target exercises the daemon's own parser.
