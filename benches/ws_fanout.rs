@@ -12,10 +12,10 @@
 //! The release daemon runs as its own process (CPU from `/proc/<pid>/stat`, RSS from
 //! `/proc/<pid>/status`). One extra WebSocket client publishes `{"p": phase, "t": µs}` with the
 //! `publish` op at the given rate. The clients share the machine with the daemon, so they are
-//! kept cheap: raw sockets, and all but `WS_FANOUT_PROBES` of them read in batches every
-//! `WS_FANOUT_BATCH_MS` and only count frames (the daemon still writes every frame to every
-//! socket). The probes read at once and stamp receipt on the publisher's clock, so latency is
-//! publish → daemon (hub, event log, fan-out) → client. Phase 1 runs with the clients only;
+//! kept cheap: raw sockets, and all but `WS_FANOUT_PROBES` of them are read by one task every
+//! `WS_FANOUT_BATCH_MS` that only counts frames (the daemon still writes every frame to every
+//! socket). The probes run on a thread of their own, read at once and stamp receipt on the
+//! publisher's clock, so latency is publish → daemon (hub, event log, fan-out) → client. Phase 1 runs with the clients only;
 //! phase 2 adds stalled clients that complete the handshake and never read a byte.
 
 mod support;
@@ -218,44 +218,91 @@ fn frame(buffer: &[u8]) -> Option<(u8, std::ops::Range<usize>, usize)> {
     (buffer.len() >= head + len).then_some((opcode, head..head + len, head + len))
 }
 
-/// A client on a raw socket (tungstenite's per-message work in this process would make the
-/// clients, not the daemon, the bottleneck). A probe reads as soon as bytes arrive and
-/// records each frame's latency; a load client reads in batches every `batch` and only counts.
-async fn client(addr: String, start: Instant, phases: Arc<[Phase; 2]>, batch: Option<Duration>) {
+/// Reads the complete frames at the start of `buffer`, hands each text payload to `seen`,
+/// and drops them; `false` once the daemon sent a close frame.
+fn take_frames(buffer: &mut Vec<u8>, mut seen: impl FnMut(&str)) -> bool {
+    let mut consumed = 0;
+    let mut open = true;
+    while let Some((opcode, payload, length)) = frame(&buffer[consumed..]) {
+        let payload = &buffer[consumed..][payload];
+        if opcode == 8 {
+            open = false;
+        } else if opcode == 1
+            && let Ok(text) = std::str::from_utf8(payload)
+        {
+            seen(text);
+        }
+        consumed += length;
+    }
+    buffer.drain(..consumed);
+    open
+}
+
+/// A probe on a raw socket (tungstenite's per-message work in this process would make the
+/// clients, not the daemon, the bottleneck): reads as soon as bytes arrive and records each
+/// frame's latency.
+async fn probe(addr: String, start: Instant, phases: Arc<[Phase; 2]>) {
     let Some((mut stream, mut buffer)) = upgrade(&addr, None).await else {
-        eprintln!("a client could not connect");
+        eprintln!("a probe could not connect");
         return;
     };
     let mut chunk = vec![0u8; 256 * 1024];
     loop {
-        let mut consumed = 0;
-        while let Some((opcode, payload, length)) = frame(&buffer[consumed..]) {
-            let payload = &buffer[consumed..][payload];
-            if opcode == 8 {
-                return;
-            }
-            if opcode == 1
-                && let Ok(text) = std::str::from_utf8(payload)
-                && let Some((phase, sent)) = stamp(text)
+        let open = take_frames(&mut buffer, |text| {
+            if let Some((phase, sent)) = stamp(text)
                 && let Some(phase) = phases.get(phase)
             {
-                if batch.is_some() {
-                    phase.count();
-                } else {
-                    let now = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
-                    phase.record(now.saturating_sub(sent));
-                }
+                let now = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
+                phase.record(now.saturating_sub(sent));
             }
-            consumed += length;
-        }
-        buffer.drain(..consumed);
-        if let Some(batch) = batch {
-            tokio::time::sleep(batch).await;
+        });
+        if !open {
+            return;
         }
         match stream.read(&mut chunk).await {
             Ok(0) | Err(_) => return,
             Ok(n) => buffer.extend_from_slice(&chunk[..n]),
         }
+    }
+}
+
+/// The load clients: every `batch`, one task reads whatever each socket has and counts the
+/// frames. One task and one timer for all of them, and sockets outside the reactor (they are
+/// only read on the tick, so epoll would wake this process for every packet for nothing): the
+/// load generator's own overhead is CPU the daemon does not get on a shared two-core machine.
+/// The daemon still writes every frame to every socket.
+async fn load_clients(
+    clients: Vec<(tokio::net::TcpStream, Vec<u8>)>,
+    phases: Arc<[Phase; 2]>,
+    batch: Duration,
+) {
+    // `into_std` leaves the socket non-blocking and out of tokio's epoll set.
+    let mut clients: Vec<(std::net::TcpStream, Vec<u8>)> = clients
+        .into_iter()
+        .filter_map(|(stream, buffer)| Some((stream.into_std().ok()?, buffer)))
+        .collect();
+    let mut chunk = vec![0u8; 256 * 1024];
+    let mut tick = tokio::time::interval(batch);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    while !clients.is_empty() {
+        tick.tick().await;
+        clients.retain_mut(|(stream, buffer)| {
+            loop {
+                match std::io::Read::read(stream, &mut chunk) {
+                    Ok(0) => return false,
+                    Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                    Err(_) => return false,
+                }
+            }
+            take_frames(buffer, |text| {
+                if let Some((phase, _)) = stamp(text)
+                    && let Some(phase) = phases.get(phase)
+                {
+                    phase.count();
+                }
+            })
+        });
     }
 }
 
@@ -301,17 +348,30 @@ async fn run(settings: &Settings, daemon: &Daemon, probes: &tokio::runtime::Hand
     let start = Instant::now();
     let ticks = clock_ticks();
     let phases = Arc::new([Phase::new(), Phase::new()]);
-    let mut clients = Vec::with_capacity(settings.clients);
-    for i in 0..settings.clients {
-        let batch = (i >= settings.probes).then_some(settings.batch);
-        let client = client(daemon.http.clone(), start, phases.clone(), batch);
-        // The probes have a thread of their own: behind the load clients' tasks on the same
-        // workers they would measure the bench's own run queue, not the daemon's delivery.
-        clients.push(match batch {
-            None => probes.spawn(client),
-            Some(_) => tokio::spawn(client),
-        });
+    let mut clients = Vec::with_capacity(settings.probes + 1);
+    for _ in 0..settings.probes.min(settings.clients) {
+        // The probes have a thread of their own: behind the load clients on the same workers
+        // they would measure the bench's own run queue, not the daemon's delivery.
+        clients.push(probes.spawn(probe(daemon.http.clone(), start, phases.clone())));
     }
+    let connecting: Vec<_> = (settings.probes..settings.clients)
+        .map(|_| {
+            let addr = daemon.http.clone();
+            tokio::spawn(async move { upgrade(&addr, None).await })
+        })
+        .collect();
+    let mut load = Vec::with_capacity(connecting.len());
+    for connection in connecting {
+        match connection.await {
+            Ok(Some(client)) => load.push(client),
+            _ => eprintln!("a client could not connect"),
+        }
+    }
+    clients.push(tokio::spawn(load_clients(
+        load,
+        phases.clone(),
+        settings.batch,
+    )));
     loop {
         let status = api_status(&daemon.http).await;
         if status["websocket"]["clients"].as_u64() >= Some(settings.clients as u64) {

@@ -293,6 +293,10 @@ fn status_metrics_pages_and_no_secrets() {
         everything.push_str(&reply.body);
     }
     assert_eq!(get(&daemon, "/assets/nope.js").status, 404);
+    // A plain GET of the event stream is told what it needs, not left hanging.
+    let plain = get(&daemon, "/ws/events");
+    assert_eq!(plain.status, 426, "{}", plain.body);
+    assert!(plain.body.contains("Upgrade: websocket"), "{}", plain.body);
     everything.push_str(&get(&daemon, "/api/status").body);
     everything.push_str(&get(&daemon, "/metrics").body);
     assert!(!everything.contains("very-secret-token-42"));

@@ -135,7 +135,10 @@ struct Out {
     /// Seq of the last event frame written whole.
     written_seq: u64,
     cut_after: Option<u64>,
-    /// Someone waits in [`Conn::send`] for the queue to empty.
+    /// Chunks queued and written so far: [`Conn::send`] waits for its own chunk only.
+    queued_chunks: u64,
+    written_chunks: u64,
+    /// Someone waits in [`Conn::send`].
     flush_waiters: bool,
 }
 
@@ -152,7 +155,7 @@ pub struct Conn {
     sent: Arc<AtomicU64>,
     /// Wakes the connection's task: bytes wait for the socket, or the state changed.
     wake: Notify,
-    /// Wakes [`Conn::send`]: the queue emptied or the connection is ending.
+    /// Wakes [`Conn::send`]: a chunk was written or the connection is ending.
     flushed: Notify,
 }
 
@@ -175,6 +178,8 @@ impl Conn {
                 held_frames: 0,
                 written_seq: since,
                 cut_after: None,
+                queued_chunks: 0,
+                written_chunks: 0,
                 flush_waiters: false,
             }),
             limit: limit.max(1),
@@ -240,13 +245,14 @@ impl Conn {
     /// took them: the replay goes at the client's pace, and a client that sends faster than it
     /// reads stops being read. `false` once the connection is ending.
     pub async fn send(&self, bytes: Bytes, frames: usize, last_seq: Option<u64>) -> bool {
-        {
+        let ticket = {
             let mut out = lock(&self.out);
             if out.state != State::Open {
                 return false;
             }
             self.enqueue(&mut out, Chunk::events(bytes, frames, last_seq));
-        }
+            out.queued_chunks
+        };
         loop {
             let flushed = self.flushed.notified();
             tokio::pin!(flushed);
@@ -256,7 +262,7 @@ impl Conn {
                 if out.state != State::Open {
                     return false;
                 }
-                if out.queue.is_empty() {
+                if out.written_chunks >= ticket {
                     return true;
                 }
                 out.flush_waiters = true;
@@ -327,7 +333,8 @@ impl Conn {
                     _ => {}
                 }
                 if out.state != State::Open {
-                    let grace = grace.get_or_insert_with(|| Box::pin(tokio::time::sleep(CLOSE_GRACE)));
+                    let grace =
+                        grace.get_or_insert_with(|| Box::pin(tokio::time::sleep(CLOSE_GRACE)));
                     if grace.as_mut().poll(cx).is_ready() {
                         return Poll::Ready(match out.cut_after {
                             Some(last_sent) => End::CutOff { last_sent },
@@ -350,6 +357,7 @@ impl Conn {
     /// Queues `chunk` and writes what the socket takes now; the rest is the task's.
     fn enqueue(&self, out: &mut Out, chunk: Chunk) {
         let idle = out.queue.is_empty();
+        out.queued_chunks += 1;
         out.queued_frames += chunk.frames;
         out.queue.push_back(chunk);
         if idle {
@@ -390,10 +398,11 @@ impl Conn {
                 }
                 self.sent.fetch_add(front.frames as u64, Ordering::Relaxed);
                 out.queue.pop_front();
+                out.written_chunks += 1;
+                if std::mem::take(&mut out.flush_waiters) {
+                    self.flushed.notify_waiters();
+                }
             }
-        }
-        if std::mem::take(&mut out.flush_waiters) {
-            self.flushed.notify_waiters();
         }
         // Sockets do not buffer; this keeps any writer that does honest.
         Pin::new(&mut out.io).poll_flush(cx)
@@ -561,7 +570,12 @@ mod tests {
     async fn a_client_that_stops_reading_is_cut_off_after_whole_frames() {
         // A pipe that takes a little over one batch: the rest waits in the queue.
         let (writer, mut client) = tokio::io::duplex(64);
-        let conn = Arc::new(Conn::new(Box::new(writer), 4, Arc::new(AtomicU64::new(0)), 0));
+        let conn = Arc::new(Conn::new(
+            Box::new(writer),
+            4,
+            Arc::new(AtomicU64::new(0)),
+            0,
+        ));
         conn.go_live(0);
         let mut pushed = Vec::new();
         for seq in 1..=20 {
@@ -582,6 +596,10 @@ mod tests {
         let events: Vec<String> = (1..=last_sent)
             .map(|seq| format!("{{\"seq\":{seq}}}"))
             .collect();
-        assert_eq!(seen[..seen.len() - 1], events[..], "whole frames up to since");
+        assert_eq!(
+            seen[..seen.len() - 1],
+            events[..],
+            "whole frames up to since"
+        );
     }
 }

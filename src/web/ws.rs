@@ -120,10 +120,7 @@ fn accept_key(headers: &HeaderMap) -> Result<HeaderValue, (StatusCode, &'static 
         .get(header::SEC_WEBSOCKET_VERSION)
         .is_none_or(|v| v.as_bytes() != b"13")
     {
-        return Err((
-            StatusCode::BAD_REQUEST,
-            "Sec-WebSocket-Version must be 13",
-        ));
+        return Err((StatusCode::BAD_REQUEST, "Sec-WebSocket-Version must be 13"));
     }
     let key = headers
         .get(header::SEC_WEBSOCKET_KEY)
@@ -281,7 +278,10 @@ async fn read_frames(
             }
             Some(Err(_)) | None => break,
         };
-        if !conn.send(text_frame(reply.to_string().as_bytes()), 0, None).await {
+        if !conn
+            .send(text_frame(reply.to_string().as_bytes()), 0, None)
+            .await
+        {
             break;
         }
     }
