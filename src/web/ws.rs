@@ -35,6 +35,9 @@ use crate::hub::{Message, Origin};
 
 /// Largest client frame accepted (a publish carries a payload).
 const MAX_CLIENT_FRAME: usize = 1024 * 1024;
+/// tungstenite's read buffer per connection (its default is 128 KiB): client frames are small
+/// ops, and a larger one still arrives whole (up to `MAX_CLIENT_FRAME`), only in more reads.
+const READ_BUFFER: usize = 4 * 1024;
 /// Replayed lines sent together.
 const REPLAY_BATCH: usize = 256;
 
@@ -153,7 +156,9 @@ async fn serve(
     };
     let id = registration.id;
     let _registered = Registered(web.clone(), id);
-    let config = WebSocketConfig::default().max_message_size(Some(MAX_CLIENT_FRAME));
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(MAX_CLIENT_FRAME))
+        .read_buffer_size(READ_BUFFER);
     let stream = WebSocketStream::from_raw_socket(
         ReadSide {
             read,
