@@ -561,6 +561,43 @@ fn since_resumes_across_a_restart_with_no_gap_and_no_duplicate() {
 }
 
 #[test]
+fn a_replay_larger_than_the_socket_buffers_arrives_whole_and_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start_in(dir.path(), &config(""), &[]);
+    let topic = "stream/test/big";
+    // 300 events of 32 KiB: 9.6 MB of replay, more than the socket buffers of loopback TCP
+    // take at once, so the daemon's writes to this client are partial and must be resumed.
+    let filler = "x".repeat(32 * 1024);
+    let mut publisher = ws(&daemon, "topics=");
+    for n in 0..300 {
+        let frame = json!({"op": "publish", "topic": topic, "payload": {"n": n, "filler": filler}});
+        send(&mut publisher, &frame.to_string());
+    }
+    for _ in 0..300 {
+        until(&mut publisher, "a publish reply", |f| {
+            f["op"] == "published"
+        });
+    }
+    wait_for("every publish in the event log", || {
+        (log_seqs(&daemon, topic, 0).len() == 300).then_some(())
+    });
+    let mut client = ws_connect_from(
+        http_addr(&daemon),
+        LOCAL.into(),
+        "topics=stream/test/big&since=0",
+        Some(4096),
+    )
+    .expect("WebSocket handshake");
+    let numbers: Vec<u64> = (0..300)
+        .map(|_| next_json(&mut client)["event"]["n"].as_u64().unwrap())
+        .collect();
+    assert_eq!(numbers, (0..300).collect::<Vec<_>>());
+    // The connection is still live after the replay.
+    publish(&daemon, topic, json!({"n": 300}));
+    assert_eq!(next_json(&mut client)["event"]["n"], 300);
+}
+
+#[test]
 fn a_client_that_does_not_read_is_cut_off_and_never_slows_the_others() {
     let dir = tempfile::tempdir().unwrap();
     let daemon = Daemon::start_in(dir.path(), &config("client_queue = 16\n"), &[]);

@@ -69,8 +69,11 @@ fn close_frame(code: u16, reason: &str) -> Bytes {
 /// Bytes waiting for the socket: whole frames, possibly partly written.
 struct Chunk {
     bytes: Bytes,
-    /// Event frames in it, counted against the client's queue bound.
+    /// Event frames in it.
     frames: usize,
+    /// Live frames, counted against the client's queue bound (replayed lines and replies are
+    /// paced by [`Conn::send`] instead).
+    live: bool,
     /// Seq of its last event frame, if it has one.
     last_seq: Option<u64>,
     /// Nothing of it is written yet, so a close frame may still take its place.
@@ -78,17 +81,27 @@ struct Chunk {
 }
 
 impl Chunk {
-    fn events(bytes: Bytes, frames: usize, last_seq: Option<u64>) -> Self {
+    fn new(bytes: Bytes, frames: usize, last_seq: Option<u64>, live: bool) -> Self {
         Self {
             bytes,
             frames,
+            live,
             last_seq,
             untouched: true,
         }
     }
 
+    fn live(bytes: Bytes, frames: usize, last_seq: Option<u64>) -> Self {
+        Self::new(bytes, frames, last_seq, true)
+    }
+
     fn control(bytes: Bytes) -> Self {
-        Self::events(bytes, 0, None)
+        Self::new(bytes, 0, None, false)
+    }
+
+    /// What it adds to the frames counted against the bound.
+    fn bounded(&self) -> usize {
+        if self.live { self.frames } else { 0 }
     }
 }
 
@@ -206,10 +219,7 @@ impl Conn {
             return Push::Queued;
         }
         let last_seq = batch.last().map(|frame| frame.seq);
-        self.enqueue(
-            &mut out,
-            Chunk::events(framed.clone(), batch.len(), last_seq),
-        );
+        self.enqueue(&mut out, Chunk::live(framed.clone(), batch.len(), last_seq));
         Push::Queued
     }
 
@@ -234,10 +244,7 @@ impl Conn {
             }
         }
         if frames > 0 {
-            self.enqueue(
-                &mut out,
-                Chunk::events(Bytes::from(bytes), frames, last_seq),
-            );
+            self.enqueue(&mut out, Chunk::live(Bytes::from(bytes), frames, last_seq));
         }
     }
 
@@ -250,9 +257,21 @@ impl Conn {
             if out.state != State::Open {
                 return false;
             }
-            self.enqueue(&mut out, Chunk::events(bytes, frames, last_seq));
+            self.enqueue(&mut out, Chunk::new(bytes, frames, last_seq, false));
             out.queued_chunks
         };
+        self.written(ticket).await
+    }
+
+    /// Waits until everything queued so far is written; `false` once the connection is ending.
+    /// The reading side waits here before each client frame, so a client that does not read
+    /// is not read either (its pongs and replies cannot pile up).
+    pub async fn drained(&self) -> bool {
+        let ticket = lock(&self.out).queued_chunks;
+        self.written(ticket).await
+    }
+
+    async fn written(&self, ticket: u64) -> bool {
         loop {
             let flushed = self.flushed.notified();
             tokio::pin!(flushed);
@@ -358,7 +377,7 @@ impl Conn {
     fn enqueue(&self, out: &mut Out, chunk: Chunk) {
         let idle = out.queue.is_empty();
         out.queued_chunks += 1;
-        out.queued_frames += chunk.frames;
+        out.queued_frames += chunk.bounded();
         out.queue.push_back(chunk);
         if idle {
             // A no-op waker: if the socket is full, the connection's task takes over and
@@ -392,7 +411,7 @@ impl Conn {
             front.bytes.advance(written);
             front.untouched = false;
             if front.bytes.is_empty() {
-                out.queued_frames -= front.frames;
+                out.queued_frames -= front.bounded();
                 if let Some(seq) = front.last_seq {
                     out.written_seq = seq;
                 }
@@ -441,8 +460,16 @@ impl Conn {
     /// Frames tungstenite writes itself on the reading side: pongs, the reply to a close.
     fn push_control(&self, bytes: &[u8]) {
         let mut out = lock(&self.out);
-        if matches!(out.state, State::Open | State::PeerClosing) {
-            self.enqueue(&mut out, Chunk::control(Bytes::copy_from_slice(bytes)));
+        match out.state {
+            State::Open => self.enqueue(&mut out, Chunk::control(Bytes::copy_from_slice(bytes))),
+            // After the client's close, tungstenite's next write is its reply: nothing may
+            // follow it, not even a close of our own.
+            State::PeerClosing => {
+                self.enqueue(&mut out, Chunk::control(Bytes::copy_from_slice(bytes)));
+                out.state = State::Closing;
+                self.ending();
+            }
+            State::Closing | State::Gone => {}
         }
     }
 }
@@ -456,7 +483,7 @@ fn drop_untouched(out: &mut Out) {
     out.queue.clear();
     out.queued_frames = 0;
     if let Some(chunk) = started {
-        out.queued_frames = chunk.frames;
+        out.queued_frames = chunk.bounded();
         out.queue.push_back(chunk);
     }
 }

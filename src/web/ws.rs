@@ -78,7 +78,15 @@ pub async fn events(
     };
     let accept = match accept_key(request.headers()) {
         Ok(accept) => accept,
-        Err((status, error)) => return error_response(status, error),
+        Err((status, error)) => {
+            let mut response = error_response(status, error);
+            // RFC 6455 §4.4: name the version the server speaks.
+            response.headers_mut().insert(
+                header::SEC_WEBSOCKET_VERSION,
+                HeaderValue::from_static("13"),
+            );
+            return response;
+        }
     };
     let Some(on_upgrade) = request
         .extensions_mut()
@@ -123,7 +131,10 @@ fn accept_key(headers: &HeaderMap) -> Result<HeaderValue, (StatusCode, &'static 
         .get(header::SEC_WEBSOCKET_VERSION)
         .is_none_or(|v| v.as_bytes() != b"13")
     {
-        return Err((StatusCode::BAD_REQUEST, "Sec-WebSocket-Version must be 13"));
+        return Err((
+            StatusCode::UPGRADE_REQUIRED,
+            "Sec-WebSocket-Version must be 13",
+        ));
     }
     let key = headers
         .get(header::SEC_WEBSOCKET_KEY)
@@ -158,6 +169,7 @@ async fn serve(
     let _registered = Registered(web.clone(), id);
     let config = WebSocketConfig::default()
         .max_message_size(Some(MAX_CLIENT_FRAME))
+        .max_frame_size(Some(MAX_CLIENT_FRAME))
         .read_buffer_size(READ_BUFFER);
     let stream = WebSocketStream::from_raw_socket(
         ReadSide {
@@ -170,21 +182,29 @@ async fn serve(
     .await;
     let reader = tokio::spawn(read_frames(web.clone(), id, stream, conn.clone()));
 
-    let mut last_sent = since.unwrap_or(0);
-    if let Some(since) = since.filter(|since| *since < registration.live_after) {
-        match replay(&web, &conn, since, registration.live_after, filters).await {
-            Ok(last) => last_sent = last.unwrap_or(last_sent),
-            Err(error) => {
-                tracing::error!(client = id, %error, "WebSocket replay failed");
-                conn.close(
-                    CLOSE_ERROR,
-                    "replay from the event log failed; see the daemon log",
-                );
+    // The writer runs from the start: the replay waits for the socket to take each chunk.
+    let writer = conn.run();
+    tokio::pin!(writer);
+    let handover = async {
+        let mut last_sent = since.unwrap_or(0);
+        if let Some(since) = since.filter(|since| *since < registration.live_after) {
+            match replay(&web, &conn, since, registration.live_after, filters).await {
+                Ok(last) => last_sent = last.unwrap_or(last_sent),
+                Err(error) => {
+                    tracing::error!(client = id, %error, "WebSocket replay failed");
+                    conn.close(
+                        CLOSE_ERROR,
+                        "replay from the event log failed; see the daemon log",
+                    );
+                }
             }
         }
-    }
-    conn.go_live(last_sent);
-    let end = conn.run().await;
+        conn.go_live(last_sent);
+    };
+    let end = tokio::select! {
+        end = &mut writer => end,
+        () = handover => writer.await,
+    };
     reader.abort();
     if let End::CutOff { last_sent } = end {
         tracing::warn!(
@@ -263,6 +283,7 @@ async fn read_frames(
     conn: Arc<Conn>,
 ) {
     loop {
+        conn.drained().await;
         let reply = match stream.next().await {
             Some(Ok(WsMessage::Text(text))) => handle(&web, id, text.as_str()).await,
             Some(Ok(WsMessage::Binary(_))) => {
