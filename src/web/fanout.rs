@@ -17,7 +17,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use serde::Deserialize;
 
-use super::wire::{Conn, Push, put_text_frame};
+use super::wire::{Conn, Push, text_frames};
 use crate::event::{TopicRoot, filter_matches};
 use crate::hub::{BoundedQueue, Delivery, Record};
 
@@ -200,7 +200,7 @@ impl Fanout {
             queue.drain_up_to(MAX_BATCH - 1, &mut records);
             let started = tokio::time::Instant::now();
             queue.mark_delivered(records.len() as u64);
-            self.clone().dispatch(&records).await;
+            self.dispatch(&records).await;
             next_round =
                 Some(started + (started.elapsed() * ROUND_SPACING).clamp(LINGER, MAX_LINGER));
             records.clear();
@@ -215,7 +215,7 @@ impl Fanout {
 
     /// Serializes `records` once, frames them once per filter set and hands every client its
     /// frames.
-    async fn dispatch(self: Arc<Self>, records: &[Delivery]) {
+    async fn dispatch(self: &Arc<Self>, records: &[Delivery]) {
         let Some(last) = records.last() else {
             return;
         };
@@ -253,12 +253,8 @@ impl Fanout {
                         })
                         .map(|(_, frame)| frame.clone())
                         .collect();
-                    let mut bytes =
-                        Vec::with_capacity(batch.iter().map(|frame| frame.text.len() + 10).sum());
-                    for frame in batch.iter() {
-                        put_text_frame(&frame.text, &mut bytes);
-                    }
-                    batches.push((batch, Bytes::from(bytes)));
+                    let bytes = text_frames(batch.iter().map(|frame| &frame.text[..]));
+                    batches.push((batch, bytes));
                     batches.len() - 1
                 });
                 if !batches[index].0.is_empty() {

@@ -28,7 +28,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 use tokio_tungstenite::tungstenite::protocol::frame::{Frame as WsFrame, FrameHeader};
 
-use super::fanout::Batch;
+use super::fanout::{Batch, Frame};
 
 /// How long a client that was cut off or told to go away gets to take its close frame.
 const CLOSE_GRACE: Duration = Duration::from_secs(10);
@@ -38,21 +38,18 @@ const CLOSE_TOO_SLOW: u16 = 1008;
 /// The socket's writing half.
 pub type Writer = Box<dyn AsyncWrite + Send + Unpin>;
 
-/// Appends `payload` as one unmasked, final text frame.
-pub fn put_text_frame(payload: &[u8], out: &mut Vec<u8>) {
+/// `payloads` as consecutive unmasked, final text frames.
+pub fn text_frames<'a>(payloads: impl IntoIterator<Item = &'a [u8]>) -> Bytes {
     let header = FrameHeader {
         opcode: OpCode::Data(Data::Text),
         ..FrameHeader::default()
     };
-    // Formatting into a Vec cannot fail.
-    let _ = header.format(payload.len() as u64, out);
-    out.extend_from_slice(payload);
-}
-
-/// `payload` as one text frame.
-pub fn text_frame(payload: &[u8]) -> Bytes {
-    let mut out = Vec::with_capacity(payload.len() + 10);
-    put_text_frame(payload, &mut out);
+    let mut out = Vec::new();
+    for payload in payloads {
+        // Formatting into a Vec cannot fail.
+        let _ = header.format(payload.len() as u64, &mut out);
+        out.extend_from_slice(payload);
+    }
     Bytes::from(out)
 }
 
@@ -233,18 +230,14 @@ impl Conn {
         if out.state != State::Open {
             return;
         }
-        let mut bytes = Vec::new();
-        let mut frames = 0;
-        let mut last_seq = None;
-        for frame in held.iter().flat_map(|batch| batch.iter()) {
-            if frame.seq > last_sent {
-                put_text_frame(&frame.text, &mut bytes);
-                frames += 1;
-                last_seq = Some(frame.seq);
-            }
-        }
-        if frames > 0 {
-            self.enqueue(&mut out, Chunk::live(Bytes::from(bytes), frames, last_seq));
+        let frames: Vec<&Frame> = held
+            .iter()
+            .flat_map(|batch| batch.iter())
+            .filter(|frame| frame.seq > last_sent)
+            .collect();
+        if let Some(last) = frames.last() {
+            let bytes = text_frames(frames.iter().map(|frame| &frame.text[..]));
+            self.enqueue(&mut out, Chunk::live(bytes, frames.len(), Some(last.seq)));
         }
     }
 
@@ -548,7 +541,6 @@ pub(crate) fn parse_frames(mut bytes: &[u8]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::web::fanout::Frame;
     use tokio::io::AsyncReadExt;
 
     fn batch(seqs: &[u64]) -> (Batch, Bytes) {
@@ -559,11 +551,8 @@ mod tests {
                 text: Bytes::from(format!("{{\"seq\":{seq}}}")),
             })
             .collect();
-        let mut bytes = Vec::new();
-        for frame in frames.iter() {
-            put_text_frame(&frame.text, &mut bytes);
-        }
-        (frames, Bytes::from(bytes))
+        let bytes = text_frames(frames.iter().map(|frame| &frame.text[..]));
+        (frames, bytes)
     }
 
     #[tokio::test]
@@ -576,7 +565,10 @@ mod tests {
         // The replay went up to 4; the held 4 is not sent twice.
         for seq in 1..=4 {
             let line = format!("{{\"seq\":{seq}}}");
-            assert!(conn.send(text_frame(line.as_bytes()), 1, Some(seq)).await);
+            assert!(
+                conn.send(text_frames([line.as_bytes()]), 1, Some(seq))
+                    .await
+            );
         }
         conn.go_live(4);
         let (next, next_bytes) = batch(&[7]);

@@ -15,7 +15,6 @@ use axum::body::Body;
 use axum::extract::{Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
-use bytes::Bytes;
 use futures::StreamExt;
 use hyper_util::rt::TokioIo;
 use serde::Deserialize;
@@ -28,7 +27,7 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
 use super::api::error_response;
-use super::wire::{Conn, End, ReadSide, put_text_frame, text_frame};
+use super::wire::{Conn, End, ReadSide, text_frames};
 use super::{Web, history};
 use crate::event::{validate_filter, validate_topic};
 use crate::hub::{Message, Origin};
@@ -234,18 +233,15 @@ async fn replay(
     });
     let mut last_sent = None;
     while let Some(line) = lines.recv().await {
-        let mut bytes = Vec::new();
-        let mut count = 0;
-        let mut next = Some(line);
-        while let Some(line) = next.take() {
-            put_text_frame(line.text.as_bytes(), &mut bytes);
-            last_sent = Some(line.seq);
-            count += 1;
-            if count < REPLAY_BATCH {
-                next = lines.try_recv().ok();
-            }
+        let mut batch = vec![line];
+        while batch.len() < REPLAY_BATCH
+            && let Ok(line) = lines.try_recv()
+        {
+            batch.push(line);
         }
-        if !conn.send(Bytes::from(bytes), count, last_sent).await {
+        last_sent = batch.last().map(|line| line.seq);
+        let bytes = text_frames(batch.iter().map(|line| line.text.as_bytes()));
+        if !conn.send(bytes, batch.len(), last_sent).await {
             break;
         }
     }
@@ -305,7 +301,7 @@ async fn read_frames(
             Some(Err(_)) | None => break,
         };
         if !conn
-            .send(text_frame(reply.to_string().as_bytes()), 0, None)
+            .send(text_frames([reply.to_string().as_bytes()]), 0, None)
             .await
         {
             break;
