@@ -100,8 +100,9 @@ pub struct Fanout {
     pub frames_sent: Arc<AtomicU64>,
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Every critical section leaves its data consistent, so a panic elsewhere changes nothing.
+/// Every critical section here and in `wire` leaves its data consistent, so a panic elsewhere
+/// changes nothing.
+pub(super) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 

@@ -17,7 +17,7 @@ use std::future::{Future, poll_fn};
 use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
@@ -28,7 +28,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 use tokio_tungstenite::tungstenite::protocol::frame::{Frame as WsFrame, FrameHeader};
 
-use super::fanout::{Batch, Frame};
+use super::fanout::{Batch, Frame, lock};
 
 /// How long a client that was cut off or told to go away gets to take its close frame.
 const CLOSE_GRACE: Duration = Duration::from_secs(10);
@@ -167,11 +167,6 @@ pub struct Conn {
     wake: Notify,
     /// Wakes [`Conn::send`]: a chunk was written or the connection is ending.
     flushed: Notify,
-}
-
-fn lock(mutex: &Mutex<Out>) -> MutexGuard<'_, Out> {
-    // Every critical section leaves the queue consistent, so a panic elsewhere changes nothing.
-    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Conn {
