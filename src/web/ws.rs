@@ -42,6 +42,8 @@ const REPLAY_BATCH: usize = 256;
 
 /// How long a replay waits for the event log writer to catch up with the live feed.
 const REPLAY_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
+/// How long a client gets to answer our close frame before its socket is closed anyway.
+const CLOSE_ANSWER: std::time::Duration = std::time::Duration::from_secs(2);
 /// Close codes: 1001 going away (shutdown), 1009 message too big, 1011 error.
 const CLOSE_GOING_AWAY: u16 = 1001;
 const CLOSE_TOO_BIG: u16 = 1009;
@@ -179,7 +181,7 @@ async fn serve(
         Some(config),
     )
     .await;
-    let reader = tokio::spawn(read_frames(web.clone(), id, stream, conn.clone()));
+    let mut reader = tokio::spawn(read_frames(web.clone(), id, stream, conn.clone()));
 
     // The writer runs from the start: the replay waits for the socket to take each chunk.
     let writer = conn.run();
@@ -204,7 +206,16 @@ async fn serve(
         end = &mut writer => end,
         () = handover => writer.await,
     };
-    reader.abort();
+    // After our close frame the client answers with its own and the reader sees the end (RFC
+    // 6455 §7.1.1); closing the socket before that, with the client's frames unread, would send
+    // a reset that can cost the client our close frame and the `since` in it.
+    if end == End::ClientGone
+        || tokio::time::timeout(CLOSE_ANSWER, &mut reader)
+            .await
+            .is_err()
+    {
+        reader.abort();
+    }
     if let End::CutOff { last_sent } = end {
         tracing::warn!(
             client = id,
