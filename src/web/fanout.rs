@@ -38,8 +38,6 @@ const MAX_LINGER: Duration = Duration::from_millis(10);
 const SPLIT_AT: usize = 64;
 /// Most records taken from the hub queue for one batch.
 const MAX_BATCH: usize = 4096;
-/// The shutdown close every client gets.
-const CLOSE_GOING_AWAY: u16 = 1001;
 
 /// One server frame's text, serialized once and shared by every client that wants it.
 #[derive(Clone)]
@@ -209,8 +207,7 @@ impl Fanout {
         let mut clients = lock(&self.clients);
         clients.closed = true;
         for (_, slot) in clients.slots.drain() {
-            slot.conn
-                .close(CLOSE_GOING_AWAY, "ongwatch is shutting down");
+            slot.conn.close_going_away();
         }
     }
 

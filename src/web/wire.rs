@@ -34,6 +34,8 @@ use super::fanout::{Batch, Frame, lock};
 const CLOSE_GRACE: Duration = Duration::from_secs(10);
 /// Close code 1008, policy violation: the client reads too slowly.
 const CLOSE_TOO_SLOW: u16 = 1008;
+/// Close code 1001, going away: the daemon is shutting down.
+const CLOSE_GOING_AWAY: u16 = 1001;
 
 /// The socket's writing half.
 pub type Writer = Box<dyn AsyncWrite + Send + Unpin>;
@@ -284,6 +286,11 @@ impl Conn {
         if matches!(out.state, State::Open | State::PeerClosing) {
             self.close_locked(&mut out, code, reason);
         }
+    }
+
+    /// The daemon is shutting down: close 1001 after the frame being written.
+    pub fn close_going_away(&self) {
+        self.close(CLOSE_GOING_AWAY, "ongwatch is shutting down");
     }
 
     /// The client sent a close frame: no more events go out, tungstenite's reply still does.

@@ -44,8 +44,7 @@ const REPLAY_BATCH: usize = 256;
 const REPLAY_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
 /// How long a client gets to answer our close frame before its socket is closed anyway.
 const CLOSE_ANSWER: std::time::Duration = std::time::Duration::from_secs(2);
-/// Close codes: 1001 going away (shutdown), 1009 message too big, 1011 error.
-const CLOSE_GOING_AWAY: u16 = 1001;
+/// Close codes: 1009 message too big, 1011 error (`wire` has 1001 and 1008).
 const CLOSE_TOO_BIG: u16 = 1009;
 const CLOSE_ERROR: u16 = 1011;
 
@@ -162,7 +161,7 @@ async fn serve(
     let (read, write) = tokio::io::split(socket);
     let conn = web.fanout.connection(Box::new(write), since.unwrap_or(0));
     let Some(registration) = web.fanout.register(filters.clone(), conn.clone()) else {
-        conn.close(CLOSE_GOING_AWAY, "ongwatch is shutting down");
+        conn.close_going_away();
         conn.run().await;
         return;
     };
