@@ -195,7 +195,12 @@ fn tail_wait_says_so_once_and_receives_events_once_a_daemon_starts() {
     let out = daemon.cli(&["trigger", "cheer", "--user", "after_wait"]);
     assert!(out.status.success(), "{out:?}");
     tail.wait_line(&["stream/support/cheers", "after_wait"]);
-    assert_eq!(tail.count_lines("waiting"), 1, "{:?}", tail.seen);
+    assert_eq!(
+        tail.count_lines("tail: waiting for the daemon"),
+        1,
+        "{:?}",
+        tail.seen
+    );
     assert!(tail.child.try_wait().unwrap().is_none(), "tail ended");
 }
 

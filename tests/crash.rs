@@ -335,7 +335,7 @@ fn config(fake: &FakeTwitch, proxy: &AuthProxy, broker_port: u16) -> String {
         "[mqtt]\nmode = \"external\"\nurl = \"mqtt://127.0.0.1:{broker_port}\"\nclient_id = \"ongwatch-crash\"\n\
          [http]\nlisten = \"127.0.0.1:0\"\n\
          [twitch]\nauth_url = \"http://{}/oauth2\"\napi_url = \"{}\"\neventsub_url = \"{}\"\n\
-         retry_initial_seconds = 0.05\nretry_max_seconds = 0.5\nkeepalive_grace_seconds = 0.3\n\
+         retry_initial_seconds = 0.05\nretry_max_seconds = 0.5\nkeepalive_grace_seconds = 2.0\n\
          [monitor]\nchannels = [\"{WATCHED}\"]\npolling_interval = 0.1\n",
         proxy.addr,
         fake.api_url(),

@@ -229,11 +229,12 @@ fn obs_killed_and_restarted_is_reconnected_and_state_republished() {
     obs.kill9();
     wait_payload(&mut sub, STATE, |p| p["state"] == "error");
     let before = payloads(&mut sub, SCENE).len();
-    obs.launch();
+    // Counted before the launch: the daemon may connect while `launch` waits for OBS.
     let states_before = payloads(&mut sub, STATE)
         .iter()
         .filter(|p| p["state"] == "connected")
         .count();
+    obs.launch();
     wait_for("a second connected state", || {
         (payloads(&mut sub, STATE)
             .iter()

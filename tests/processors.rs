@@ -79,11 +79,14 @@ fn hype_rises_through_the_thresholds_and_decays_back_with_retained_state_at_each
         let score = state["score"].as_f64().unwrap();
         assert!(score < [10.0, 30.0, 60.0, 120.0][level as usize], "{state}");
     }
+    // After the peak the meter fell one level at a time. Before it a slow machine may have let
+    // a level decay between two triggers (2 → 1 → 3), which the waits above allow.
     let levels: Vec<u64> = payloads(&mut sub, HYPE)
         .iter()
         .map(|p| p["level"].as_u64().unwrap())
         .collect();
-    assert_eq!(levels, [0, 1, 2, 3, 4, 3, 2, 1, 0]);
+    let peak = levels.iter().position(|&l| l == 4).unwrap();
+    assert_eq!(levels[peak..], [4, 3, 2, 1, 0], "{levels:?}");
 }
 
 const TOTALS: &str = "stream/synthetic/totals";

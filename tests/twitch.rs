@@ -22,7 +22,7 @@ fn default_count() -> usize {
 
 fn config(fake: &FakeTwitch) -> String {
     format!(
-        "{EPHEMERAL}[twitch]\nauth_url = \"{}\"\napi_url = \"{}\"\neventsub_url = \"{}\"\nretry_initial_seconds = 0.05\nretry_max_seconds = 0.5\nkeepalive_grace_seconds = 0.3\n",
+        "{EPHEMERAL}[twitch]\nauth_url = \"{}\"\napi_url = \"{}\"\neventsub_url = \"{}\"\nretry_initial_seconds = 0.05\nretry_max_seconds = 0.5\nkeepalive_grace_seconds = 2.0\n",
         fake.auth_url(),
         fake.api_url(),
         fake.eventsub_url()
