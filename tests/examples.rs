@@ -343,8 +343,20 @@ fn the_overlay_resumes_with_since_after_a_restart() {
         1,
         "shown once: {text}"
     );
+    // The number itself: `since=3` must not pass as `since=30`.
+    let resumed_from: Vec<u64> = overlay
+        .pump()
+        .iter()
+        .filter_map(|line| line.split("since=").nth(1))
+        .filter_map(|rest| {
+            rest.split(|c: char| !c.is_ascii_digit())
+                .next()?
+                .parse()
+                .ok()
+        })
+        .collect();
     assert!(
-        overlay.count_lines(&format!("since={first_seq}")) > 0,
+        resumed_from.contains(&first_seq),
         "the page reconnected with since={first_seq}: {:?}",
         overlay.pump()
     );

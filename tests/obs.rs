@@ -150,8 +150,16 @@ fn scene_and_outputs_are_retained_and_commands_switch_scenes() {
     wait_payload(&mut sub, "stream/obs/events/RecordStateChanged", |p| {
         p["outputActive"] == true
     });
-    other.request("StopRecord", Value::Null);
-    wait_payload(&mut sub, OUTPUTS, |p| p["recording"] == false);
+    // Only what came after the stop counts: the retained state from the start says false too.
+    let before = payloads(&mut sub, OUTPUTS).len();
+    let stopped = other.request("StopRecord", Value::Null);
+    assert_eq!(stopped["requestStatus"]["result"], true, "{stopped}");
+    wait_for("recording false after StopRecord", || {
+        payloads(&mut sub, OUTPUTS)
+            .into_iter()
+            .skip(before)
+            .find(|p| p["recording"] == false)
+    });
 
     // GetStats every 5 s, retained.
     let stats = wait_payload(&mut sub, "stream/obs/stats", |p| p["type"] == "obs_stats");

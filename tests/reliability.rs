@@ -195,6 +195,8 @@ fn garbage_on_mqtt_topics_is_logged_and_ignored() {
         logged_on(&daemon, "stream/support/cheers").pop()
     });
     assert!(logged_on(&daemon, "stream/bots/big").is_empty());
+    // Its whole output, once it stopped cleanly.
+    assert_eq!(daemon.proc.terminate(), Some(0));
     assert_eq!(daemon.proc.count_lines("panicked"), 0);
 }
 
@@ -445,6 +447,7 @@ fn a_corrupt_token_file_is_unauthorized_with_the_fix_and_never_quoted() {
     assert!(detail.contains("not a token file"), "{detail}");
     assert!(detail.contains("ongwatch auth twitch"), "{detail}");
     assert_eq!(tw.fake.stats().connections, 0);
+    daemon.proc.terminate();
     let output = daemon.proc.pump().join("\n");
     let log = std::fs::read_to_string(dir.path().join("state/events.jsonl")).unwrap();
     assert!(!output.contains("at-LEAK-77") && !log.contains("at-LEAK-77"));

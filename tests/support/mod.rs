@@ -138,12 +138,24 @@ impl Proc {
         self.pump().iter().filter(|l| l.contains(needle)).count()
     }
 
+    /// After the process exited: every line still in its pipes, so a check that something was
+    /// never printed reads the whole output. Bounded in case a grandchild holds a pipe open.
+    fn read_to_end(&mut self) {
+        let end = Instant::now() + Duration::from_secs(10);
+        while let Some(left) = end.checked_duration_since(Instant::now()) {
+            match self.lines.recv_timeout(left) {
+                Ok(line) => self.seen.push(line),
+                Err(_) => break,
+            }
+        }
+    }
+
     pub fn kill9(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 
-    /// SIGTERM, then wait for exit; returns the exit status code.
+    /// SIGTERM, then wait for exit and the rest of its output; returns the exit status code.
     pub fn terminate(&mut self) -> Option<i32> {
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
@@ -151,6 +163,7 @@ impl Proc {
         let start = Instant::now();
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
+                self.read_to_end();
                 return status.code();
             }
             if start.elapsed() > PATIENCE {
