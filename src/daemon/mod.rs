@@ -9,6 +9,7 @@
 //! ingress and closes the output queues → each output empties its queue (the log fsyncs, the
 //! MQTT bridge publishes what is left and disconnects) → the broker stops.
 
+mod mqtt;
 mod sources;
 
 use std::path::PathBuf;
@@ -26,17 +27,16 @@ use crate::event::{DaemonState, Event, EventKind, SystemState, format_time, now}
 use crate::hub::wal::{self as eventlog, EventLog};
 use crate::hub::{Hub, OverflowPolicy};
 use crate::mqtt::access::Access;
-use crate::mqtt::authority;
-use crate::mqtt::ws_front::OriginPolicy;
-use crate::mqtt::{Endpoint, MqttMode, acked, bridge, broker, inproc};
+use crate::mqtt::{MqttMode, acked};
 use crate::processors;
 use crate::processors::commands;
 use crate::sinks;
-use crate::sources::{demo, obs, trigger, twitch};
+use crate::sources::{obs, trigger, twitch};
 use crate::state::{self, Runtime};
-use crate::supervisor::{Policy, Supervised, Supervisor};
+use crate::supervisor::{Policy, Supervisor};
 use crate::web;
-use sources::{spawn_socket_sources, starting, twitch_settings};
+use mqtt::{Mqtt, Wiring};
+use sources::{Sources, twitch_settings};
 
 use crate::VERSION;
 
@@ -199,7 +199,6 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> anyhow::Resul
             }),
         )
     };
-    let system_topic = config.topic_root.topic(&channel, "system/ongwatch");
     let payload_of = |event: &Event| Bytes::from(serde_json::to_vec(event).unwrap_or_default());
 
     let mut runtime = Runtime {
@@ -213,106 +212,25 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> anyhow::Resul
         mqtt_url: None,
         http: None,
     };
-    let mut embedded = None;
-    let authority = mqtt_access.authority();
-    let origins = OriginPolicy::new(&config.mqtt.ws_origins);
-    let presence_stop = CancellationToken::new();
-    let mut presence_task = None;
-    let bridge_status = Arc::new(bridge::BridgeStatus::default());
-    let endpoint = match config.mqtt.mode {
-        MqttMode::Off => None,
-        MqttMode::Embedded => {
-            let local_login = mqtt_access.local_login().clone();
-            // The daemon is in process on its own broker (mqtt/inproc.rs), not a client of it.
-            let inbound = inproc::Inbound::new(
-                publisher.clone(),
-                bus_filters(&config, demo),
-                bridge_status.clone(),
-            );
-            let broker = broker::start(
-                config.mqtt_listen,
-                config.mqtt_ws_listen,
-                mqtt_access,
-                origins.clone(),
-                Some(Arc::new(inbound)),
-            )
-            .await?;
-            runtime.mqtt = Some(broker.tcp);
-            runtime.mqtt_ws = Some(broker.ws);
-            runtime.mqtt_ws_backend = Some(broker.ws_backend);
-            let mut endpoint = Endpoint::local(broker.tcp);
-            local_login.write(&state_dir).with_context(|| {
-                format!(
-                    "cannot write the local MQTT login to {}",
-                    state_dir.display()
-                )
-            })?;
-            local_login.use_for(&mut endpoint);
-            let (authority, publisher, root, channel, stop) = (
-                authority.clone(),
-                publisher.clone(),
-                config.topic_root.clone(),
-                channel.clone(),
-                presence_stop.clone(),
-            );
-            presence_task = Some(supervisor.spawn("presence", Policy::Restart, move || {
-                authority::publish_presence(
-                    authority.clone(),
-                    publisher.clone(),
-                    root.clone(),
-                    channel.clone(),
-                    stop.clone(),
-                )
-            }));
-            embedded = Some(broker);
-            Some(endpoint)
-        }
-        MqttMode::External => {
-            let endpoint = Endpoint::from_url(&config.mqtt_url)?;
-            runtime.mqtt_url = Some(endpoint.to_string());
-            Some(endpoint)
-        }
+    let wiring = Wiring {
+        config: &config,
+        state_dir: &state_dir,
+        supervisor: &supervisor,
+        publisher: &publisher,
+        channel: &channel,
+        filters: bus_filters(&config, demo),
+        queue: mqtt_queue,
+        acked_seq,
+        online: payload_of(&system_event(DaemonState::Online)),
+        offline: payload_of(&system_event(DaemonState::Offline)),
     };
-    let bridge_task = match (endpoint, mqtt_queue, &embedded) {
-        (Some(_), Some(queue), Some(broker)) => Some(supervisor.spawn_once(
-            "mqtt_bridge",
-            inproc::run(
-                broker.link(),
-                config.mqtt.client_id.clone(),
-                state_dir.clone(),
-                acked_seq,
-                queue,
-                bridge_status.clone(),
-            ),
-        )),
-        (Some(endpoint), Some(queue), None) => {
-            let options = bridge::BridgeOptions {
-                endpoint,
-                client_id: config.mqtt.client_id.clone(),
-                subscribe: bus_filters(&config, demo),
-                system_topic: system_topic.clone(),
-                online: payload_of(&system_event(DaemonState::Online)),
-                offline: payload_of(&system_event(DaemonState::Offline)),
-                // The embedded broker refuses bots there itself; `ongwatch replay` may publish
-                // there as the daemon's own login. An external broker is not ours to trust.
-                refuse_reserved: (config.mqtt.mode == MqttMode::External)
-                    .then(|| authority.rules().clone()),
-                state_dir: state_dir.clone(),
-                acked_seq,
-            };
-            Some(supervisor.spawn_once(
-                "mqtt_bridge",
-                bridge::run(options, queue, publisher.clone(), bridge_status.clone()),
-            ))
-        }
-        _ => None,
-    };
+    let mut mqtt = Mqtt::start(wiring, mqtt_access, &mut runtime).await?;
 
     let trigger_context = trigger::Context {
         channel: channel.clone(),
         broadcaster_id: "0".into(),
     };
-    let sources = CancellationToken::new();
+    let mut sources = Sources::new();
     let (chat, chat_handles) = chat::Chat::start(
         chat::ChatSettings::from_config(
             &config.chat,
@@ -322,13 +240,14 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> anyhow::Resul
             channel.clone(),
         ),
         publisher.clone(),
-        sources.clone(),
+        sources.token(),
     );
-    let chat_tasks: Vec<Supervised> = ["chat_irc", "chat_dispatch", "chat_state"]
-        .into_iter()
-        .zip(chat_handles)
-        .map(|(name, handle)| supervisor.watch(name, handle))
-        .collect();
+    sources.watch(
+        ["chat_irc", "chat_dispatch", "chat_state"]
+            .into_iter()
+            .zip(chat_handles)
+            .map(|(name, handle)| supervisor.watch(name, handle)),
+    );
     let obs_settings =
         obs::Settings::from_config(&config.obs, &credentials, &config.environment, &channel);
     let (obs_tx, obs_rx) = obs::Commands::channel();
@@ -364,7 +283,7 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> anyhow::Resul
     );
     // Polling stops with the sources; the task ends when the hub closes its queue.
     processor_tasks.extend(monitor.map(|(queue, settings)| {
-        let (publisher, stop) = (publisher.clone(), sources.clone());
+        let (publisher, stop) = (publisher.clone(), sources.token());
         supervisor.spawn("monitor", Policy::Restart, move || {
             processors::monitor::run(
                 queue.clone(),
@@ -374,58 +293,29 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> anyhow::Resul
             )
         })
     }));
-    let demo_task = demo.then(|| {
-        let (publisher, stop, rate) = (publisher.clone(), sources.clone(), config.demo.rate);
+    if demo {
         let context = trigger::Context {
             channel: config.demo.channel.clone(),
             ..trigger_context.clone()
         };
-        supervisor.spawn("demo", Policy::Restart, move || {
-            demo::run(publisher.clone(), context.clone(), rate, stop.clone())
-        })
-    });
-
+        sources.start_demo(&supervisor, &publisher, context, config.demo.rate);
+    }
     let logins = Arc::new(twitch::auth::logins::Logins::from_config(
         config.twitch_env(),
         &credentials,
         &state_dir,
     ));
-    let twitch_task = match twitch_source {
-        Some(settings) => Some({
-            starting(&publisher, twitch::eventsub::PROVIDER, &channel).await;
-            let settings = twitch::source::Settings {
-                relogin: Some(logins.stored()),
-                ..settings
-            };
-            let (publisher, stop) = (publisher.clone(), sources.clone());
-            supervisor.spawn("twitch", Policy::Restart, move || {
-                twitch::source::run(settings.clone(), publisher.clone(), stop.clone())
-            })
-        }),
-        None => None,
-    };
-
-    let (socket_tasks, forwarders) = spawn_socket_sources(
-        &supervisor,
-        &config,
-        &credentials,
-        &channel,
-        &publisher,
-        &sources,
-    )
-    .await;
-    let obs_task = obs_settings.map(|settings| {
-        let (publisher, stop) = (publisher.clone(), sources.clone());
-        let commands = Arc::new(tokio::sync::Mutex::new(obs_rx));
-        supervisor.spawn("obs", Policy::Restart, move || {
-            obs::run(
-                settings.clone(),
-                publisher.clone(),
-                commands.clone(),
-                stop.clone(),
-            )
-        })
+    let twitch_source = twitch_source.map(|settings| twitch::source::Settings {
+        relogin: Some(logins.stored()),
+        ..settings
     });
+    let twitch_runs = sources
+        .start_twitch(&supervisor, &publisher, &channel, twitch_source)
+        .await;
+    sources
+        .start_sockets(&supervisor, &config, &credentials, &channel, &publisher)
+        .await;
+    sources.start_obs(&supervisor, &publisher, obs_settings, obs_rx);
 
     let web_server = web::start(
         web::WebOptions {
@@ -444,18 +334,7 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> anyhow::Resul
             sinks: output_status,
             history,
             hub: hub_counters,
-            mqtt: web::MqttInfo {
-                mode: match config.mqtt.mode {
-                    MqttMode::Embedded => "embedded",
-                    MqttMode::External => "external",
-                    MqttMode::Off => "off",
-                },
-                tcp: runtime.mqtt,
-                ws: runtime.mqtt_ws,
-                url: runtime.mqtt_url.clone(),
-                bridge: bridge_task.is_some().then(|| bridge_status.clone()),
-                authority: embedded.is_some().then(|| authority.clone()),
-            },
+            mqtt: mqtt.info(&runtime),
             logins,
             tasks: supervisor.clone(),
         },
@@ -463,15 +342,13 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> anyhow::Resul
     )
     .await?;
     runtime.http = Some(web_server.addr);
-    origins
-        .http_port
-        .store(web_server.addr.port(), std::sync::atomic::Ordering::Relaxed);
+    mqtt.allow_dashboard(web_server.addr.port());
 
     publisher
         .event(system_event(DaemonState::Online))
         .await
         .ok();
-    if twitch_task.is_none() {
+    if !twitch_runs {
         twitch::source::disabled(&publisher, &channel, &config.environment).await;
     }
     runtime
@@ -507,31 +384,8 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> anyhow::Resul
             });
         }
     }
-    sources.cancel();
-    if let Some(task) = demo_task {
-        task.wait().await;
-    }
-    if let Some(task) = twitch_task {
-        task.wait().await;
-    }
-    for task in chat_tasks {
-        task.wait().await;
-    }
-    for task in socket_tasks {
-        task.wait().await;
-    }
-    for task in forwarders {
-        let _ = task.await;
-    }
-    // Closes its socket to OBS cleanly (close code 1000) before the bus drains.
-    if let Some(task) = obs_task {
-        task.wait().await;
-    }
-    // Presence holds a publisher: stop it before the hub drains.
-    presence_stop.cancel();
-    if let Some(task) = presence_task {
-        task.wait().await;
-    }
+    sources.stop().await;
+    mqtt.stop_presence().await;
     // The sources are done: reports still waiting for an EventSub twin go out now.
     crosscheck_stop.cancel();
     if let Some(task) = crosscheck_task {
@@ -550,9 +404,7 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> anyhow::Resul
     }
     log_task.wait().await;
     outputs.finish().await;
-    if let Some(task) = bridge_task {
-        task.wait().await;
-    }
+    mqtt.finish_bridge().await;
     web_server.stop().await;
     // Its queue is closed; a chat send still waiting for its result is not waited for.
     if tokio::time::timeout(COMMANDS_GRACE, commands_task.wait())
@@ -561,7 +413,8 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> anyhow::Resul
     {
         tracing::warn!("the command processor was still busy at shutdown; left unfinished");
     }
-    drop(embedded);
+    // The embedded broker stops last.
+    drop(mqtt);
     Runtime::remove(&state_dir);
     tracing::info!("stopped");
     match supervisor.fatal_reason() {
