@@ -645,15 +645,19 @@ fn a_client_that_does_not_read_is_cut_off_and_never_slows_the_others() {
         publish(&daemon, topic, json!({"n": published, "padding": padding}));
         published += 1;
         both_have(published);
-        if published % 20 == 0 {
+        if published % 4 == 0 {
             let status = get(&daemon, "/api/status").json();
             if status["websocket"]["cut_off"] == 1 {
                 break status;
             }
         }
-        assert!(published < 20_000, "the stalled client was never cut off");
+        assert!(published < 1_000, "the stalled client was never cut off");
     };
     assert_eq!(cut["websocket"]["clients"], 2);
+    // What a stalled client holds is bounded in the kernel too: its 16 frames, the daemon's
+    // send buffer (128 KiB) and its own 8 KiB window make about 25 publishes of 16 KiB. Left
+    // to autotuning, the send buffer grows to 4 MiB and takes hundreds.
+    assert!(published <= 60, "cut off only after {published} publishes");
     publish(&daemon, topic, json!({"last": true}));
 
     let expected = wait_for("every publish in the event log", || {

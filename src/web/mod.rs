@@ -115,6 +115,10 @@ pub struct WebServer {
     stop: CancellationToken,
 }
 
+/// Each connection's kernel send buffer (Linux doubles it). Left to autotuning it grows to
+/// 4 MiB for a client that stopped reading, beyond `[http] client_queue`'s bound; this is ample
+/// for a live feed and lets a stalled client reach its bound and be cut off within seconds.
+const SEND_BUFFER: usize = 64 * 1024;
 /// How long the server waits for open requests once the clients were told to go.
 const STOP_PATIENCE: Duration = Duration::from_secs(5);
 
@@ -176,6 +180,7 @@ pub async fn start(
     // Frames are small and latency matters: no Nagle delay (with a peer's delayed ACK, 40 ms).
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
         let _ = tcp.set_nodelay(true);
+        let _ = socket2::SockRef::from(&*tcp).set_send_buffer_size(SEND_BUFFER);
     });
     let server = axum::serve(
         listener,
