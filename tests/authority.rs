@@ -11,7 +11,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Command, Output};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use support::*;
@@ -169,7 +169,7 @@ fn nobody_can_speak_for_twitch() {
             .proc
             .seen
             .iter()
-            .any(|l| l.contains("amount") && l.contains("100000")),
+            .any(|l| l.contains("twitch:spoofed")),
         "a refusal never logs the payload"
     );
 }
@@ -272,16 +272,26 @@ fn a_topic_is_free_again_sixty_seconds_after_its_owner_left() {
     let port = daemon.mqtt_port();
     let first = pub_v(port, "mqttv5", "first", "stream/synthetic/crowd", "1");
     assert!(first.status.success(), "{}", output_text(&first));
+    let left = Instant::now();
     let second = pub_v(port, "mqttv5", "second", "stream/synthetic/crowd", "2");
     assert_refused(&second);
     // The owner's grace is a minute of real time; the broker has no clock to move. It runs from
     // when the daemon saw the owner go, a moment after its publish returned: asked again until
-    // the broker takes it.
+    // the broker takes it, with room for a slow machine but not for a longer grace.
     std::thread::sleep(Duration::from_secs(60));
-    wait_for("the topic to be free after the owner's minute", || {
+    loop {
         let second = pub_v(port, "mqttv5", "second", "stream/synthetic/crowd", "2");
-        second.status.success().then_some(())
-    });
+        if second.status.success() {
+            break;
+        }
+        assert!(
+            left.elapsed() < Duration::from_secs(75),
+            "still refused {:?} after the owner left: {}",
+            left.elapsed(),
+            output_text(&second)
+        );
+        std::thread::sleep(OFTEN);
+    }
     // Presence goes out through the hub after the broker took the publish: wait for it rather
     // than read the first retained copy, which may still be the one from the connect.
     wait_for("the second client's presence to own the topic", || {

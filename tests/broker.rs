@@ -33,7 +33,7 @@ fn retained_messages_reach_late_subscribers_until_cleared() {
         r#"{"bpm":90}"#,
         &["-i", "bpm"],
     );
-    fresh.wait_line(&["stream/synthetic/bpm", "90"]);
+    fresh.wait_line(&[r#"stream/synthetic/bpm {"bpm":90}"#]);
     // The whole payload: the readiness probe's random topic may contain the digits "128".
     assert_eq!(fresh.count_lines(r#"{"bpm":128}"#), 0, "{:?}", fresh.pump());
 }

@@ -654,9 +654,9 @@ fn a_client_that_does_not_read_is_cut_off_and_never_slows_the_others() {
         assert!(published < 1_000, "the stalled client was never cut off");
     };
     assert_eq!(cut["websocket"]["clients"], 2);
-    // What a stalled client holds is bounded in the kernel too: its 16 frames, the daemon's
-    // send buffer (128 KiB) and its own 8 KiB window make about 25 publishes of 16 KiB. Left
-    // to autotuning, the send buffer grows to 4 MiB and takes hundreds.
+    // What a stalled client holds is bounded in the kernel too: its 16 frames, at most 128 KiB
+    // unsent in the daemon's socket and its own 8 KiB window make about 25 publishes of 16 KiB.
+    // Without that limit the autotuned send buffer grows to 4 MiB and takes hundreds.
     assert!(published <= 60, "cut off only after {published} publishes");
     publish(&daemon, topic, json!({"last": true}));
 

@@ -1,13 +1,16 @@
 //! `ongwatch run`: wires sources, the hub and the outputs together, and takes them down in
 //! an order that loses nothing.
 //!
-//! Start-up: state dir → event log (recovers `seq` and recent ids) → hub, with what the broker
-//! had not acknowledged before a crash queued for MQTT again → MQTT (embedded broker or
-//! external) → outputs → a fresh state per configured provider → sources → `runtime.json` →
+//! Start-up: state dir → event log (recovers `seq` and recent ids) → hub and its outputs, with
+//! what the broker had not acknowledged before a crash queued for MQTT again → MQTT (embedded
+//! broker or external, `mqtt.rs`) → chat, commands, processors → a fresh state per configured
+//! provider and the sources (`sources.rs`) → web server → online state → `runtime.json` →
 //! "ready".
-//! Shutdown (SIGINT/SIGTERM): sources stop → the offline state is queued → the hub drains its
+//! Shutdown (SIGINT/SIGTERM, or a failed `stop_daemon` task): sources stop → bot presence stops
+//! → cross-checked reports still held go out → the offline state is queued → the hub drains its
 //! ingress and closes the output queues → each output empties its queue (the log fsyncs, the
-//! MQTT bridge publishes what is left and disconnects) → the broker stops.
+//! MQTT bridge publishes what is left and disconnects) → web server → commands → the broker
+//! stops.
 
 mod mqtt;
 mod sources;

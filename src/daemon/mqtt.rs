@@ -80,6 +80,7 @@ impl Mqtt {
             authority: authority.clone(),
             origins: OriginPolicy::new(&config.mqtt.ws_origins),
         };
+        debug_assert_eq!(queue.is_some(), config.mqtt.mode != MqttMode::Off);
         let Some(queue) = queue else {
             return Ok(mqtt);
         };
@@ -148,8 +149,9 @@ impl Mqtt {
                     system_topic: config.topic_root.topic(channel, "system/ongwatch"),
                     online,
                     offline,
-                    // The embedded broker refuses bots there itself; an external broker is not
-                    // ours to trust.
+                    // The embedded broker refuses bots there itself (and `ongwatch replay` may
+                    // publish there as the daemon's own login); an external broker is not ours
+                    // to trust.
                     refuse_reserved: Some(mqtt.authority.rules().clone()),
                     state_dir: state_dir.to_owned(),
                     acked_seq,

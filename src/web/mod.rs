@@ -115,10 +115,12 @@ pub struct WebServer {
     stop: CancellationToken,
 }
 
-/// Each connection's kernel send buffer (Linux doubles it). Left to autotuning it grows to
-/// 4 MiB for a client that stopped reading, beyond `[http] client_queue`'s bound; this is ample
-/// for a live feed and lets a stalled client reach its bound and be cut off within seconds.
-const SEND_BUFFER: usize = 64 * 1024;
+/// The most a connection's kernel send queue holds that is not yet sent (`TCP_NOTSENT_LOWAT`).
+/// Without it a client that stopped reading soaks up to 4 MiB of autotuned send buffer before
+/// `[http] client_queue` starts to count; with it, it reaches its bound and is cut off within
+/// seconds. Data in flight is not counted, so a distant client's throughput is not capped.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const UNSENT_LIMIT: u32 = 128 * 1024;
 /// How long the server waits for open requests once the clients were told to go.
 const STOP_PATIENCE: Duration = Duration::from_secs(5);
 
@@ -180,7 +182,8 @@ pub async fn start(
     // Frames are small and latency matters: no Nagle delay (with a peer's delayed ACK, 40 ms).
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
         let _ = tcp.set_nodelay(true);
-        let _ = socket2::SockRef::from(&*tcp).set_send_buffer_size(SEND_BUFFER);
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        let _ = socket2::SockRef::from(&*tcp).set_tcp_notsent_lowat(UNSENT_LIMIT);
     });
     let server = axum::serve(
         listener,
