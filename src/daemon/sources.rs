@@ -118,14 +118,9 @@ impl Sources {
             &config.environment,
             channel,
         ) {
-            starting(publisher, streamlabs::PROVIDER, channel).await;
-            let (out, forwarder) = forward(publisher.clone());
-            let stop = self.stop.clone();
-            self.tasks
-                .push(supervisor.spawn("streamlabs", Policy::Restart, move || {
-                    streamlabs::run(settings.clone(), token.clone(), out.clone(), stop.clone())
-                }));
-            self.forwarders.push(forwarder);
+            let run = move |out, stop| streamlabs::run(settings.clone(), token.clone(), out, stop);
+            self.start_forwarded(supervisor, publisher, channel, streamlabs::PROVIDER, run)
+                .await;
         }
         if let Some((settings, credential)) = streamelements::Settings::from_config(
             &config.streamelements,
@@ -133,21 +128,41 @@ impl Sources {
             &config.environment,
             channel,
         ) {
-            starting(publisher, streamelements::PROVIDER, channel).await;
-            let (out, forwarder) = forward(publisher.clone());
-            let stop = self.stop.clone();
-            self.tasks.push(
-                supervisor.spawn("streamelements", Policy::Restart, move || {
-                    streamelements::run(
-                        settings.clone(),
-                        credential.clone(),
-                        out.clone(),
-                        stop.clone(),
-                    )
-                }),
-            );
-            self.forwarders.push(forwarder);
+            let run = move |out, stop| {
+                streamelements::run(settings.clone(), credential.clone(), out, stop)
+            };
+            self.start_forwarded(
+                supervisor,
+                publisher,
+                channel,
+                streamelements::PROVIDER,
+                run,
+            )
+            .await;
         }
+    }
+
+    /// `provider`'s `connecting` state, then its supervised task named after it, whose events
+    /// a task of their own forwards into the hub.
+    async fn start_forwarded<F, Fut>(
+        &mut self,
+        supervisor: &Supervisor,
+        publisher: &Publisher,
+        channel: &str,
+        provider: &str,
+        run: F,
+    ) where
+        F: Fn(mpsc::Sender<Event>, CancellationToken) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        starting(publisher, provider, channel).await;
+        let (out, forwarder) = forward(publisher.clone());
+        let stop = self.stop.clone();
+        self.tasks
+            .push(supervisor.spawn(provider, Policy::Restart, move || {
+                run(out.clone(), stop.clone())
+            }));
+        self.forwarders.push(forwarder);
     }
 
     /// Stops every source and waits until each ended and what it sent is in the hub. OBS
