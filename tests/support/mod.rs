@@ -4,7 +4,7 @@
 #![allow(dead_code)] // each test binary uses a different part of this module
 
 use std::io::{BufRead, BufReader};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -300,12 +300,29 @@ pub struct Mosquitto {
 }
 
 impl Mosquitto {
+    /// On a free port; on another one if something took it before mosquitto bound it.
     pub fn start(dir: &Path) -> Self {
-        Self::start_on(dir, free_port())
+        let mut tries = 3;
+        loop {
+            match Self::try_start_on(dir, free_port()) {
+                Ok(broker) => return broker,
+                Err(output) if tries > 1 => {
+                    tries -= 1;
+                    eprintln!("mosquitto did not start, trying another port: {output:?}");
+                }
+                Err(output) => panic!("mosquitto exited before it listened: {output:?}"),
+            }
+        }
     }
 
     /// (Re)starts on a given port, e.g. after `stop`, keeping its persistence file.
     pub fn start_on(dir: &Path, port: u16) -> Self {
+        Self::try_start_on(dir, port)
+            .unwrap_or_else(|output| panic!("mosquitto exited before it listened: {output:?}"))
+    }
+
+    /// Its output if it exited before listening (its port taken, say).
+    fn try_start_on(dir: &Path, port: u16) -> Result<Self, Vec<String>> {
         std::fs::create_dir_all(dir).expect("mosquitto dir");
         // Started as root, mosquitto drops to its own user and must still write its database.
         #[cfg(unix)]
@@ -317,23 +334,32 @@ impl Mosquitto {
         std::fs::write(
             &conf,
             format!(
-                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location {}/\nautosave_interval 1\nmax_queued_messages 100000\nlog_dest stderr\nlog_type error\nlog_type warning\n",
+                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location {}/\nautosave_interval 1\nmax_queued_messages 100000\nlog_dest stderr\nlog_type error\nlog_type warning\nlog_type information\n",
                 dir.display()
             ),
         )
         .expect("mosquitto conf");
-        let proc = Proc::spawn(
+        let mut proc = Proc::spawn(
             "mosquitto",
             Command::new(mosquitto_binary()).arg("-c").arg(&conf),
         );
-        wait_for("mosquitto to listen", || {
-            TcpStream::connect(("127.0.0.1", port)).ok()
+        // It says "running" once its listener is open (log_type information); a connection to
+        // the port could be answered by another process that took it.
+        let exited = wait_for("mosquitto to listen", || {
+            if proc.count_lines(" running") > 0 {
+                return Some(false);
+            }
+            matches!(proc.child.try_wait(), Ok(Some(_))).then_some(true)
         });
-        Self {
+        if exited {
+            proc.read_to_end();
+            return Err(proc.seen.clone());
+        }
+        Ok(Self {
             proc,
             port,
             dir: dir.to_path_buf(),
-        }
+        })
     }
 
     /// Clean stop (SIGTERM), so it writes its persistence file.
