@@ -508,13 +508,13 @@ impl Ngircd {
         } else {
             "ngircd"
         };
-        let proc = Proc::spawn(
+        let mut proc = Proc::spawn(
             "ngircd",
             Command::new(binary).arg("-n").arg("-f").arg(&conf),
         );
-        wait_for("ngircd to listen", || {
-            TcpStream::connect(("127.0.0.1", port)).ok()
-        });
+        if let Err(output) = proc.wait_ready("Now listening on") {
+            panic!("ngircd exited before it listened on {port}: {output:?}");
+        }
         Self { proc, port }
     }
 

@@ -5,7 +5,7 @@
 mod support;
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -478,7 +478,7 @@ struct RedisServer {
 
 impl RedisServer {
     fn start(dir: &Path, port: u16) -> Self {
-        let proc = Proc::spawn(
+        let mut proc = Proc::spawn(
             "redis-server",
             Command::new("redis-server")
                 .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
@@ -486,9 +486,9 @@ impl RedisServer {
                 .arg("--dir")
                 .arg(dir),
         );
-        wait_for("redis-server to listen", || {
-            TcpStream::connect(("127.0.0.1", port)).ok()
-        });
+        if let Err(output) = proc.wait_ready("Ready to accept connections") {
+            panic!("redis-server exited before it listened on {port}: {output:?}");
+        }
         Self { proc, port }
     }
 
@@ -620,10 +620,10 @@ fn nats_server_with(port: u16, mode: impl FnOnce(&mut Command)) -> Proc {
     });
     command.args(["-a", "127.0.0.1", "-p", &port.to_string()]);
     mode(&mut command);
-    let proc = Proc::spawn("nats-server", &mut command);
-    wait_for("nats-server to listen", || {
-        TcpStream::connect(("127.0.0.1", port)).ok()
-    });
+    let mut proc = Proc::spawn("nats-server", &mut command);
+    if let Err(output) = proc.wait_ready("Server is ready") {
+        panic!("nats-server exited before it listened on {port}: {output:?}");
+    }
     proc
 }
 

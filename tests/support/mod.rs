@@ -150,6 +150,24 @@ impl Proc {
         }
     }
 
+    /// Waits until a server says `ready` (its listener is open); its whole output if it exited
+    /// first (its port taken, say). Waiting for the port to answer instead could find another
+    /// process that took the port meanwhile.
+    pub fn wait_ready(&mut self, ready: &str) -> Result<(), Vec<String>> {
+        let name = self.name.clone();
+        let exited = wait_for(&format!("{name} to say {ready:?}"), || {
+            if self.count_lines(ready) > 0 {
+                return Some(false);
+            }
+            matches!(self.child.try_wait(), Ok(Some(_))).then_some(true)
+        });
+        if exited {
+            self.read_to_end();
+            return Err(self.seen.clone());
+        }
+        Ok(())
+    }
+
     pub fn kill9(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -343,18 +361,8 @@ impl Mosquitto {
             "mosquitto",
             Command::new(mosquitto_binary()).arg("-c").arg(&conf),
         );
-        // It says "running" once its listener is open (log_type information); a connection to
-        // the port could be answered by another process that took it.
-        let exited = wait_for("mosquitto to listen", || {
-            if proc.count_lines(" running") > 0 {
-                return Some(false);
-            }
-            matches!(proc.child.try_wait(), Ok(Some(_))).then_some(true)
-        });
-        if exited {
-            proc.read_to_end();
-            return Err(proc.seen.clone());
-        }
+        // It says "running" once its listener is open (log_type information).
+        proc.wait_ready(" running")?;
         Ok(Self {
             proc,
             port,
