@@ -512,9 +512,7 @@ impl Ngircd {
             "ngircd",
             Command::new(binary).arg("-n").arg("-f").arg(&conf),
         );
-        if let Err(output) = proc.wait_ready("Now listening on") {
-            panic!("ngircd exited before it listened on {port}: {output:?}");
-        }
+        proc.expect_ready("Now listening on");
         Self { proc, port }
     }
 

@@ -486,9 +486,7 @@ impl RedisServer {
                 .arg("--dir")
                 .arg(dir),
         );
-        if let Err(output) = proc.wait_ready("Ready to accept connections") {
-            panic!("redis-server exited before it listened on {port}: {output:?}");
-        }
+        proc.expect_ready("Ready to accept connections");
         Self { proc, port }
     }
 
@@ -621,9 +619,7 @@ fn nats_server_with(port: u16, mode: impl FnOnce(&mut Command)) -> Proc {
     command.args(["-a", "127.0.0.1", "-p", &port.to_string()]);
     mode(&mut command);
     let mut proc = Proc::spawn("nats-server", &mut command);
-    if let Err(output) = proc.wait_ready("Server is ready") {
-        panic!("nats-server exited before it listened on {port}: {output:?}");
-    }
+    proc.expect_ready("Server is ready");
     proc
 }
 

@@ -168,6 +168,13 @@ impl Proc {
         Ok(())
     }
 
+    /// [`Proc::wait_ready`], failing the test with the server's output if it exited first.
+    pub fn expect_ready(&mut self, ready: &str) {
+        if let Err(output) = self.wait_ready(ready) {
+            panic!("{} exited before it listened: {output:?}", self.name);
+        }
+    }
+
     pub fn kill9(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
