@@ -80,13 +80,8 @@ impl Mqtt {
             authority: authority.clone(),
             origins: OriginPolicy::new(&config.mqtt.ws_origins),
         };
-        debug_assert_eq!(queue.is_some(), config.mqtt.mode != MqttMode::Off);
-        let Some(queue) = queue else {
-            return Ok(mqtt);
-        };
-        match config.mqtt.mode {
-            MqttMode::Off => {}
-            MqttMode::Embedded => {
+        match (config.mqtt.mode, queue) {
+            (MqttMode::Embedded, Some(queue)) => {
                 let local_login = access.local_login().clone();
                 // The daemon is in process on its own broker (mqtt/inproc.rs), not a client of it.
                 let inbound =
@@ -139,7 +134,7 @@ impl Mqtt {
                 ));
                 mqtt.broker = Some(broker);
             }
-            MqttMode::External => {
+            (MqttMode::External, Some(queue)) => {
                 let endpoint = Endpoint::from_url(&config.mqtt_url)?;
                 runtime.mqtt_url = Some(endpoint.to_string());
                 let options = bridge::BridgeOptions {
@@ -166,6 +161,8 @@ impl Mqtt {
                     ),
                 ));
             }
+            // `mode = "off"`: the hub has no `mqtt` output.
+            _ => {}
         }
         Ok(mqtt)
     }
