@@ -268,10 +268,9 @@ impl Fanout {
             tokio::spawn(async move { fanout.write(half, &batches) })
         });
         let mut gone = self.write(targets, &batches);
-        if let Some(Ok(more)) = match other_half {
-            Some(task) => Some(task.await),
-            None => None,
-        } {
+        if let Some(task) = other_half
+            && let Ok(more) = task.await
+        {
             gone.extend(more);
         }
         if !gone.is_empty() {

@@ -189,7 +189,7 @@ impl Conn {
                 written_chunks: 0,
                 flush_waiters: false,
             }),
-            limit: limit.max(1),
+            limit,
             sent,
             wake: Notify::new(),
             flushed: Notify::new(),
@@ -253,12 +253,12 @@ impl Conn {
         self.written(ticket).await
     }
 
-    /// Waits until everything queued so far is written; `false` once the connection is ending.
-    /// The reading side waits here before each client frame, so a client that does not read
-    /// is not read either (its pongs and replies cannot pile up).
-    pub async fn drained(&self) -> bool {
+    /// Waits until everything queued so far is written, or the connection is ending. The
+    /// reading side waits here before each client frame, so a client that does not read is
+    /// not read either (its pongs and replies cannot pile up).
+    pub async fn drained(&self) {
         let ticket = lock(&self.out).queued_chunks;
-        self.written(ticket).await
+        self.written(ticket).await;
     }
 
     async fn written(&self, ticket: u64) -> bool {
@@ -308,14 +308,13 @@ impl Conn {
     pub fn reader_done(&self) {
         let mut out = lock(&self.out);
         match out.state {
-            State::PeerClosing => out.state = State::Closing,
-            State::Open => {
-                out.state = State::Gone;
-                drop_untouched(&mut out);
+            State::PeerClosing => {
+                out.state = State::Closing;
+                self.ending();
             }
-            State::Closing | State::Gone => return,
+            State::Open => self.gone(&mut out),
+            State::Closing | State::Gone => {}
         }
-        self.ending();
     }
 
     /// Event frames waiting for this client (queued or held), for `/metrics`.
@@ -332,17 +331,13 @@ impl Conn {
                 let mut out = lock(&self.out);
                 let written = self.write_queued(&mut out, cx);
                 if let Poll::Ready(Err(_)) = written {
-                    out.state = State::Gone;
-                    drop_untouched(&mut out);
-                    self.ending();
+                    self.gone(&mut out);
                 }
+                let cut = out.cut_after.map(|last_sent| End::CutOff { last_sent });
                 match (out.state, written) {
                     (State::Gone, _) => return Poll::Ready(End::ClientGone),
                     (State::Closing, Poll::Ready(_)) => {
-                        return Poll::Ready(match out.cut_after {
-                            Some(last_sent) => End::CutOff { last_sent },
-                            None => End::Closed,
-                        });
+                        return Poll::Ready(cut.unwrap_or(End::Closed));
                     }
                     _ => {}
                 }
@@ -350,10 +345,7 @@ impl Conn {
                     let grace =
                         grace.get_or_insert_with(|| Box::pin(tokio::time::sleep(CLOSE_GRACE)));
                     if grace.as_mut().poll(cx).is_ready() {
-                        return Poll::Ready(match out.cut_after {
-                            Some(last_sent) => End::CutOff { last_sent },
-                            None => End::ClientGone,
-                        });
+                        return Poll::Ready(cut.unwrap_or(End::ClientGone));
                     }
                 }
                 drop(out);
@@ -380,11 +372,7 @@ impl Conn {
             let mut cx = Context::from_waker(Waker::noop());
             match self.write_queued(out, &mut cx) {
                 Poll::Ready(Ok(())) => return,
-                Poll::Ready(Err(_)) => {
-                    out.state = State::Gone;
-                    drop_untouched(out);
-                    self.ending();
-                }
+                Poll::Ready(Err(_)) => self.gone(out),
                 Poll::Pending => {}
             }
         }
@@ -447,6 +435,13 @@ impl Conn {
         self.ending();
     }
 
+    /// The socket failed or the client went without a close: nothing more is written.
+    fn gone(&self, out: &mut Out) {
+        out.state = State::Gone;
+        drop_untouched(out);
+        self.ending();
+    }
+
     fn ending(&self) {
         self.wake.notify_one();
         self.flushed.notify_waiters();
@@ -455,16 +450,15 @@ impl Conn {
     /// Frames tungstenite writes itself on the reading side: pongs, the reply to a close.
     fn push_control(&self, bytes: &[u8]) {
         let mut out = lock(&self.out);
-        match out.state {
-            State::Open => self.enqueue(&mut out, Chunk::control(Bytes::copy_from_slice(bytes))),
-            // After the client's close, tungstenite's next write is its reply: nothing may
-            // follow it, not even a close of our own.
-            State::PeerClosing => {
-                self.enqueue(&mut out, Chunk::control(Bytes::copy_from_slice(bytes)));
-                out.state = State::Closing;
-                self.ending();
-            }
-            State::Closing | State::Gone => {}
+        if !matches!(out.state, State::Open | State::PeerClosing) {
+            return;
+        }
+        self.enqueue(&mut out, Chunk::control(Bytes::copy_from_slice(bytes)));
+        // After the client's close, tungstenite's next write is its reply: nothing may follow
+        // it, not even a close of our own.
+        if out.state == State::PeerClosing {
+            out.state = State::Closing;
+            self.ending();
         }
     }
 }
